@@ -1,0 +1,58 @@
+//! `kiln`: the command line of Kiln, a self-hosted ML lifecycle platform whose scoring logic runs
+//! as WebAssembly components. `kiln serve` loads scoring components and serves them as HTTP
+//! prediction endpoints, with Prometheus metrics on a separate listener.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Kiln: WebAssembly scoring components served as HTTP prediction endpoints.
+#[derive(Parser)]
+#[command(name = "kiln", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KILN_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve scoring components as prediction endpoints (OIP v2, KServe v1, MLflow, Azure ML).
+    Serve(serve::ServeArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! `kiln serve`: load deployments, serve predictions and metrics, shut down gracefully.
+
+use crate::config::{self, DeploymentConfig, FileConfig, LimitsConfig};
+use anyhow::{Context, Result};
+use clap::Args;
+use kiln_dataplane::{AppState, Dataplane, Deployment, ServerLimits};
+use kiln_engine::{Allocation, Artifacts, EngineConfig, Model, ModelSpec, ScoringEngine};
+use kiln_metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Flags of `kiln serve`; they override the config file.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address of the prediction listener.
+    #[arg(long, env = "KILN_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Address of the Prometheus metrics listener.
+    #[arg(long, env = "KILN_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// A deployment: NAME=PATH.wasm[,artifacts=DIR][,version=V][,config=TEXT]. Repeatable.
+    #[arg(long = "deploy", value_name = "NAME=PATH")]
+    deploy: Vec<String>,
+    /// A TOML config file (unknown keys are rejected); flags override it.
+    #[arg(long, short = 'c', env = "KILN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the compiled-component cache (default: ~/.cache/kiln/compiled).
+    #[arg(long, env = "KILN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh and write no cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Allocate instances on demand instead of from the pooling allocator.
+    #[arg(long)]
+    on_demand: bool,
+    /// A key that model and prediction routes require as `Authorization: Bearer <key>`.
+    /// Repeatable; without any, those routes are open.
+    #[arg(long = "api-key", env = "KILN_API_KEY", value_delimiter = ',')]
+    api_keys: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Most tensor elements in one request.
+    #[arg(long)]
+    max_elements: Option<usize>,
+    /// Linear memory per instance, in MiB.
+    #[arg(long)]
+    memory_mb: Option<usize>,
+    /// Deadline of one prediction inside the component, in ms.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Instances (and so concurrent predictions) per deployment.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Requests that may wait for an instance per deployment; more get 503 at once.
+    #[arg(long)]
+    queue: Option<usize>,
+    /// On SIGTERM/SIGINT, how long readiness reads false before the listener closes, in ms.
+    #[arg(long)]
+    shutdown_delay_ms: Option<u64>,
+}
+
+struct Resolved {
+    addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    cache_dir: Option<PathBuf>,
+    on_demand: bool,
+    api_keys: Vec<String>,
+    server_limits: ServerLimits,
+    shutdown_delay: Duration,
+    deployments: Vec<(DeploymentConfig, kiln_engine::InstanceLimits)>,
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kiln").join("compiled"))
+}
+
+fn resolve(args: ServeArgs) -> Result<Resolved> {
+    let file = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let flag_limits = LimitsConfig {
+        memory_mb: args.memory_mb,
+        deadline_ms: args.deadline_ms,
+        load_deadline_ms: None,
+        concurrency: args.concurrency,
+        queue: args.queue,
+    };
+    let defaults = flag_limits.or(&file.limits);
+    let mut deployments = file.deployments.clone();
+    for arg in &args.deploy {
+        deployments.push(config::parse_deploy(arg)?);
+    }
+    if deployments.is_empty() {
+        anyhow::bail!(
+            "nothing to serve: give --deploy NAME=PATH.wasm or [[deployments]] in --config"
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut resolved = Vec::with_capacity(deployments.len());
+    for deployment in deployments {
+        config::check_deployment(&deployment)?;
+        if !names.insert(deployment.name.clone()) {
+            anyhow::bail!("deployment '{}' is given twice", deployment.name);
+        }
+        let limits = deployment
+            .limits()
+            .or(&defaults)
+            .resolve()
+            .with_context(|| format!("deployment '{}'", deployment.name))?;
+        resolved.push((deployment, limits));
+    }
+    let server_defaults = ServerLimits::default();
+    Ok(Resolved {
+        addr: args
+            .addr
+            .or(file.addr)
+            .unwrap_or(([127, 0, 0, 1], 8080).into()),
+        metrics_addr: args
+            .metrics_addr
+            .or(file.metrics_addr)
+            .unwrap_or(([127, 0, 0, 1], 9090).into()),
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or(file.cache_dir).or_else(default_cache_dir)
+        },
+        on_demand: args.on_demand,
+        api_keys: if args.api_keys.is_empty() {
+            file.api_keys
+        } else {
+            args.api_keys
+        },
+        server_limits: ServerLimits {
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(server_defaults.max_body_bytes),
+            max_elements: args
+                .max_elements
+                .or(file.max_elements)
+                .unwrap_or(server_defaults.max_elements),
+        },
+        shutdown_delay: Duration::from_millis(
+            args.shutdown_delay_ms
+                .or(file.shutdown_delay_ms)
+                .unwrap_or(0),
+        ),
+        deployments: resolved,
+    })
+}
+
+/// Runs `kiln serve` until SIGTERM or SIGINT.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let settings = resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kiln-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings, started))
+}
+
+async fn load_deployment(
+    engine: &Arc<ScoringEngine>,
+    metrics: &Metrics,
+    deployment: &DeploymentConfig,
+    limits: kiln_engine::InstanceLimits,
+) -> Result<Deployment> {
+    let name = &deployment.name;
+    let bytes = std::fs::read(&deployment.component).with_context(|| {
+        format!(
+            "deployment '{name}': cannot read {}",
+            deployment.component.display()
+        )
+    })?;
+    let compiled = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || engine.compile(&bytes))
+            .await
+            .context("compile task failed")?
+            .with_context(|| format!("deployment '{name}'"))?
+    };
+    let deployment_metrics = Arc::new(metrics.deployment(name, &deployment.version));
+    deployment_metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
+    tracing::info!(
+        deployment = %name,
+        digest = %compiled.digest,
+        cached = compiled.cached,
+        "component ready in {:.1} ms",
+        compiled.compile_time.as_secs_f64() * 1e3
+    );
+    let artifacts = match &deployment.artifacts {
+        Some(dir) => Artifacts::from_dir(dir).with_context(|| format!("deployment '{name}'"))?,
+        None => Artifacts::empty(),
+    };
+    let spec = ModelSpec {
+        name: name.clone(),
+        compiled,
+        artifacts,
+        config: deployment.config.clone(),
+        limits,
+    };
+    let model = Model::load(engine.clone(), spec, deployment_metrics.clone())
+        .await
+        .with_context(|| format!("deployment '{name}'"))?;
+    Ok(Deployment {
+        name: name.clone(),
+        version: deployment.version.clone(),
+        model,
+        metrics: deployment_metrics,
+    })
+}
+
+async fn serve(settings: Resolved, started: Instant) -> Result<()> {
+    let engine = Arc::new(ScoringEngine::new(&EngineConfig {
+        cache_dir: settings.cache_dir.clone(),
+        allocation: if settings.on_demand {
+            Allocation::OnDemand
+        } else {
+            Allocation::Auto
+        },
+        ..EngineConfig::default()
+    })?);
+    let metrics = Arc::new(Metrics::new());
+    let dataplane = Arc::new(Dataplane::new(settings.server_limits.clone()));
+    for (deployment, limits) in &settings.deployments {
+        let loaded = load_deployment(&engine, &metrics, deployment, limits.clone()).await?;
+        dataplane.registry.insert(loaded);
+    }
+
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let metrics_listener = TcpListener::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.metrics_addr))?;
+    let addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    tracing::info!(
+        pooling = engine.pooling(),
+        "serving {} deployment(s) on http://{addr} (metrics on http://{metrics_addr}/metrics), ready in {:.1} ms",
+        settings.deployments.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    let state = AppState {
+        dataplane: dataplane.clone(),
+        api_keys: Arc::new(settings.api_keys),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = {
+        let mut stop = stop_rx.clone();
+        let app = kiln_dataplane::metrics_router(metrics.clone());
+        tokio::spawn(async move {
+            axum::serve(metrics_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    let shutdown = {
+        let dataplane = dataplane.clone();
+        let delay = settings.shutdown_delay;
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: readiness is false, finishing in-flight requests");
+            dataplane.set_ready(false);
+            tokio::time::sleep(delay).await;
+        }
+    };
+    axum::serve(listener, kiln_dataplane::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("prediction listener failed")?;
+    let _ = stop_tx.send(true);
+    let _ = metrics_server.await;
+    for deployment in dataplane.registry.all() {
+        deployment.model.release_instances();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,264 @@
+//! The one dataplane behind every protocol: it finds the deployment, checks tensors against the
+//! model's metadata, calls the model, checks what came back, and records metrics.
+
+use crate::registry::{Deployment, DeploymentRegistry};
+use crate::{ApiError, tensor};
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use kiln_engine::Tensor;
+use kiln_metrics::Protocol;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Bounds every request must stay within, whatever the deployment.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Largest request body, in bytes (413 past it).
+    pub max_body_bytes: usize,
+    /// Most tensor elements one request may carry, over all inputs (400 past it).
+    pub max_elements: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_body_bytes: 16 << 20,
+            max_elements: 4 << 20,
+        }
+    }
+}
+
+/// A prediction request once a protocol adapter has translated it.
+#[derive(Debug, Default)]
+pub struct InferRequest {
+    /// The client's request id, echoed back.
+    pub id: Option<String>,
+    /// Input tensors.
+    pub inputs: Vec<Tensor>,
+    /// Outputs to return, all when `None`.
+    pub outputs: Option<Vec<String>>,
+}
+
+/// The model's answer.
+#[derive(Debug)]
+pub struct InferResponse {
+    /// Deployment name.
+    pub model_name: String,
+    /// Deployment version.
+    pub model_version: String,
+    /// The request's id.
+    pub id: Option<String>,
+    /// Output tensors, in metadata order (or the requested order).
+    pub outputs: Vec<Tensor>,
+}
+
+/// Deployments, server limits and readiness.
+pub struct Dataplane {
+    /// Served deployments.
+    pub registry: DeploymentRegistry,
+    /// Request bounds.
+    pub limits: ServerLimits,
+    ready: AtomicBool,
+}
+
+impl Dataplane {
+    /// A dataplane with no deployments, ready.
+    pub fn new(limits: ServerLimits) -> Self {
+        Dataplane {
+            registry: DeploymentRegistry::default(),
+            limits,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the server takes new predictions (false while shutting down).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stops (or resumes) taking new predictions; health/ready answers accordingly.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// The deployment `name` (at `version` when given), or 404.
+    pub fn deployment(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<Deployment>, ApiError> {
+        self.registry.get(name, version)
+    }
+
+    /// Reads a request body within the server's limit (413 past it).
+    pub async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
+        let limit = self.limits.max_body_bytes;
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the limit of {limit} bytes"),
+            )),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "cannot read request body: {e}"
+            ))),
+        }
+    }
+
+    /// Runs one prediction: inputs checked against metadata, the model called, outputs checked.
+    pub async fn infer(
+        &self,
+        deployment: &Deployment,
+        request: InferRequest,
+    ) -> Result<InferResponse, ApiError> {
+        if !self.is_ready() {
+            return Err(ApiError::unavailable("server is shutting down"));
+        }
+        let metadata = deployment.model.metadata();
+        let mut inputs = request.inputs;
+        let total: usize = inputs.iter().map(|t| tensor::element_len(&t.data)).sum();
+        if total > self.limits.max_elements {
+            return Err(ApiError::bad_request(format!(
+                "request holds {total} tensor elements, more than the limit of {}",
+                self.limits.max_elements
+            )));
+        }
+        if let Some(unknown) = inputs
+            .iter()
+            .find(|t| !metadata.inputs.iter().any(|s| s.name == t.name))
+        {
+            return Err(ApiError::bad_request(format!(
+                "model '{}' has no input named '{}' (inputs: {})",
+                deployment.name,
+                unknown.name,
+                names(metadata.inputs.iter().map(|s| s.name.as_str()))
+            )));
+        }
+        let mut ordered = Vec::with_capacity(metadata.inputs.len());
+        for spec in &metadata.inputs {
+            let position = inputs
+                .iter()
+                .position(|t| t.name == spec.name)
+                .ok_or_else(|| ApiError::bad_request(format!("missing input '{}'", spec.name)))?;
+            let input = inputs.swap_remove(position);
+            tensor::check(spec, &input, "input").map_err(ApiError::bad_request)?;
+            ordered.push(input);
+        }
+        if let Some(duplicate) = inputs.first() {
+            return Err(ApiError::bad_request(format!(
+                "input '{}' given more than once",
+                duplicate.name
+            )));
+        }
+        if let Some(requested) = &request.outputs
+            && let Some(unknown) = requested
+                .iter()
+                .find(|n| !metadata.outputs.iter().any(|s| &s.name == *n))
+        {
+            return Err(ApiError::bad_request(format!(
+                "model '{}' has no output named '{unknown}' (outputs: {})",
+                deployment.name,
+                names(metadata.outputs.iter().map(|s| s.name.as_str()))
+            )));
+        }
+
+        let mut outputs = deployment.model.predict(&ordered).await?;
+
+        let contradiction = |detail: String| {
+            tracing::warn!(
+                deployment = deployment.name,
+                "model output contradicts its metadata: {detail}"
+            );
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "model '{}' returned outputs that contradict its metadata: {detail}",
+                    deployment.name
+                ),
+            )
+        };
+        let mut checked = Vec::with_capacity(metadata.outputs.len());
+        for spec in &metadata.outputs {
+            let position = outputs
+                .iter()
+                .position(|t| t.name == spec.name)
+                .ok_or_else(|| contradiction(format!("output '{}' is missing", spec.name)))?;
+            let output = outputs.swap_remove(position);
+            tensor::check(spec, &output, "output").map_err(contradiction)?;
+            checked.push(output);
+        }
+        if let Some(extra) = outputs.first() {
+            return Err(contradiction(format!(
+                "output '{}' is not declared",
+                extra.name
+            )));
+        }
+        if let Some(requested) = request.outputs {
+            checked = requested
+                .iter()
+                .filter_map(|name| checked.iter().position(|t| &t.name == name))
+                .map(|i| checked[i].clone())
+                .collect();
+        }
+        Ok(InferResponse {
+            model_name: deployment.name.clone(),
+            model_version: deployment.version.clone(),
+            id: request.id,
+            outputs: checked,
+        })
+    }
+
+    /// Serves one request of `deployment` through `protocol`: counts it in flight while it runs,
+    /// then records its status and duration.
+    pub async fn track(
+        &self,
+        deployment: &Deployment,
+        protocol: Protocol,
+        handler: impl Future<Output = Result<Response, ApiError>>,
+    ) -> Response {
+        let started = Instant::now();
+        let metrics = &deployment.metrics;
+        let in_flight = InFlight::enter(&metrics.in_flight);
+        let response = match handler.await {
+            Ok(response) => response,
+            Err(error) => {
+                if error.status.is_server_error() {
+                    tracing::debug!(deployment = deployment.name, status = %error.status, "{}", error.message);
+                }
+                error.into_response()
+            }
+        };
+        drop(in_flight);
+        metrics.record_request(
+            protocol,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+        response
+    }
+}
+
+/// Counts a request in flight until dropped, even when the client goes away mid-request.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}

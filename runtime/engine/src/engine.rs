@@ -1,0 +1,166 @@
+//! The wasmtime engine: configuration, the epoch ticker, the linker and compilation.
+
+use crate::bindings::{Scorer, ScorerPre};
+use crate::cache::CompileCache;
+use crate::{Allocation, EngineConfig, EngineError, HostState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// A compiled scoring component, ready to instantiate many times.
+pub struct CompiledScorer {
+    pub(crate) pre: ScorerPre<HostState>,
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    /// Whether the compiled code came from the disk cache.
+    pub cached: bool,
+    /// Time spent compiling or loading from the cache.
+    pub compile_time: Duration,
+}
+
+/// One wasmtime engine shared by every deployment, with its epoch ticker thread.
+pub struct ScoringEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: CompileCache,
+    pooling: bool,
+    ticker: Option<Ticker>,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn base_config(cfg: &EngineConfig) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(cfg.max_wasm_stack)
+        .async_stack_size(cfg.max_wasm_stack + (1 << 20))
+        .memory_init_cow(true)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config
+}
+
+fn pooling_config(cfg: &EngineConfig) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    let instances = cfg.max_instances;
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(cfg.max_instance_memory)
+        .max_unused_warm_slots(instances / 4);
+    pool
+}
+
+impl ScoringEngine {
+    /// Creates the engine: the pooling allocator when the host allows its address-space
+    /// reservation, on-demand allocation otherwise; and starts the epoch ticker.
+    pub fn new(cfg: &EngineConfig) -> Result<Self, EngineError> {
+        let on_demand = || Engine::new(&base_config(cfg));
+        let (engine, pooling) = match cfg.allocation {
+            Allocation::OnDemand => (on_demand(), false),
+            Allocation::Auto => {
+                let mut config = base_config(cfg);
+                config
+                    .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(cfg)));
+                match Engine::new(&config) {
+                    Ok(engine) => (Ok(engine), true),
+                    Err(e) => {
+                        tracing::warn!("pooling allocator unavailable, allocating on demand: {e}");
+                        (on_demand(), false)
+                    }
+                }
+            }
+        };
+        let engine = engine.map_err(|e| EngineError::Config(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        Scorer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let cache = CompileCache::new(&engine, cfg.cache_dir.clone());
+        let ticker = Some(start_ticker(engine.clone(), cfg.epoch_tick));
+        Ok(ScoringEngine {
+            engine,
+            linker,
+            cache,
+            pooling,
+            ticker,
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compiles a component (or loads it from the compile cache) and checks that it is a
+    /// `kiln:scoring/scorer` whose imports the host can satisfy.
+    pub fn compile(&self, bytes: &[u8]) -> Result<CompiledScorer, EngineError> {
+        let started = Instant::now();
+        let (component, cached, digest) = self
+            .cache
+            .load(&self.engine, bytes)
+            .map_err(|e| EngineError::InvalidComponent(format!("{e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            EngineError::InvalidComponent(format!(
+                "it imports something Kiln does not grant (only kiln:scoring/artifacts and \
+                 kiln:scoring/logging are available): {e:#}"
+            ))
+        })?;
+        let pre = ScorerPre::new(instance_pre).map_err(|e| {
+            EngineError::InvalidComponent(format!(
+                "it does not export kiln:scoring/model@0.1.0: {e:#}"
+            ))
+        })?;
+        Ok(CompiledScorer {
+            pre,
+            digest,
+            cached,
+            compile_time: started.elapsed(),
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for ScoringEngine {
+    fn drop(&mut self) {
+        self.ticker.take();
+    }
+}
+
+fn start_ticker(engine: Engine, tick: Duration) -> Ticker {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("kiln-epoch".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .ok();
+    Ticker { stop, thread }
+}

@@ -1,0 +1,337 @@
+//! Kiln's Prometheus instruments.
+//!
+//! [`Metrics`] owns the registry and every instrument; the runtime asks it once per deployment
+//! version for a [`DeploymentMetrics`], whose handles are already bound to the `deployment` and
+//! `version` labels, so the request path records without any label lookup. Names follow the
+//! Prometheus conventions: base units (seconds, bytes), `_total` on counters.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+};
+use std::sync::OnceLock;
+
+/// The protocol a request came in through, a label on request metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Open Inference Protocol v2 (JSON or Triton binary tensors).
+    V2,
+    /// KServe v1 `:predict`.
+    V1,
+    /// MLflow scoring `/invocations`.
+    Mlflow,
+    /// Azure ML style `/score`.
+    Score,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 4] = [
+        Protocol::V2,
+        Protocol::V1,
+        Protocol::Mlflow,
+        Protocol::Score,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V2 => "v2",
+            Protocol::V1 => "v1",
+            Protocol::Mlflow => "mlflow",
+            Protocol::Score => "score",
+        }
+    }
+}
+
+/// HTTP status codes a prediction can end with; anything else is counted as `other`.
+const CODES: [&str; 11] = [
+    "200", "400", "404", "413", "415", "422", "429", "500", "503", "504", "other",
+];
+
+fn code_index(status: u16) -> usize {
+    match status {
+        200 => 0,
+        400 => 1,
+        404 => 2,
+        413 => 3,
+        415 => 4,
+        422 => 5,
+        429 => 6,
+        500 => 7,
+        503 => 8,
+        504 => 9,
+        _ => 10,
+    }
+}
+
+/// Latency buckets in seconds, from 25 microseconds (a warm wasm call) to 10 seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every instrument Kiln exports, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    inference_duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    instances: IntGaugeVec,
+    instance_starts: IntCounterVec,
+    instance_start_duration: HistogramVec,
+    traps: IntCounterVec,
+    deadline_exceeded: IntCounterVec,
+    queue_rejections: IntCounterVec,
+    compile_duration: prometheus::GaugeVec,
+    ready: IntGaugeVec,
+}
+
+/// Instruments bound to one deployment version: record with no label lookup.
+pub struct DeploymentMetrics {
+    deployment: String,
+    version: String,
+    requests_family: IntCounterVec,
+    requests: [[OnceLock<IntCounter>; CODES.len()]; Protocol::ALL.len()],
+    request_duration: [Histogram; Protocol::ALL.len()],
+    /// Time spent inside the guest's `predict`.
+    pub inference_duration: Histogram,
+    /// Requests being served now.
+    pub in_flight: IntGauge,
+    /// Live (loaded) instances.
+    pub instances: IntGauge,
+    /// Instances started (cold starts).
+    pub instance_starts: IntCounter,
+    /// Time to instantiate and load one instance.
+    pub instance_start_duration: Histogram,
+    /// Guest traps (the instance is discarded).
+    pub traps: IntCounter,
+    /// Requests that hit their deadline inside the guest.
+    pub deadline_exceeded: IntCounter,
+    /// Requests rejected because the deployment's queue was full.
+    pub queue_rejections: IntCounter,
+    /// Whether the deployment version is ready (1) or not (0).
+    pub ready: IntGauge,
+    compile_duration: prometheus::GaugeVec,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric definition")
+}
+
+const DV: &[&str] = &["deployment", "version"];
+
+impl Metrics {
+    /// Creates the registry with every instrument, plus process metrics where the OS has them.
+    #[allow(clippy::expect_used)] // metric definitions are constants: a failure is a bug
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let metrics = Metrics {
+            requests: counter(
+                "kiln_requests_total",
+                "Prediction requests answered, by protocol and HTTP status code.",
+                &["deployment", "version", "protocol", "code"],
+            ),
+            request_duration: histogram(
+                "kiln_request_duration_seconds",
+                "Time from request received to response ready, by protocol.",
+                &["deployment", "version", "protocol"],
+            ),
+            inference_duration: histogram(
+                "kiln_inference_duration_seconds",
+                "Time spent in the scoring component's predict call.",
+                DV,
+            ),
+            in_flight: gauge(
+                "kiln_requests_in_flight",
+                "Prediction requests being served.",
+                DV,
+            ),
+            instances: gauge("kiln_instances", "Live scoring component instances.", DV),
+            instance_starts: counter(
+                "kiln_instance_starts_total",
+                "Scoring component instances started (cold starts).",
+                DV,
+            ),
+            instance_start_duration: histogram(
+                "kiln_instance_start_duration_seconds",
+                "Time to instantiate a scoring component and load its model.",
+                DV,
+            ),
+            traps: counter(
+                "kiln_guest_traps_total",
+                "Scoring component traps; the instance is discarded.",
+                DV,
+            ),
+            deadline_exceeded: counter(
+                "kiln_deadline_exceeded_total",
+                "Predictions stopped at their deadline; the instance is discarded.",
+                DV,
+            ),
+            queue_rejections: counter(
+                "kiln_queue_rejections_total",
+                "Requests rejected because the deployment's queue was full.",
+                DV,
+            ),
+            compile_duration: prometheus::GaugeVec::new(
+                Opts::new(
+                    "kiln_compile_duration_seconds",
+                    "Time to compile the scoring component, or to load it from the compile cache.",
+                ),
+                &["deployment", "version", "cached"],
+            )
+            .expect("valid metric definition"),
+            ready: gauge(
+                "kiln_deployment_ready",
+                "1 when the deployment version is ready.",
+                DV,
+            ),
+            registry,
+        };
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.inference_duration.clone()),
+            Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.instances.clone()),
+            Box::new(metrics.instance_starts.clone()),
+            Box::new(metrics.instance_start_duration.clone()),
+            Box::new(metrics.traps.clone()),
+            Box::new(metrics.deadline_exceeded.clone()),
+            Box::new(metrics.queue_rejections.clone()),
+            Box::new(metrics.compile_duration.clone()),
+            Box::new(metrics.ready.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("unique metric names");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            metrics
+                .registry
+                .register(Box::new(process))
+                .expect("unique metric names");
+        }
+        metrics
+    }
+
+    /// Binds every instrument to one deployment version.
+    pub fn deployment(&self, deployment: &str, version: &str) -> DeploymentMetrics {
+        let dv = [deployment, version];
+        DeploymentMetrics {
+            deployment: deployment.to_string(),
+            version: version.to_string(),
+            requests_family: self.requests.clone(),
+            requests: Default::default(),
+            request_duration: Protocol::ALL.map(|p| {
+                self.request_duration
+                    .with_label_values(&[deployment, version, p.as_str()])
+            }),
+            inference_duration: self.inference_duration.with_label_values(&dv),
+            in_flight: self.in_flight.with_label_values(&dv),
+            instances: self.instances.with_label_values(&dv),
+            instance_starts: self.instance_starts.with_label_values(&dv),
+            instance_start_duration: self.instance_start_duration.with_label_values(&dv),
+            traps: self.traps.with_label_values(&dv),
+            deadline_exceeded: self.deadline_exceeded.with_label_values(&dv),
+            queue_rejections: self.queue_rejections.with_label_values(&dv),
+            ready: self.ready.with_label_values(&dv),
+            compile_duration: self.compile_duration.clone(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric families, which we never register.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeploymentMetrics {
+    /// Counts one answered request and its duration.
+    pub fn record_request(&self, protocol: Protocol, status: u16, seconds: f64) {
+        let p = protocol as usize;
+        let c = code_index(status);
+        self.requests[p][c]
+            .get_or_init(|| {
+                self.requests_family.with_label_values(&[
+                    self.deployment.as_str(),
+                    self.version.as_str(),
+                    protocol.as_str(),
+                    CODES[c],
+                ])
+            })
+            .inc();
+        self.request_duration[p].observe(seconds);
+    }
+
+    /// Records how long it took to get the compiled component, and whether it came from cache.
+    pub fn record_compile(&self, seconds: f64, cached: bool) {
+        let cached = if cached { "true" } else { "false" };
+        self.compile_duration
+            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), cached])
+            .set(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_counter_reads_what_was_recorded() {
+        let metrics = Metrics::new();
+        let iris = metrics.deployment("iris", "1");
+        for _ in 0..3 {
+            iris.record_request(Protocol::V2, 200, 0.001);
+        }
+        iris.record_request(Protocol::Mlflow, 400, 0.001);
+        let text = metrics.encode();
+        assert!(text.contains(
+            r#"kiln_requests_total{code="200",deployment="iris",protocol="v2",version="1"} 3"#
+        ));
+        assert!(text.contains(
+            r#"kiln_requests_total{code="400",deployment="iris",protocol="mlflow",version="1"} 1"#
+        ));
+        assert!(text.contains(
+            r#"kiln_request_duration_seconds_count{deployment="iris",protocol="v2",version="1"} 3"#
+        ));
+    }
+
+    #[test]
+    fn unknown_status_codes_share_one_series() {
+        let metrics = Metrics::new();
+        let d = metrics.deployment("d", "1");
+        d.record_request(Protocol::V1, 418, 0.0);
+        d.record_request(Protocol::V1, 451, 0.0);
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"code="other",deployment="d",protocol="v1",version="1"} 2"#)
+        );
+    }
+}
