@@ -1,1 +1,380 @@
-//! Helpers for integration tests.
+//! Support for Kiln's integration tests: start the real `kiln` binary, speak real HTTP to it.
+//!
+//! The binary is `target/debug/kiln` (or `$KILN_BIN`), the guest components are the ones
+//! `sdk/build-components` wrote to `target/components/` (or `$KILN_COMPONENTS`): the test command
+//! in the README builds both before `cargo test`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The `kiln` binary under test.
+pub fn kiln_bin() -> PathBuf {
+    let path = std::env::var_os("KILN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/debug/kiln"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p kiln` first",
+        path.display()
+    );
+    path
+}
+
+/// A guest component built by `sdk/build-components`.
+pub fn component(name: &str) -> String {
+    let dir = std::env::var_os("KILN_COMPONENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/components"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `sdk/build-components` first",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The iris example's trained weights directory.
+pub fn iris_model() -> String {
+    repo().join("examples/iris/model").display().to_string()
+}
+
+/// `--deploy iris=...` for the iris example.
+pub fn iris_deploy() -> String {
+    format!("iris={},artifacts={}", component("iris"), iris_model())
+}
+
+/// `--deploy NAME=faults.wasm,config=MODE`.
+pub fn fault_deploy(name: &str, mode: &str) -> String {
+    format!("{name}={},config={mode}", component("faults"))
+}
+
+/// A shared compile cache for tests, inside the target directory.
+pub fn test_cache() -> String {
+    repo().join("target/test-cache").display().to_string()
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kiln-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The `error` field of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {:?}", self.json()))
+            .to_string()
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.expect("HTTP request failed");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .expect("read body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// GET a URL.
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+/// POST bytes with the given headers.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut request = agent().post(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    reply(request.send(body))
+}
+
+/// POST a JSON value.
+pub fn post_json(url: &str, body: &Value) -> Reply {
+    post(
+        url,
+        &[("Content-Type", "application/json")],
+        &serde_json::to_vec(body).unwrap(),
+    )
+}
+
+/// A running `kiln serve`, killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub metrics_base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Runs `kiln` with arguments to completion: (exit status, stdout + stderr).
+pub fn run_kiln(args: &[&str]) -> (ExitStatus, String) {
+    let output = Command::new(kiln_bin())
+        .args(args)
+        .output()
+        .expect("run kiln");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status, text)
+}
+
+impl Server {
+    /// Starts `kiln serve ARGS` on ephemeral ports and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        let mut command = Command::new(kiln_bin());
+        command
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("KILN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !args.contains(&"--cache-dir") {
+            command.args(["--cache-dir", &test_cache()]);
+        }
+        let mut child = command.spawn().expect("spawn kiln serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let found = log
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| parse_listen_line(l));
+            if let Some((base, metrics_base)) = found {
+                return Server {
+                    child: Some(child),
+                    base,
+                    metrics_base,
+                    log,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "kiln serve exited with {status}:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kiln serve did not start:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A URL on the prediction listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET on the prediction listener.
+    pub fn get(&self, path: &str) -> Reply {
+        get(&self.url(path))
+    }
+
+    /// POST JSON on the prediction listener.
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        post_json(&self.url(path), body)
+    }
+
+    /// POST with headers on the prediction listener.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        post(&self.url(path), headers, body)
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let reply = get(&format!("{}/metrics", self.metrics_base));
+        assert_eq!(reply.status, 200);
+        String::from_utf8(reply.body).unwrap()
+    }
+
+    /// A sample's value in `/metrics`, found by its full series text (name and labels).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (at most a minute).
+    pub fn wait(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "kiln serve did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn parse_listen_line(line: &str) -> Option<(String, String)> {
+    let rest = line.split("deployment(s) on ").nth(1)?;
+    let base = rest.split_whitespace().next()?.to_string();
+    let metrics = rest
+        .split("(metrics on ")
+        .nth(1)?
+        .split("/metrics")
+        .next()?
+        .to_string();
+    Some((base, metrics))
+}
+
+/// An OIP v2 JSON request with one FP32 input.
+pub fn v2_fp32(name: &str, shape: &[i64], data: &[f32]) -> Value {
+    serde_json::json!({ "inputs": [{ "name": name, "shape": shape, "datatype": "FP32", "data": data }] })
+}
+
+/// Iris probabilities computed here from `weights.json`, independently of the scorer.
+pub fn iris_expected(rows: &[[f32; 4]]) -> Vec<(i64, Vec<f64>)> {
+    let weights: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap(),
+    )
+    .unwrap();
+    let coef: Vec<Vec<f64>> = serde_json::from_value(weights["coef"].clone()).unwrap();
+    let intercept: Vec<f64> = serde_json::from_value(weights["intercept"].clone()).unwrap();
+    rows.iter()
+        .map(|row| {
+            let z: Vec<f64> = coef
+                .iter()
+                .zip(&intercept)
+                .map(|(w, b)| {
+                    b + w
+                        .iter()
+                        .zip(row)
+                        .map(|(w, x)| w * f64::from(*x))
+                        .sum::<f64>()
+                })
+                .collect();
+            let max = z.iter().cloned().fold(f64::MIN, f64::max);
+            let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+            let p: Vec<f64> = z.iter().map(|v| (v - max).exp() / sum).collect();
+            let label = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() as i64;
+            (label, p)
+        })
+        .collect()
+}
+
+/// Four iris flowers, one of each class and a borderline one.
+pub const IRIS_ROWS: [[f32; 4]; 4] = [
+    [5.1, 3.5, 1.4, 0.2],
+    [6.7, 3.0, 5.2, 2.3],
+    [5.9, 3.0, 4.2, 1.5],
+    [6.3, 2.8, 5.1, 1.5],
+];

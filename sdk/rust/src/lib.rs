@@ -97,6 +97,12 @@ pub mod log {
     }
 }
 
+/// Sends panic messages to the host's log, so a trapped request says why in the server log.
+#[doc(hidden)]
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| log::error(&format!("scorer panicked: {info}"))));
+}
+
 /// Exports a [`Scorer`] implementation as the component's `kiln:scoring/model` interface.
 #[macro_export]
 macro_rules! export_scorer {
@@ -113,6 +119,7 @@ macro_rules! export_scorer {
 
             impl Guest for KilnExport {
                 fn load(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    $crate::log_panics();
                     let scorer = <$scorer as $crate::Scorer>::load(&config)?;
                     LOADED.with(|slot| *slot.borrow_mut() = ::std::option::Option::Some(scorer));
                     ::std::result::Result::Ok(())
