@@ -274,6 +274,18 @@ impl Server {
         })
     }
 
+    /// Waits (at most 30 s) until a series in `/metrics` satisfies `ready`.
+    pub fn wait_for_metric(&self, series: &str, ready: impl Fn(f64) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.metric(series).is_some_and(&ready) {
+            assert!(
+                Instant::now() < deadline,
+                "{series} never reached the awaited value"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The server's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().unwrap().id();

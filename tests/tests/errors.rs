@@ -251,14 +251,10 @@ fn a_full_queue_answers_503_with_retry_after() {
         std::thread::spawn(move || post_json(&url, &body))
     };
     // Wait until the first request holds the only instance, then the next one is refused.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while server.metric(r#"kiln_requests_in_flight{deployment="slow",version="1"}"#) != Some(1.0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first request never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    server.wait_for_metric(
+        r#"kiln_requests_in_flight{deployment="slow",version="1"}"#,
+        |v| v == 1.0,
+    );
     let refused = post_json(&url, &body);
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), Some("1"));

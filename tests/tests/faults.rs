@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kiln_tests::*;
-use std::time::{Duration, Instant};
 
 fn fault_server() -> Server {
     Server::start(&[
@@ -95,15 +94,10 @@ fn healthy_deployments_answer_while_others_loop() {
             std::thread::spawn(move || post_json(&url, &body).status)
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server
-        .metric(r#"kiln_requests_in_flight{deployment="spin",version="1"}"#)
-        .unwrap_or(0.0)
-        < 2.0
-    {
-        assert!(Instant::now() < deadline, "loops never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    server.wait_for_metric(
+        r#"kiln_requests_in_flight{deployment="spin",version="1"}"#,
+        |v| v >= 2.0,
+    );
     // Both cores hold looping guests; the echo model still answers, and before they finish.
     let reply = server.post_json("/v2/models/echo/infer", &body);
     assert_eq!(reply.status, 200);

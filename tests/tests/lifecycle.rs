@@ -129,11 +129,10 @@ fn sigterm_turns_readiness_false_and_finishes_in_flight_requests() {
     let url = server.url("/v2/models/busy/infer");
     // Enough guest work to still be running when the signal comes (the deadline is far off).
     let request = std::thread::spawn(move || post_json(&url, &v2_fp32("x", &[1], &[400.0])));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric(r#"kiln_requests_in_flight{deployment="busy",version="1"}"#) != Some(1.0) {
-        assert!(Instant::now() < deadline, "request never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    server.wait_for_metric(
+        r#"kiln_requests_in_flight{deployment="busy",version="1"}"#,
+        |v| v == 1.0,
+    );
     server.terminate();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

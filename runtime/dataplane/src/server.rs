@@ -187,7 +187,7 @@ async fn v2_infer(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    infer_v2(state, model, None, headers, body).await
+    predict(&state, &model, None, Protocol::V2, headers, body).await
 }
 
 async fn v2_infer_version(
@@ -196,25 +196,34 @@ async fn v2_infer_version(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    infer_v2(state, model, Some(version), headers, body).await
+    predict(&state, &model, Some(&version), Protocol::V2, headers, body).await
 }
 
-async fn infer_v2(
-    state: AppState,
-    model: String,
-    version: Option<String>,
+/// Every prediction route: find the deployment (404), then run the protocol's adapter under the
+/// dataplane's tracking (in-flight, status and duration metrics).
+async fn predict(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+    protocol: Protocol,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let dataplane = &state.dataplane;
-    match dataplane.deployment(&model, version.as_deref()) {
-        Ok(d) => {
-            dataplane
-                .track(&d, Protocol::V2, v2::infer(dataplane, &d, &headers, body))
-                .await
+    let deployment = match dataplane.deployment(model, version) {
+        Ok(deployment) => deployment,
+        Err(e) => return e.into_response(),
+    };
+    let d = &deployment;
+    let adapter = async {
+        match protocol {
+            Protocol::V2 => v2::infer(dataplane, d, &headers, body).await,
+            Protocol::V1 => v1::predict(dataplane, d, &headers, body).await,
+            Protocol::Mlflow => mlflow::invocations(dataplane, d, &headers, body).await,
+            Protocol::Score => score::score(dataplane, d, &headers, body).await,
         }
-        Err(e) => e.into_response(),
-    }
+    };
+    dataplane.track(d, protocol, adapter).await
 }
 
 async fn v1_model(State(state): State<AppState>, Path(model): Path<String>) -> Response {
@@ -236,15 +245,7 @@ async fn v1_predict(
         return ApiError::not_found("POST /v1/models/{model}:predict is the only v1 verb")
             .into_response();
     };
-    let dataplane = &state.dataplane;
-    match dataplane.deployment(model, None) {
-        Ok(d) => {
-            dataplane
-                .track(&d, Protocol::V1, v1::predict(dataplane, &d, &headers, body))
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    predict(&state, model, None, Protocol::V1, headers, body).await
 }
 
 async fn mlflow_invocations(
@@ -253,19 +254,7 @@ async fn mlflow_invocations(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let dataplane = &state.dataplane;
-    match dataplane.deployment(&model, None) {
-        Ok(d) => {
-            dataplane
-                .track(
-                    &d,
-                    Protocol::Mlflow,
-                    mlflow::invocations(dataplane, &d, &headers, body),
-                )
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    predict(&state, &model, None, Protocol::Mlflow, headers, body).await
 }
 
 async fn azure_score(
@@ -274,17 +263,5 @@ async fn azure_score(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let dataplane = &state.dataplane;
-    match dataplane.deployment(&model, None) {
-        Ok(d) => {
-            dataplane
-                .track(
-                    &d,
-                    Protocol::Score,
-                    score::score(dataplane, &d, &headers, body),
-                )
-                .await
-        }
-        Err(e) => e.into_response(),
-    }
+    predict(&state, &model, None, Protocol::Score, headers, body).await
 }

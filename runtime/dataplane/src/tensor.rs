@@ -252,7 +252,7 @@ pub fn from_binary(datatype: Datatype, bytes: &[u8], max: usize) -> Result<Tenso
         Datatype::Bytes => 0,
     };
     if width > 0 {
-        if bytes.len() % width != 0 {
+        if !bytes.len().is_multiple_of(width) {
             return Err(format!(
                 "{} bytes of binary data is not a whole number of {}-byte {} elements",
                 bytes.len(),

@@ -2,10 +2,9 @@
 //! `dataframe_split`, `dataframe_records`, `instances` or `inputs`, or CSV with a header row.
 
 use super::{
-    content_type, instances_to_tensors, json_object, named_to_tensors, predictions,
+    content_type, instances_to_tensors, json_object, named_to_tensors, predict_rows,
     reject_content_encoding, table_to_tensors,
 };
-use crate::dataplane::InferRequest;
 use crate::{ApiError, Dataplane, Deployment};
 use axum::Json;
 use axum::body::Body;
@@ -87,16 +86,8 @@ pub async fn invocations(
             }
         }
     };
-    let response = dataplane
-        .infer(
-            deployment,
-            InferRequest {
-                inputs,
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok(Json(json!({ "predictions": predictions(&response.outputs) })).into_response())
+    let predictions = predict_rows(dataplane, deployment, inputs).await?;
+    Ok(Json(json!({ "predictions": predictions })).into_response())
 }
 
 fn split_table(mut split: Map<String, Value>) -> Result<(Vec<String>, Vec<Vec<Value>>), ApiError> {

@@ -9,7 +9,9 @@ pub mod score;
 pub mod v1;
 pub mod v2;
 
-use crate::{ApiError, tensor};
+use crate::dataplane::InferRequest;
+use crate::{ApiError, Dataplane, Deployment, tensor};
+use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use kiln_engine::{ModelMetadata, Tensor, TensorSpec};
 use serde_json::{Map, Value};
@@ -59,6 +61,31 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         )),
         Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
     }
+}
+
+/// Reads a JSON object body (415 for other content types, 413 past the size limit).
+pub async fn read_json_object(
+    dataplane: &Dataplane,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
+    require_json(headers)?;
+    let body = dataplane.read_body(body).await?;
+    json_object(&body)
+}
+
+/// Runs the inputs through the dataplane and returns one prediction per row.
+pub async fn predict_rows(
+    dataplane: &Dataplane,
+    deployment: &Deployment,
+    inputs: Vec<Tensor>,
+) -> Result<Value, ApiError> {
+    let request = InferRequest {
+        inputs,
+        ..Default::default()
+    };
+    let response = dataplane.infer(deployment, request).await?;
+    Ok(predictions(&response.outputs))
 }
 
 /// Stacks per-row values into one tensor for `spec`: shape `[rows, ...row shape]`.

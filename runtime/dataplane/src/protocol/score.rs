@@ -1,7 +1,6 @@
 //! Azure ML style scoring: `POST /deployments/{m}/score` with `{"data": ...}`.
 
-use super::{instances_to_tensors, json_object, named_to_tensors, predictions, require_json};
-use crate::dataplane::InferRequest;
+use super::{instances_to_tensors, named_to_tensors, predict_rows, read_json_object};
 use crate::{ApiError, Dataplane, Deployment};
 use axum::Json;
 use axum::body::Body;
@@ -18,9 +17,7 @@ pub async fn score(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_json(headers)?;
-    let body = dataplane.read_body(body).await?;
-    let mut object = json_object(&body)?;
+    let mut object = read_json_object(dataplane, headers, body).await?;
     let metadata = deployment.model.metadata();
     let max = dataplane.limits.max_elements;
     let data = object
@@ -41,14 +38,5 @@ pub async fn score(
             ));
         }
     };
-    let response = dataplane
-        .infer(
-            deployment,
-            InferRequest {
-                inputs,
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok(Json(predictions(&response.outputs)).into_response())
+    Ok(Json(predict_rows(dataplane, deployment, inputs).await?).into_response())
 }

@@ -1,7 +1,6 @@
 //! KServe v1 (TensorFlow Serving style): `GET /v1/models/{m}`, `POST /v1/models/{m}:predict`.
 
-use super::{instances_to_tensors, json_object, named_to_tensors, predictions, require_json};
-use crate::dataplane::InferRequest;
+use super::{instances_to_tensors, named_to_tensors, predict_rows, read_json_object};
 use crate::{ApiError, Dataplane, Deployment};
 use axum::Json;
 use axum::body::Body;
@@ -17,9 +16,7 @@ pub async fn predict(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_json(headers)?;
-    let body = dataplane.read_body(body).await?;
-    let mut object = json_object(&body)?;
+    let mut object = read_json_object(dataplane, headers, body).await?;
     let metadata = deployment.model.metadata();
     let max = dataplane.limits.max_elements;
     let inputs = match (object.remove("instances"), object.remove("inputs")) {
@@ -38,14 +35,6 @@ pub async fn predict(
             ));
         }
     };
-    let response = dataplane
-        .infer(
-            deployment,
-            InferRequest {
-                inputs,
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok(Json(json!({ "predictions": predictions(&response.outputs) })).into_response())
+    let predictions = predict_rows(dataplane, deployment, inputs).await?;
+    Ok(Json(json!({ "predictions": predictions })).into_response())
 }

@@ -1,0 +1,63 @@
+"""Fixtures: a real `kiln serve` with the iris scorer and weights trained here by scikit-learn."""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "examples" / "iris"))
+
+import train  # noqa: E402  (the example's own training script)
+
+
+class Kiln:
+    def __init__(self, args):
+        binary = os.environ.get("KILN_BIN", str(REPO / "target" / "debug" / "kiln"))
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+             "--cache-dir", str(REPO / "target" / "test-cache"), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.log = []
+        found = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                match = re.search(r"on http://(\S+) \(metrics on http://(\S+)/metrics\)", line)
+                if match:
+                    self.addr, self.metrics_addr = match.group(1), match.group(2)
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(120):
+            self.proc.kill()
+            raise RuntimeError("kiln serve did not start:\n" + "".join(self.log))
+        self.url = f"http://{self.addr}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory):
+    """The scikit-learn model and data, and the weights directory the scorer reads."""
+    out = tmp_path_factory.mktemp("iris-model")
+    model, data = train.train()
+    subprocess.run([sys.executable, str(REPO / "examples" / "iris" / "train.py"), str(out)], check=True)
+    return model, data, out
+
+
+@pytest.fixture(scope="session")
+def kiln(iris_model):
+    _, _, weights = iris_model
+    component = REPO / "target" / "components" / "iris.wasm"
+    server = Kiln(["--deploy", f"iris={component},artifacts={weights}"])
+    yield server
+    server.stop()

@@ -1,0 +1,426 @@
+//! `kiln-bench`: Kiln's scoring benchmark (run it through `tests/bench`).
+//!
+//! In one run it measures, on this machine:
+//! 1. `kiln serve` with the iris component against a native Rust handler computing the same model
+//!    in-process behind the same HTTP stack (axum) and the same OIP v2 JSON code, both loaded by
+//!    wrk at the same connection count: requests/s, p50, p99, and the ratio;
+//! 2. the time from spawning `kiln serve` to its first answered prediction, with a warm compile
+//!    cache;
+//! 3. the cost of one instance start (instantiate + load + metadata), pooling and on-demand.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use kiln_dataplane::protocol::v2;
+use kiln_dataplane::{ApiError, InferResponse};
+use kiln_engine::{
+    Allocation, Artifacts, EngineConfig, InstanceLimits, Model, ModelSpec, ScoringEngine, Tensor,
+    TensorData,
+};
+use kiln_metrics::Metrics;
+use kiln_tests::{repo, temp_dir};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BODY: &str =
+    r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+struct Settings {
+    connections: u32,
+    seconds: u32,
+    kiln: String,
+}
+
+fn settings() -> Settings {
+    let mut s = Settings {
+        connections: 32,
+        seconds: 10,
+        kiln: repo().join("target/release/kiln").display().to_string(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        match (pair[0].as_str(), pair.get(1)) {
+            ("--connections", Some(v)) => s.connections = v.parse().expect("--connections N"),
+            ("--seconds", Some(v)) => s.seconds = v.parse().expect("--seconds N"),
+            ("--kiln", Some(v)) => s.kiln = v.clone(),
+            _ => panic!("usage: kiln-bench [--connections N] [--seconds N] [--kiln PATH]"),
+        }
+    }
+    s
+}
+
+/// The iris model computed natively, the same arithmetic as the scorer.
+struct NativeIris {
+    coef: Vec<Vec<f64>>,
+    intercept: Vec<f64>,
+}
+
+impl NativeIris {
+    fn load() -> Self {
+        let weights: Value = serde_json::from_slice(
+            &std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap(),
+        )
+        .unwrap();
+        NativeIris {
+            coef: serde_json::from_value(weights["coef"].clone()).unwrap(),
+            intercept: serde_json::from_value(weights["intercept"].clone()).unwrap(),
+        }
+    }
+
+    fn predict(&self, inputs: &[Tensor]) -> Vec<Tensor> {
+        let TensorData::Fp32(x) = &inputs[0].data else {
+            return vec![];
+        };
+        let rows = x.len() / 4;
+        let (mut labels, mut probabilities) = (Vec::with_capacity(rows), Vec::new());
+        for row in x.chunks_exact(4) {
+            let z: Vec<f64> = self
+                .coef
+                .iter()
+                .zip(&self.intercept)
+                .map(|(w, b)| {
+                    b + w
+                        .iter()
+                        .zip(row)
+                        .map(|(w, x)| w * f64::from(*x))
+                        .sum::<f64>()
+                })
+                .collect();
+            let max = z.iter().cloned().fold(f64::MIN, f64::max);
+            let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+            let best = (0..z.len())
+                .max_by(|&a, &b| z[a].total_cmp(&z[b]))
+                .unwrap_or(0);
+            labels.push(best as i64);
+            probabilities.extend(z.iter().map(|v| ((v - max).exp() / sum) as f32));
+        }
+        vec![
+            Tensor {
+                name: "label".into(),
+                shape: vec![rows as i64],
+                data: TensorData::Int64(labels),
+            },
+            Tensor {
+                name: "probabilities".into(),
+                shape: vec![rows as i64, 3],
+                data: TensorData::Fp32(probabilities),
+            },
+        ]
+    }
+}
+
+async fn native_infer(model: Arc<NativeIris>, headers: HeaderMap, body: Body) -> Response {
+    let run = async {
+        let body = axum::body::to_bytes(body, 16 << 20)
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut parsed = v2::parse(&headers, &body, 1 << 22)?;
+        let request = parsed.take_request();
+        let outputs = model.predict(&request.inputs);
+        Ok::<_, ApiError>(v2::respond(
+            &parsed,
+            InferResponse {
+                model_name: "iris".into(),
+                model_version: "1".into(),
+                id: request.id,
+                outputs,
+            },
+        ))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn start_native() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let model = Arc::new(NativeIris::load());
+            let app = axum::Router::new().route(
+                "/v2/models/iris/infer",
+                axum::routing::post(move |headers: HeaderMap, body: Body| {
+                    native_infer(model.clone(), headers, body)
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().to_string()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+struct KilnProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for KilnProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_kiln(kiln: &str, cache: &str) -> Result<(KilnProcess, Instant)> {
+    let component = repo().join("target/components/iris.wasm");
+    let model = repo().join("examples/iris/model");
+    let started = Instant::now();
+    let mut child = Command::new(kiln)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--cache-dir",
+            cache,
+        ])
+        .arg("--deploy")
+        .arg(format!(
+            "iris={},artifacts={}",
+            component.display(),
+            model.display()
+        ))
+        .env("KILN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!("cannot run {kiln}: build it with cargo build --release -p kiln")
+        })?;
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let Some(Ok(line)) = lines.next() else {
+            bail!("kiln serve exited before listening")
+        };
+        if let Some(rest) = line.split("deployment(s) on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((KilnProcess { child, base }, started))
+}
+
+fn first_prediction_ms(kiln: &str, cache: &str) -> Result<f64> {
+    let (process, started) = spawn_kiln(kiln, cache)?;
+    let url = format!("{}/v2/models/iris/infer", process.base);
+    loop {
+        let reply = kiln_tests::post(
+            &url,
+            &[("Content-Type", "application/json")],
+            BODY.as_bytes(),
+        );
+        if reply.status == 200 {
+            return Ok(started.elapsed().as_secs_f64() * 1e3);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("no prediction within 30 s");
+        }
+    }
+}
+
+fn parse_latency(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
+        (v, 1e-3)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1e3)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+fn wrk(url: &str, s: &Settings) -> Result<Load> {
+    let dir = temp_dir("wrk");
+    let script = dir.join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        ),
+    )?;
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", s.connections),
+            &format!("-d{}s", s.seconds),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .context("wrk is required (Debian package wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+    };
+    if text.contains("Non-2xx") {
+        bail!("wrk saw failed requests:\n{text}");
+    }
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context("no Requests/sec in wrk output")?;
+    let p50 = field("50%")
+        .and_then(|v| parse_latency(&v))
+        .context("no p50 in wrk output")?;
+    let p99 = field("99%")
+        .and_then(|v| parse_latency(&v))
+        .context("no p99 in wrk output")?;
+    Ok(Load {
+        rps,
+        p50_ms: p50,
+        p99_ms: p99,
+    })
+}
+
+async fn instance_start_us(
+    allocation: Allocation,
+    component: &str,
+    artifacts: Artifacts,
+    config: &str,
+) -> Result<(f64, bool)> {
+    let engine = Arc::new(ScoringEngine::new(&EngineConfig {
+        allocation,
+        ..EngineConfig::default()
+    })?);
+    let bytes = std::fs::read(repo().join("target/components").join(component))?;
+    let metrics = Metrics::new();
+    let rounds = 300;
+    let mut total = Duration::ZERO;
+    for i in 0..rounds + 20 {
+        let compiled = engine.compile(&bytes)?;
+        let spec = ModelSpec {
+            name: "bench".into(),
+            compiled,
+            artifacts: artifacts.clone(),
+            config: config.into(),
+            limits: InstanceLimits::default(),
+        };
+        let deployment = Arc::new(metrics.deployment("bench", "1"));
+        let started = Instant::now();
+        let model = Model::load(engine.clone(), spec, deployment).await?;
+        if i >= 20 {
+            total += started.elapsed();
+        }
+        drop(model);
+    }
+    Ok((total.as_secs_f64() * 1e6 / rounds as f64, engine.pooling()))
+}
+
+fn main() -> Result<()> {
+    let s = settings();
+    println!(
+        "kiln-bench: iris, one row per request, OIP v2 JSON, wrk -t2 -c{} -d{}s",
+        s.connections, s.seconds
+    );
+
+    let cache = temp_dir("bench-cache").display().to_string();
+    let cold = first_prediction_ms(&s.kiln, &cache)?;
+    let mut warm: Vec<f64> = (0..7)
+        .map(|_| first_prediction_ms(&s.kiln, &cache))
+        .collect::<Result<_>>()?;
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "\nstart to first prediction: cold cache {cold:.1} ms; warm cache median {:.1} ms (min {:.1}, max {:.1}, 7 runs)",
+        warm[3], warm[0], warm[6]
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let iris_artifacts = Artifacts::from_dir(&repo().join("examples/iris/model"))?;
+    for (label, allocation) in [
+        ("pooling", Allocation::Auto),
+        ("on-demand", Allocation::OnDemand),
+    ] {
+        let (iris, pooled) = runtime.block_on(instance_start_us(
+            allocation,
+            "iris.wasm",
+            iris_artifacts.clone(),
+            "",
+        ))?;
+        let (echo, _) = runtime.block_on(instance_start_us(
+            allocation,
+            "faults.wasm",
+            Artifacts::empty(),
+            "echo",
+        ))?;
+        println!(
+            "instance start ({label}{}): iris {iris:.1} us, minimal scorer {echo:.1} us (instantiate + load + metadata, mean of 300)",
+            if pooled || allocation == Allocation::OnDemand {
+                ""
+            } else {
+                ", fell back to on-demand"
+            }
+        );
+    }
+
+    let native = start_native();
+    let (kiln, _) = spawn_kiln(&s.kiln, &cache)?;
+    let url_native = format!("{native}/v2/models/iris/infer");
+    let url_kiln = format!("{}/v2/models/iris/infer", kiln.base);
+    // Both answer the same before they are measured.
+    let a = kiln_tests::post(
+        &url_native,
+        &[("Content-Type", "application/json")],
+        BODY.as_bytes(),
+    )
+    .json();
+    let b = kiln_tests::post(
+        &url_kiln,
+        &[("Content-Type", "application/json")],
+        BODY.as_bytes(),
+    )
+    .json();
+    assert_eq!(a["outputs"], b["outputs"], "native and Kiln disagree");
+
+    let warmup = Settings {
+        seconds: 2,
+        kiln: String::new(),
+        ..s
+    };
+    wrk(&url_native, &warmup)?;
+    let native_load = wrk(&url_native, &s)?;
+    wrk(&url_kiln, &warmup)?;
+    let kiln_load = wrk(&url_kiln, &s)?;
+    println!(
+        "\n{:<28} {:>12} {:>10} {:>10}",
+        "server", "requests/s", "p50 ms", "p99 ms"
+    );
+    for (name, load) in [
+        ("native Rust handler (axum)", &native_load),
+        ("kiln serve (wasm scorer)", &kiln_load),
+    ] {
+        println!(
+            "{name:<28} {:>12.0} {:>10.3} {:>10.3}",
+            load.rps, load.p50_ms, load.p99_ms
+        );
+    }
+    println!(
+        "\nratio kiln/native: {:.2}x requests/s (target >= 0.6x); kiln p99 {:.2} ms (target < 5 ms)",
+        kiln_load.rps / native_load.rps,
+        kiln_load.p99_ms
+    );
+    Ok(())
+}
