@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// A compiled scoring component, ready to instantiate many times.
+/// A compiled scoring component, ready to instantiate many times. Clones share the code.
+#[derive(Clone)]
 pub struct CompiledScorer {
     pub(crate) pre: ScorerPre<HostState>,
     /// sha256 of the component bytes, hex.
