@@ -1,0 +1,432 @@
+//! The model manifest: the TOML file a user writes (or `kiln manifest create` writes) that says
+//! what goes into an image. Paths are relative to the manifest file; unknown keys are errors.
+
+use crate::{ImageError, ImageLimits, Schema, check_title};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A model manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelManifest {
+    /// Model name (the default deployment and image name).
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// What the model is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The scoring component.
+    pub scorer: ScorerSection,
+    /// The model's files.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// Inputs and outputs; checked against the component's metadata at build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+    /// Sample rows run through the component at build as a smoke test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleSection>,
+    /// The drift baseline: from the sample, or from a training data file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSection>,
+    /// Default limits of deployments.
+    #[serde(default)]
+    pub limits: ImageLimits,
+    /// Capabilities granted to the scorer beyond artifacts and logging: none by default.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// `[scorer]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorerSection {
+    /// A `.wasm` path, or an image in the local store.
+    pub component: String,
+    /// The string passed to the scorer's `load`.
+    #[serde(default)]
+    pub config: String,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Files or directories; a directory contributes every file below it, named relative to it.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// `[sample]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSection {
+    /// CSV with a header row, or JSON rows (`[{...}]` or `{"columns": [...], "data": [[...]]}`).
+    pub file: String,
+    /// Rows kept at most (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+}
+
+/// `[baseline]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSection {
+    /// Training data (CSV or JSON rows); the sample when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Quantile bins per feature (default 10).
+    #[serde(default = "default_bins")]
+    pub bins: usize,
+}
+
+fn default_bins() -> usize {
+    10
+}
+
+/// Capabilities a manifest may grant. None yet: the scorer world imports only artifacts and
+/// logging, so every other capability is refused rather than silently ignored.
+pub const KNOWN_CAPABILITIES: &[&str] = &[];
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+impl ModelManifest {
+    /// Reads and checks a manifest file; returns it with the directory its paths are relative to.
+    pub fn read(path: &Path) -> Result<(ModelManifest, PathBuf), ImageError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(ImageError::io(format!("cannot read {}", path.display())))?;
+        let manifest: ModelManifest = toml::from_str(&text)
+            .map_err(|e| ImageError::Manifest(format!("{}: {e}", path.display())))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        manifest.validate(&base)?;
+        Ok((manifest, base))
+    }
+
+    /// The manifest as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks names, capabilities and that every named file exists.
+    pub fn validate(&self, base: &Path) -> Result<(), ImageError> {
+        let fail = |m: String| Err(ImageError::Manifest(m));
+        if !valid_name(&self.name) {
+            return fail(format!(
+                "name '{}' must be 1-128 characters of a-z, A-Z, 0-9, '-', '_', '.'",
+                self.name
+            ));
+        }
+        if !valid_name(&self.version) {
+            return fail(format!(
+                "version '{}' must be 1-128 characters of a-z, A-Z, 0-9, '-', '_', '.'",
+                self.version
+            ));
+        }
+        if let Some(unknown) = self
+            .capabilities
+            .iter()
+            .find(|c| !KNOWN_CAPABILITIES.contains(&c.as_str()))
+        {
+            return fail(format!(
+                "capability '{unknown}' is not available: scorers get read-only artifacts and logging, nothing else"
+            ));
+        }
+        for file in &self.model.files {
+            if !base.join(file).exists() {
+                return fail(format!("model file '{file}' does not exist"));
+            }
+        }
+        if let Some(sample) = &self.sample
+            && !base.join(&sample.file).is_file()
+        {
+            return fail(format!("sample file '{}' does not exist", sample.file));
+        }
+        if let Some(baseline) = &self.baseline {
+            match (&baseline.file, &self.sample) {
+                (Some(file), _) if !base.join(file).is_file() => {
+                    return fail(format!("baseline file '{file}' does not exist"));
+                }
+                (None, None) => {
+                    return fail("[baseline] needs a file, or a [sample] to compute it from".into());
+                }
+                _ => {}
+            }
+            if baseline.bins < 2 || baseline.bins > 1000 {
+                return fail(format!(
+                    "baseline bins must be 2 to 1000, got {}",
+                    baseline.bins
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model files' bytes, by the names the scorer will read them under.
+    pub fn model_files(&self, base: &Path) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
+        let mut files = Vec::new();
+        for entry in &self.model.files {
+            let path = base.join(entry);
+            if path.is_dir() {
+                collect_dir(&path, &path, &mut files)?;
+            } else {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let bytes = std::fs::read(&path)
+                    .map_err(ImageError::io(format!("cannot read {}", path.display())))?;
+                files.push((name, bytes));
+            }
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = files.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ImageError::Manifest(format!(
+                "two model files are named '{}'",
+                pair[0].0
+            )));
+        }
+        for (name, _) in &files {
+            check_title(name)?;
+        }
+        Ok(files)
+    }
+}
+
+fn collect_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), ImageError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(ImageError::io(format!("cannot read {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(ImageError::io(format!("cannot read {}", dir.display())))?;
+        let kind = entry.file_type().map_err(ImageError::io("cannot stat"))?;
+        let path = entry.path();
+        if kind.is_dir() {
+            collect_dir(root, &path, out)?;
+        } else if kind.is_file() {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let bytes = std::fs::read(&path)
+                .map_err(ImageError::io(format!("cannot read {}", path.display())))?;
+            out.push((name, bytes));
+        }
+    }
+    Ok(())
+}
+
+/// Rows of a data file with column names: CSV with a header, or JSON rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampleTable {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows of cells (numbers, strings, booleans, null).
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl SampleTable {
+    /// Reads at most `max_rows` rows of a CSV (`.csv`) or JSON file.
+    pub fn read(path: &Path, max_rows: usize) -> Result<SampleTable, ImageError> {
+        let bytes = std::fs::read(path)
+            .map_err(ImageError::io(format!("cannot read {}", path.display())))?;
+        let fail = |m: String| ImageError::Manifest(format!("{}: {m}", path.display()));
+        let table = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+            let columns = reader
+                .headers()
+                .map_err(|e| fail(e.to_string()))?
+                .iter()
+                .map(str::to_string)
+                .collect();
+            let mut rows = Vec::new();
+            for record in reader.records().take(max_rows) {
+                let record = record.map_err(|e| fail(e.to_string()))?;
+                rows.push(record.iter().map(cell).collect());
+            }
+            SampleTable { columns, rows }
+        } else {
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
+            match value {
+                Value::Array(records) => {
+                    let columns: Vec<String> = match records.first() {
+                        Some(Value::Object(first)) => first.keys().cloned().collect(),
+                        _ => return Err(fail("JSON rows must be objects".into())),
+                    };
+                    let rows = records
+                        .iter()
+                        .take(max_rows)
+                        .map(|r| {
+                            columns
+                                .iter()
+                                .map(|c| r.get(c).cloned().unwrap_or(Value::Null))
+                                .collect()
+                        })
+                        .collect();
+                    SampleTable { columns, rows }
+                }
+                Value::Object(mut split) => {
+                    let columns =
+                        serde_json::from_value(split.remove("columns").unwrap_or_default())
+                            .map_err(|_| fail("'columns' must be a list of names".into()))?;
+                    let rows: Vec<Vec<Value>> =
+                        serde_json::from_value(split.remove("data").unwrap_or_default())
+                            .map_err(|_| fail("'data' must be a list of rows".into()))?;
+                    SampleTable {
+                        columns,
+                        rows: rows.into_iter().take(max_rows).collect(),
+                    }
+                }
+                _ => {
+                    return Err(fail(
+                        "expected a list of row objects or {\"columns\", \"data\"}".into(),
+                    ));
+                }
+            }
+        };
+        if table.rows.is_empty() {
+            return Err(fail("no rows".into()));
+        }
+        if let Some(row) = table.rows.iter().find(|r| r.len() != table.columns.len()) {
+            return Err(fail(format!(
+                "a row has {} cells for {} columns",
+                row.len(),
+                table.columns.len()
+            )));
+        }
+        Ok(table)
+    }
+
+    /// The cells as numbers (`None` where missing or not a number).
+    pub fn numeric(&self) -> Vec<Vec<Option<f64>>> {
+        self.rows
+            .iter()
+            .map(|r| r.iter().map(Value::as_f64).collect())
+            .collect()
+    }
+
+    /// The table as MLflow `dataframe_split` JSON (`{"columns": ..., "data": ...}`).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "columns": self.columns, "data": self.rows }))
+            .unwrap_or_default()
+    }
+}
+
+fn cell(text: &str) -> Value {
+    let text = text.trim();
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::from(i);
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => Value::from(f),
+        _ if text.is_empty() => Value::Null,
+        _ => Value::String(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kiln-recipe-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("model/sub")).expect("mkdir");
+        d
+    }
+
+    #[test]
+    fn manifests_round_trip_and_reject_unknown_keys_and_capabilities() {
+        let d = dir("keys");
+        std::fs::write(d.join("model/w.json"), "{}").expect("write");
+        std::fs::write(d.join("model/sub/v.txt"), "v").expect("write");
+        let text = "name = \"iris\"\nversion = \"1\"\n[scorer]\ncomponent = \"iris.wasm\"\n[model]\nfiles = [\"model\"]\n";
+        std::fs::write(d.join("kiln.toml"), text).expect("write");
+        let (manifest, base) = ModelManifest::read(&d.join("kiln.toml")).expect("read");
+        let names: Vec<String> = manifest
+            .model_files(&base)
+            .expect("files")
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
+        assert_eq!(names, vec!["sub/v.txt", "w.json"]);
+        assert_eq!(
+            toml::from_str::<ModelManifest>(&manifest.to_toml()).expect("round trip"),
+            manifest
+        );
+
+        std::fs::write(d.join("bad.toml"), format!("{text}colour = \"red\"\n")).expect("write");
+        let err = ModelManifest::read(&d.join("bad.toml"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        std::fs::write(
+            d.join("net.toml"),
+            format!("capabilities = [\"network\"]\n{text}"),
+        )
+        .expect("write");
+        let err = ModelManifest::read(&d.join("net.toml"))
+            .expect_err("capability")
+            .to_string();
+        assert!(
+            err.contains("capability 'network' is not available"),
+            "{err}"
+        );
+        std::fs::write(
+            d.join("gone.toml"),
+            text.replace("\"model\"", "\"nothing\""),
+        )
+        .expect("write");
+        assert!(ModelManifest::read(&d.join("gone.toml")).is_err());
+        std::fs::write(
+            d.join("nobase.toml"),
+            format!("{text}[baseline]\nbins = 5\n"),
+        )
+        .expect("write");
+        let err = ModelManifest::read(&d.join("nobase.toml"))
+            .expect_err("baseline")
+            .to_string();
+        assert!(err.contains("[baseline] needs a file"), "{err}");
+    }
+
+    #[test]
+    fn samples_read_from_csv_and_json() {
+        let d = dir("sample");
+        std::fs::write(d.join("s.csv"), "a,b\n1,2.5\n3,\n5,6\n").expect("write");
+        let t = SampleTable::read(&d.join("s.csv"), 2).expect("csv");
+        assert_eq!(t.columns, vec!["a", "b"]);
+        assert_eq!(
+            t.rows,
+            vec![
+                vec![Value::from(1), Value::from(2.5)],
+                vec![Value::from(3), Value::Null]
+            ]
+        );
+        assert_eq!(t.numeric()[1], vec![Some(3.0), None]);
+        std::fs::write(d.join("s.json"), r#"[{"a": 1, "b": 2}, {"a": 3, "b": 4}]"#).expect("write");
+        assert_eq!(
+            SampleTable::read(&d.join("s.json"), 10)
+                .expect("json")
+                .rows
+                .len(),
+            2
+        );
+        std::fs::write(d.join("e.csv"), "a,b\n").expect("write");
+        assert!(SampleTable::read(&d.join("e.csv"), 10).is_err());
+    }
+}
