@@ -67,6 +67,11 @@ pub fn test_cache() -> String {
     repo().join("target/test-cache").display().to_string()
 }
 
+/// The local image store tests use unless they name their own.
+pub fn test_store() -> String {
+    repo().join("target/test-store").display().to_string()
+}
+
 /// A fresh temporary directory.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -194,6 +199,7 @@ impl Server {
             .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
             .args(args)
             .env("KILN_LOG", "info")
+            .env("KILN_STORE", test_store())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if !args.contains(&"--cache-dir") {

@@ -46,8 +46,7 @@ pub struct DeploymentConfig {
     pub artifacts: Option<PathBuf>,
     #[serde(default)]
     pub config: String,
-    #[serde(default = "default_version")]
-    pub version: String,
+    pub version: Option<String>,
     pub memory_mb: Option<usize>,
     pub deadline_ms: Option<u64>,
     pub load_deadline_ms: Option<u64>,
@@ -66,10 +65,6 @@ impl DeploymentConfig {
             queue: self.queue,
         }
     }
-}
-
-fn default_version() -> String {
-    "1".to_string()
 }
 
 impl LimitsConfig {
@@ -135,7 +130,7 @@ pub fn parse_deploy(arg: &str) -> Result<DeploymentConfig> {
         component,
         artifacts: None,
         config,
-        version: default_version(),
+        version: None,
         memory_mb: None,
         deadline_ms: None,
         load_deadline_ms: None,
@@ -145,7 +140,7 @@ pub fn parse_deploy(arg: &str) -> Result<DeploymentConfig> {
     for option in parts {
         match option.split_once('=') {
             Some(("artifacts", dir)) => deployment.artifacts = Some(PathBuf::from(dir)),
-            Some(("version", v)) => deployment.version = v.to_string(),
+            Some(("version", v)) => deployment.version = Some(v.to_string()),
             _ => bail!(
                 "--deploy '{arg}': unknown option '{option}' (use artifacts=, version=, config=)"
             ),
@@ -168,11 +163,12 @@ pub fn check_deployment(deployment: &DeploymentConfig) -> Result<()> {
             deployment.name
         );
     }
-    if !valid(&deployment.version) {
+    if let Some(version) = &deployment.version
+        && !valid(version)
+    {
         bail!(
-            "deployment '{}': version '{}' must be 1-128 characters of a-z, A-Z, 0-9, '-', '_', '.'",
-            deployment.name,
-            deployment.version
+            "deployment '{}': version '{version}' must be 1-128 characters of a-z, A-Z, 0-9, '-', '_', '.'",
+            deployment.name
         );
     }
     if deployment.component.as_os_str().is_empty() {
@@ -192,7 +188,7 @@ mod tests {
         assert_eq!(d.name, "iris");
         assert_eq!(d.component, PathBuf::from("a/iris.wasm"));
         assert_eq!(d.artifacts, Some(PathBuf::from("model")));
-        assert_eq!(d.version, "2");
+        assert_eq!(d.version.as_deref(), Some("2"));
         assert_eq!(d.config, "{\"a\":1,\"b\":2}");
         assert!(parse_deploy("iris").is_err());
         assert!(parse_deploy("iris=x.wasm,colour=red").is_err());

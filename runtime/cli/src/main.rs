@@ -3,6 +3,7 @@
 //! prediction endpoints, with Prometheus metrics on a separate listener.
 
 mod config;
+mod images;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -28,6 +29,18 @@ enum LogFormat {
 enum Command {
     /// Serve scoring components as prediction endpoints (OIP v2, KServe v1, MLflow, Azure ML).
     Serve(serve::ServeArgs),
+    /// Create or validate a model manifest (the recipe of an image).
+    Manifest {
+        #[command(subcommand)]
+        command: images::ManifestCommand,
+    },
+    /// Build, list, inspect and remove images in the local store.
+    Image {
+        #[command(subcommand)]
+        command: images::ImageCommand,
+        #[command(flatten)]
+        store: images::StoreArgs,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -47,6 +60,8 @@ fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Manifest { command } => images::manifest(command),
+        Command::Image { command, store } => images::image(command, &store),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,10 +1,12 @@
 //! `kiln serve`: load deployments, serve predictions and metrics, shut down gracefully.
 
 use crate::config::{self, DeploymentConfig, FileConfig, LimitsConfig};
-use anyhow::{Context, Result};
+use crate::images::StoreArgs;
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use kiln_dataplane::{AppState, Dataplane, Deployment, ServerLimits};
 use kiln_engine::{Allocation, Artifacts, EngineConfig, Model, ModelSpec, ScoringEngine};
+use kiln_image::{ImageError, ImageLimits, OciStore, open_image};
 use kiln_metrics::Metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +63,8 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long readiness reads false before the listener closes, in ms.
     #[arg(long)]
     shutdown_delay_ms: Option<u64>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 struct Resolved {
@@ -71,7 +75,11 @@ struct Resolved {
     api_keys: Vec<String>,
     server_limits: ServerLimits,
     shutdown_delay: Duration,
-    deployments: Vec<(DeploymentConfig, kiln_engine::InstanceLimits)>,
+    /// Each deployment with its explicit limits (its own, else the flags').
+    deployments: Vec<(DeploymentConfig, LimitsConfig)>,
+    /// `[limits]` of the config file: below an image's own defaults.
+    file_limits: LimitsConfig,
+    store: StoreArgs,
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -93,7 +101,6 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         concurrency: args.concurrency,
         queue: args.queue,
     };
-    let defaults = flag_limits.or(&file.limits);
     let mut deployments = file.deployments.clone();
     for arg in &args.deploy {
         deployments.push(config::parse_deploy(arg)?);
@@ -110,12 +117,12 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         if !names.insert(deployment.name.clone()) {
             anyhow::bail!("deployment '{}' is given twice", deployment.name);
         }
-        let limits = deployment
-            .limits()
-            .or(&defaults)
+        let explicit = deployment.limits().or(&flag_limits);
+        explicit
+            .or(&file.limits)
             .resolve()
             .with_context(|| format!("deployment '{}'", deployment.name))?;
-        resolved.push((deployment, limits));
+        resolved.push((deployment, explicit));
     }
     let server_defaults = ServerLimits::default();
     Ok(Resolved {
@@ -154,6 +161,8 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
                 .unwrap_or(0),
         ),
         deployments: resolved,
+        file_limits: file.limits,
+        store: args.store,
     })
 }
 
@@ -169,52 +178,121 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime.block_on(serve(settings, started))
 }
 
+/// What a deployment serves: a component file with an artifacts directory, or a store image.
+struct Source {
+    component: Vec<u8>,
+    artifacts: Artifacts,
+    config: String,
+    version: String,
+    limits: ImageLimits,
+    pinned: Option<String>,
+}
+
+fn image_limits(limits: &ImageLimits) -> LimitsConfig {
+    LimitsConfig {
+        memory_mb: limits.memory_mb,
+        deadline_ms: limits.deadline_ms,
+        load_deadline_ms: None,
+        concurrency: limits.concurrency,
+        queue: None,
+    }
+}
+
+/// A `.wasm` file when the path is one, else an image (tag or digest) in the local store.
+fn open_source(deployment: &DeploymentConfig, store: &StoreArgs) -> Result<Source> {
+    let text = deployment.component.to_string_lossy().into_owned();
+    if deployment.component.is_file() {
+        let component =
+            std::fs::read(&deployment.component).with_context(|| format!("cannot read {text}"))?;
+        let artifacts = match &deployment.artifacts {
+            Some(dir) => Artifacts::from_dir(dir)?,
+            None => Artifacts::empty(),
+        };
+        return Ok(Source {
+            component,
+            artifacts,
+            config: deployment.config.clone(),
+            version: deployment.version.clone().unwrap_or_else(|| "1".into()),
+            limits: ImageLimits::default(),
+            pinned: None,
+        });
+    }
+    let reference = text.strip_prefix("oci://").unwrap_or(&text);
+    let store: OciStore = store.open()?;
+    let image = match open_image(&store, reference) {
+        Ok(image) => image,
+        Err(ImageError::NotFound(_)) => bail!(
+            "cannot read {text}: no such file, and no image '{reference}' in the local store {}",
+            store.root().display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("image '{reference}'")),
+    };
+    if deployment.artifacts.is_some() {
+        bail!("artifacts= is for .wasm files; image '{reference}' carries its own files");
+    }
+    let config = image.config.clone();
+    Ok(Source {
+        component: image.component,
+        artifacts: Artifacts::from_files(image.files),
+        config: if deployment.config.is_empty() {
+            config
+                .as_ref()
+                .map(|c| c.scorer_config.clone())
+                .unwrap_or_default()
+        } else {
+            deployment.config.clone()
+        },
+        version: deployment
+            .version
+            .clone()
+            .or_else(|| config.as_ref().map(|c| c.version.clone()))
+            .unwrap_or_else(|| "1".into()),
+        limits: config.map(|c| c.limits).unwrap_or_default(),
+        pinned: Some(image.manifest_digest.to_string()),
+    })
+}
+
 async fn load_deployment(
     engine: &Arc<ScoringEngine>,
     metrics: &Metrics,
+    settings: &Resolved,
     deployment: &DeploymentConfig,
-    limits: kiln_engine::InstanceLimits,
+    explicit: &LimitsConfig,
 ) -> Result<Deployment> {
     let name = &deployment.name;
-    let bytes = std::fs::read(&deployment.component).with_context(|| {
-        format!(
-            "deployment '{name}': cannot read {}",
-            deployment.component.display()
-        )
-    })?;
+    let source = open_source(deployment, &settings.store)?;
+    let limits = explicit
+        .or(&image_limits(&source.limits))
+        .or(&settings.file_limits)
+        .resolve()?;
     let compiled = {
         let engine = engine.clone();
+        let bytes = source.component;
         tokio::task::spawn_blocking(move || engine.compile(&bytes))
             .await
-            .context("compile task failed")?
-            .with_context(|| format!("deployment '{name}'"))?
+            .context("compile task failed")??
     };
-    let deployment_metrics = Arc::new(metrics.deployment(name, &deployment.version));
+    let deployment_metrics = Arc::new(metrics.deployment(name, &source.version));
     deployment_metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
     tracing::info!(
         deployment = %name,
         digest = %compiled.digest,
+        image = source.pinned.as_deref().unwrap_or("none"),
         cached = compiled.cached,
         "component ready in {:.1} ms",
         compiled.compile_time.as_secs_f64() * 1e3
     );
-    let artifacts = match &deployment.artifacts {
-        Some(dir) => Artifacts::from_dir(dir).with_context(|| format!("deployment '{name}'"))?,
-        None => Artifacts::empty(),
-    };
     let spec = ModelSpec {
         name: name.clone(),
         compiled,
-        artifacts,
-        config: deployment.config.clone(),
+        artifacts: source.artifacts,
+        config: source.config,
         limits,
     };
-    let model = Model::load(engine.clone(), spec, deployment_metrics.clone())
-        .await
-        .with_context(|| format!("deployment '{name}'"))?;
+    let model = Model::load(engine.clone(), spec, deployment_metrics.clone()).await?;
     Ok(Deployment {
         name: name.clone(),
-        version: deployment.version.clone(),
+        version: source.version,
         model,
         metrics: deployment_metrics,
     })
@@ -232,9 +310,23 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     })?);
     let metrics = Arc::new(Metrics::new());
     let dataplane = Arc::new(Dataplane::new(settings.server_limits.clone()));
-    for (deployment, limits) in &settings.deployments {
-        let loaded = load_deployment(&engine, &metrics, deployment, limits.clone()).await?;
-        dataplane.registry.insert(loaded);
+    let mut failures = Vec::new();
+    for (deployment, explicit) in &settings.deployments {
+        match load_deployment(&engine, &metrics, &settings, deployment, explicit).await {
+            Ok(loaded) => dataplane.registry.insert(loaded),
+            Err(error) => {
+                let reason = format!("{error:#}");
+                tracing::error!(deployment = %deployment.name, "not served: {reason}");
+                dataplane.registry.insert_failed(&deployment.name, &reason);
+                failures.push(format!("deployment '{}': {reason}", deployment.name));
+            }
+        }
+    }
+    if failures.len() == settings.deployments.len() {
+        bail!(
+            "no deployment could be served:\n  {}",
+            failures.join("\n  ")
+        );
     }
 
     let listener = TcpListener::bind(settings.addr)
@@ -248,7 +340,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     tracing::info!(
         pooling = engine.pooling(),
         "serving {} deployment(s) on http://{addr} (metrics on http://{metrics_addr}/metrics), ready in {:.1} ms",
-        settings.deployments.len(),
+        settings.deployments.len() - failures.len(),
         started.elapsed().as_secs_f64() * 1e3
     );
 

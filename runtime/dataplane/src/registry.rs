@@ -22,6 +22,8 @@ pub struct Deployment {
 #[derive(Default)]
 pub struct DeploymentRegistry {
     deployments: RwLock<HashMap<String, Arc<Deployment>>>,
+    /// Deployments that could not be loaded, with the reason; served as 503.
+    failed: RwLock<HashMap<String, String>>,
 }
 
 impl DeploymentRegistry {
@@ -37,15 +39,33 @@ impl DeploymentRegistry {
         }
     }
 
+    /// Records a deployment that could not be loaded: its routes answer 503 with the reason.
+    pub fn insert_failed(&self, name: &str, reason: &str) {
+        let mut failed = self
+            .failed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed.insert(name.to_string(), reason.to_string());
+    }
+
     /// The deployment `name`, at `version` when one is given.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Deployment>, ApiError> {
         let map = self
             .deployments
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let deployment = map
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("model '{name}' not found")))?;
+        let Some(deployment) = map.get(name) else {
+            let failed = self
+                .failed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return Err(match failed.get(name) {
+                Some(reason) => {
+                    ApiError::unavailable(format!("model '{name}' is not ready: {reason}"))
+                }
+                None => ApiError::not_found(format!("model '{name}' not found")),
+            });
+        };
         match version {
             Some(v) if v != deployment.version => Err(ApiError::not_found(format!(
                 "model '{name}' has no version '{v}' (serving version '{}')",

@@ -21,5 +21,7 @@ pub use image::{
     build_component_image, build_model_image, check_title, open_image,
 };
 pub use oci::{Descriptor, Digest, ImageIndex, ImageManifest, MAX_MANIFEST_BYTES};
-pub use recipe::{ModelManifest, SampleTable};
+pub use recipe::{
+    BaselineSection, ModelManifest, ModelSection, SampleSection, SampleTable, ScorerSection,
+};
 pub use store::{GcReport, OciStore, StoredImage};

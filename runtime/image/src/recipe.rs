@@ -154,7 +154,9 @@ impl ModelManifest {
                     return fail(format!("baseline file '{file}' does not exist"));
                 }
                 (None, None) => {
-                    return fail("[baseline] needs a file, or a [sample] to compute it from".into());
+                    return fail(
+                        "[baseline] needs a file, or a [sample] to compute it from".into(),
+                    );
                 }
                 _ => {}
             }
