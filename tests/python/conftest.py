@@ -35,9 +35,12 @@ class Kiln:
                     found.set()
 
         threading.Thread(target=read, daemon=True).start()
-        if not found.wait(120):
-            self.proc.kill()
-            raise RuntimeError("kiln serve did not start:\n" + "".join(self.log))
+        deadline = time.time() + 120
+        while not found.wait(0.05):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                time.sleep(0.1)
+                raise RuntimeError("kiln serve did not start:\n" + "".join(self.log))
         self.url = f"http://{self.addr}"
 
     def stop(self):

@@ -396,3 +396,94 @@ pub const IRIS_ROWS: [[f32; 4]; 4] = [
     [5.9, 3.0, 4.2, 1.5],
     [6.3, 2.8, 5.1, 1.5],
 ];
+
+/// A real OCI registry (Debian's `docker-registry`, CNCF distribution) on a loopback port,
+/// optionally with htpasswd basic auth; stopped on drop.
+pub struct RegistryServer {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    config: PathBuf,
+}
+
+impl RegistryServer {
+    /// Starts a registry with its own storage; `user` adds basic auth with that user and password.
+    pub fn start(user: Option<(&str, &str)>) -> RegistryServer {
+        let dir = temp_dir("registry");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage:\n  filesystem: {{ rootdirectory: {} }}\n  delete: {{ enabled: true }}\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((name, password)) = user {
+            let htpasswd = dir.join("htpasswd");
+            let output = Command::new("htpasswd")
+                .args(["-Bbn", name, password])
+                .output()
+                .expect("htpasswd (Debian apache2-utils)");
+            std::fs::write(&htpasswd, output.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd: {{ realm: kiln-test, path: {} }}\n",
+                htpasswd.display()
+            ));
+        }
+        let path = dir.join("registry.yml");
+        std::fs::write(&path, config).unwrap();
+        let mut server = RegistryServer {
+            child: None,
+            addr,
+            config: path,
+        };
+        server.resume();
+        server
+    }
+
+    /// Starts the registry process again (after [`RegistryServer::stop`]).
+    pub fn resume(&mut self) {
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the registry process (its storage stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds the iris image into `store` from the example's manifest; returns its tag.
+pub fn build_iris_image(store: &Path) -> String {
+    let (status, output) = run_kiln(&[
+        "image",
+        "build",
+        repo().join("examples/iris/kiln.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{output}");
+    "iris:1".to_string()
+}

@@ -5,6 +5,7 @@
 mod config;
 mod images;
 mod serve;
+mod transfer;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -28,12 +29,16 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Serve scoring components as prediction endpoints (OIP v2, KServe v1, MLflow, Azure ML).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create or validate a model manifest (the recipe of an image).
     Manifest {
         #[command(subcommand)]
         command: images::ManifestCommand,
     },
+    /// Push an image from the local store to an OCI registry.
+    Push(transfer::PushArgs),
+    /// Pull an image from an OCI registry into the local store, verified.
+    Pull(transfer::PullArgs),
     /// Build, list, inspect and remove images in the local store.
     Image {
         #[command(subcommand)]
@@ -59,8 +64,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Manifest { command } => images::manifest(command),
+        Command::Push(args) => transfer::push(args),
+        Command::Pull(args) => transfer::pull(args),
         Command::Image { command, store } => images::image(command, &store),
     };
     match result {

@@ -65,6 +65,8 @@ pub struct ServeArgs {
     shutdown_delay_ms: Option<u64>,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    registry: crate::transfer::RegistryArgs,
 }
 
 struct Resolved {
@@ -80,6 +82,7 @@ struct Resolved {
     /// `[limits]` of the config file: below an image's own defaults.
     file_limits: LimitsConfig,
     store: StoreArgs,
+    registry: kiln_registry::RegistryOptions,
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -163,6 +166,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         deployments: resolved,
         file_limits: file.limits,
         store: args.store,
+        registry: args.registry.options(),
     })
 }
 
@@ -199,7 +203,7 @@ fn image_limits(limits: &ImageLimits) -> LimitsConfig {
 }
 
 /// A `.wasm` file when the path is one, else an image (tag or digest) in the local store.
-fn open_source(deployment: &DeploymentConfig, store: &StoreArgs) -> Result<Source> {
+async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Result<Source> {
     let text = deployment.component.to_string_lossy().into_owned();
     if deployment.component.is_file() {
         let component =
@@ -218,7 +222,26 @@ fn open_source(deployment: &DeploymentConfig, store: &StoreArgs) -> Result<Sourc
         });
     }
     let reference = text.strip_prefix("oci://").unwrap_or(&text);
-    let store: OciStore = store.open()?;
+    let store: OciStore = settings.store.open()?;
+    let mut reference = reference.to_string();
+    if kiln_registry::is_registry_reference(&reference) {
+        // The registry says what a tag means now; the store's copy serves when it is unreachable.
+        match crate::transfer::pull_into(&store, &reference, &settings.registry).await {
+            Ok(pulled) => {
+                tracing::info!(deployment = %deployment.name, digest = %pulled.digest, "pulled {reference}");
+                reference = format!(
+                    "{}@{}",
+                    reference.split('@').next().unwrap_or(&reference),
+                    pulled.digest
+                );
+            }
+            Err(e) if store.resolve(&reference).is_ok() => {
+                tracing::warn!(deployment = %deployment.name, "registry unavailable, deploying the local store's {reference}: {e:#}");
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot pull {reference}")),
+        }
+    }
+    let reference = reference.as_str();
     let image = match open_image(&store, reference) {
         Ok(image) => image,
         Err(ImageError::NotFound(_)) => bail!(
@@ -260,7 +283,7 @@ async fn load_deployment(
     explicit: &LimitsConfig,
 ) -> Result<Deployment> {
     let name = &deployment.name;
-    let source = open_source(deployment, &settings.store)?;
+    let source = open_source(deployment, settings).await?;
     let limits = explicit
         .or(&image_limits(&source.limits))
         .or(&settings.file_limits)

@@ -132,7 +132,11 @@ pub fn build_model_image(
     tag: &str,
 ) -> Result<Descriptor, ImageError> {
     let config_bytes = serde_json::to_vec(parts.config).unwrap_or_default();
-    let mut layers = vec![store.put_blob(WASM_LAYER, parts.component)?];
+    let mut layers = vec![
+        store
+            .put_blob(WASM_LAYER, parts.component)?
+            .annotated(TITLE, "scorer.wasm"),
+    ];
     for (name, bytes) in parts.files {
         check_title(name)?;
         layers.push(store.put_blob(MODEL_FILE, bytes)?.annotated(TITLE, name));

@@ -178,16 +178,28 @@ impl OciStore {
         manifest: &ImageManifest,
         name: &str,
     ) -> Result<Descriptor, ImageError> {
+        self.put_manifest_bytes(&manifest.to_bytes(), name)
+    }
+
+    /// Stores a manifest exactly as given (its digest is that of these bytes), after checking it
+    /// parses and that every blob it names is present, and tags it `name`.
+    pub fn put_manifest_bytes(&self, bytes: &[u8], name: &str) -> Result<Descriptor, ImageError> {
+        let manifest = ImageManifest::parse(bytes)?;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if !self.has_blob(&blob.digest) {
                 return Err(ImageError::MissingBlob(blob.digest.clone()));
             }
         }
-        let bytes = manifest.to_bytes();
-        let mut descriptor = self.put_blob(OCI_MANIFEST, &bytes)?;
+        let mut descriptor = self.put_blob(OCI_MANIFEST, bytes)?;
         descriptor.artifact_type = manifest.artifact_type.clone();
         self.tag(name, &descriptor)?;
         Ok(descriptor)
+    }
+
+    /// The exact bytes of a stored image's manifest, verified.
+    pub fn manifest_bytes(&self, reference: &str) -> Result<Vec<u8>, ImageError> {
+        let (descriptor, _) = self.resolve(reference)?;
+        self.read_blob(&descriptor)
     }
 
     /// Points tag `name` at a stored manifest.

@@ -1,0 +1,150 @@
+//! `kiln push` and `kiln pull`: images between the local store and OCI registries.
+
+use crate::images::{Output, StoreArgs};
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_image::OciStore;
+use kiln_registry::{Pulled, Registry, RegistryOptions, parse_reference};
+
+/// How to reach registries.
+#[derive(Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// A registry reached over plain HTTP (repeatable; loopback registries always are).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
+    pub insecure: Vec<String>,
+    /// Registry user name (else the Docker config.json, else anonymous).
+    #[arg(long, env = "KILN_REGISTRY_USERNAME", global = true)]
+    pub username: Option<String>,
+    /// Registry password or token.
+    #[arg(
+        long,
+        env = "KILN_REGISTRY_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Largest blob to pull, in MiB.
+    #[arg(long, default_value_t = 2048, global = true)]
+    pub max_blob_mb: u64,
+}
+
+impl RegistryArgs {
+    /// The registry client's options.
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure: self.insecure.clone(),
+            max_blob_bytes: self.max_blob_mb << 20,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            ..RegistryOptions::default()
+        }
+    }
+}
+
+/// `kiln push LOCAL [REMOTE]`.
+#[derive(Args)]
+pub struct PushArgs {
+    /// The image in the local store (a registry reference pushes to itself).
+    local: String,
+    /// Where to push (default: LOCAL).
+    remote: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// `kiln pull REF`.
+#[derive(Args)]
+pub struct PullArgs {
+    /// A registry reference (`host/repo:tag`, `host/repo@sha256:...`, `oci://...`).
+    reference: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// A byte progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_string());
+    bar
+}
+
+/// Pulls a registry image into the store, with a progress bar.
+pub async fn pull_into(
+    store: &OciStore,
+    reference: &str,
+    options: &RegistryOptions,
+) -> Result<Pulled> {
+    let parsed = parse_reference(reference)?;
+    let registry = Registry::connect(&parsed, options).await;
+    let bar = progress_bar(&format!("pull {reference}"));
+    let update = |_: &str, done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let pulled = registry.pull(store, reference, &update).await?;
+    bar.finish_and_clear();
+    Ok(pulled)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs `kiln push`.
+pub fn push(args: PushArgs) -> Result<()> {
+    let store = args.store.open()?;
+    let remote = args.remote.clone().unwrap_or_else(|| args.local.clone());
+    let options = args.registry.options();
+    let digest = runtime()?.block_on(async {
+        let reference = parse_reference(&remote)?;
+        let registry = Registry::connect(&reference, &options).await;
+        let bar = progress_bar(&format!("push {remote}"));
+        let update = |_: &str, done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let digest = registry.push(&store, &args.local, &remote, &update).await;
+        bar.finish_and_clear();
+        digest
+    })?;
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "reference": remote, "digest": digest })
+        ),
+        Output::Text => println!("pushed {remote} {digest}"),
+    }
+    Ok(())
+}
+
+/// Runs `kiln pull`.
+pub fn pull(args: PullArgs) -> Result<()> {
+    let store = args.store.open()?;
+    let pulled =
+        runtime()?.block_on(pull_into(&store, &args.reference, &args.registry.options()))?;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string(&pulled)?),
+        Output::Text => println!(
+            "pulled {} {} ({} bytes fetched)",
+            pulled.name, pulled.digest, pulled.fetched_bytes
+        ),
+    }
+    Ok(())
+}
