@@ -176,9 +176,17 @@ impl Drop for KilnProcess {
     }
 }
 
-fn spawn_kiln(kiln: &str, cache: &str) -> Result<(KilnProcess, Instant)> {
+fn iris_deploy() -> String {
     let component = repo().join("target/components/iris.wasm");
     let model = repo().join("examples/iris/model");
+    format!("iris={},artifacts={}", component.display(), model.display())
+}
+
+fn spawn_kiln(kiln: &str, cache: &str) -> Result<(KilnProcess, Instant)> {
+    spawn_kiln_with(kiln, cache, &["--deploy", &iris_deploy()])
+}
+
+fn spawn_kiln_with(kiln: &str, cache: &str, args: &[&str]) -> Result<(KilnProcess, Instant)> {
     let started = Instant::now();
     let mut child = Command::new(kiln)
         .args([
@@ -190,12 +198,7 @@ fn spawn_kiln(kiln: &str, cache: &str) -> Result<(KilnProcess, Instant)> {
             "--cache-dir",
             cache,
         ])
-        .arg("--deploy")
-        .arg(format!(
-            "iris={},artifacts={}",
-            component.display(),
-            model.display()
-        ))
+        .args(args)
         .env("KILN_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -218,7 +221,11 @@ fn spawn_kiln(kiln: &str, cache: &str) -> Result<(KilnProcess, Instant)> {
 }
 
 fn first_prediction_ms(kiln: &str, cache: &str) -> Result<f64> {
-    let (process, started) = spawn_kiln(kiln, cache)?;
+    first_prediction_ms_with(kiln, cache, &["--deploy", &iris_deploy()])
+}
+
+fn first_prediction_ms_with(kiln: &str, cache: &str, args: &[&str]) -> Result<f64> {
+    let (process, started) = spawn_kiln_with(kiln, cache, args)?;
     let url = format!("{}/v2/models/iris/infer", process.base);
     loop {
         let reply = kiln_tests::post(
@@ -329,6 +336,81 @@ async fn instance_start_us(
     Ok((total.as_secs_f64() * 1e6 / rounds as f64, engine.pooling()))
 }
 
+/// Deploy-to-first-prediction of the iris image: from a real registry with a cold compile cache
+/// and an empty store, and from the local store with a warm cache; and a trivial container.
+fn deploy_figures(kiln: &str) -> Result<()> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!(
+            "deploy from a registry: skipped (no docker-registry; tests/bench installs it as root)"
+        );
+        return Ok(());
+    }
+    let registry = kiln_tests::RegistryServer::start(None);
+    let dir = temp_dir("bench-images");
+    let store = dir.join("store");
+    let image = kiln_tests::build_iris_image(&store);
+    let remote = format!("{}/models/iris:1", registry.addr);
+    let pushed = Command::new(kiln)
+        .args(["push", &image, &remote, "--store", store.to_str().unwrap()])
+        .output()?;
+    if !pushed.status.success() {
+        bail!("push failed: {}", String::from_utf8_lossy(&pushed.stderr));
+    }
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for i in 0..5 {
+        let fresh = dir.join(format!("fresh{i}"));
+        let cache = dir.join(format!("cache{i}"));
+        let (fresh, cache) = (fresh.to_str().unwrap(), cache.to_str().unwrap());
+        let from_registry = format!("iris=oci://{remote}");
+        cold.push(first_prediction_ms_with(
+            kiln,
+            cache,
+            &["--store", fresh, "--deploy", &from_registry],
+        )?);
+        // The same image by its local tag, with the cache the cold run filled: no registry.
+        let from_store = format!("iris={image}");
+        warm.push(first_prediction_ms_with(
+            kiln,
+            cache,
+            &["--store", store.to_str().unwrap(), "--deploy", &from_store],
+        )?);
+    }
+    cold.sort_by(f64::total_cmp);
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "deploy to first prediction, iris image: from the registry (empty store, cold compile cache) median {:.1} ms; \
+              from the local store (warm cache) median {:.1} ms (5 runs each)",
+        cold[2], warm[2]
+    );
+    match Command::new("podman").arg("--version").output() {
+        Ok(o) if o.status.success() => {
+            let started = Instant::now();
+            let run = Command::new("podman")
+                .args(["run", "--rm", "localhost/busybox:latest", "true"])
+                .output()?;
+            if run.status.success() {
+                println!(
+                    "trivial container (podman run --rm busybox true): {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            } else {
+                println!(
+                    "trivial container: podman could not run localhost/busybox:latest (import one per RECIPES.md section 3)"
+                );
+            }
+        }
+        _ => println!(
+            "trivial container: podman is not installed here; RECIPES.md measured 310-380 ms for a trivial podman run"
+        ),
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let s = settings();
     println!(
@@ -346,6 +428,8 @@ fn main() -> Result<()> {
         "\nstart to first prediction: cold cache {cold:.1} ms; warm cache median {:.1} ms (min {:.1}, max {:.1}, 7 runs)",
         warm[3], warm[0], warm[6]
     );
+
+    deploy_figures(&s.kiln)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
