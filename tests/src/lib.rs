@@ -359,33 +359,45 @@ pub fn v2_fp32(name: &str, shape: &[i64], data: &[f32]) -> Value {
     serde_json::json!({ "inputs": [{ "name": name, "shape": shape, "datatype": "FP32", "data": data }] })
 }
 
-/// Iris probabilities computed here from `weights.json`, independently of the scorer.
-pub fn iris_expected(rows: &[[f32; 4]]) -> Vec<(i64, Vec<f64>)> {
+/// The iris model's weights from `weights.json`: `(coef, intercept)`.
+pub fn iris_weights() -> (Vec<Vec<f64>>, Vec<f64>) {
     let weights: Value = serde_json::from_slice(
         &std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap(),
     )
     .unwrap();
-    let coef: Vec<Vec<f64>> = serde_json::from_value(weights["coef"].clone()).unwrap();
-    let intercept: Vec<f64> = serde_json::from_value(weights["intercept"].clone()).unwrap();
-    rows.iter()
-        .map(|row| {
-            let z: Vec<f64> = coef
+    (
+        serde_json::from_value(weights["coef"].clone()).unwrap(),
+        serde_json::from_value(weights["intercept"].clone()).unwrap(),
+    )
+}
+
+/// Multinomial logistic regression on one row, in f64: `(label, probabilities)`.
+pub fn iris_row(coef: &[Vec<f64>], intercept: &[f64], row: &[f32]) -> (i64, Vec<f64>) {
+    let z: Vec<f64> = coef
+        .iter()
+        .zip(intercept)
+        .map(|(w, b)| {
+            b + w
                 .iter()
-                .zip(&intercept)
-                .map(|(w, b)| {
-                    b + w
-                        .iter()
-                        .zip(row)
-                        .map(|(w, x)| w * f64::from(*x))
-                        .sum::<f64>()
-                })
-                .collect();
-            let max = z.iter().cloned().fold(f64::MIN, f64::max);
-            let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
-            let p: Vec<f64> = z.iter().map(|v| (v - max).exp() / sum).collect();
-            let label = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() as i64;
-            (label, p)
+                .zip(row)
+                .map(|(w, x)| w * f64::from(*x))
+                .sum::<f64>()
         })
+        .collect();
+    let max = z.iter().cloned().fold(f64::MIN, f64::max);
+    let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+    let p: Vec<f64> = z.iter().map(|v| (v - max).exp() / sum).collect();
+    let label = (0..p.len())
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+        .unwrap_or(0) as i64;
+    (label, p)
+}
+
+/// Iris probabilities computed here from `weights.json`, independently of the scorer.
+pub fn iris_expected(rows: &[[f32; 4]]) -> Vec<(i64, Vec<f64>)> {
+    let (coef, intercept) = iris_weights();
+    rows.iter()
+        .map(|row| iris_row(&coef, &intercept, row))
         .collect()
 }
 

@@ -82,6 +82,14 @@ pub fn progress_bar(label: &str) -> ProgressBar {
     bar
 }
 
+/// Moves a progress bar as a transfer reports `(blob, bytes done, bytes total)`.
+fn follow(bar: &ProgressBar) -> impl Fn(&str, u64, u64) + Sync + '_ {
+    move |_, done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 /// Pulls a registry image into the store, with a progress bar.
 pub async fn pull_into(
     store: &OciStore,
@@ -91,10 +99,7 @@ pub async fn pull_into(
     let parsed = parse_reference(reference)?;
     let registry = Registry::connect(&parsed, options).await;
     let bar = progress_bar(&format!("pull {reference}"));
-    let update = |_: &str, done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
+    let update = follow(&bar);
     let pulled = registry.pull(store, reference, &update).await?;
     bar.finish_and_clear();
     Ok(pulled)
@@ -116,10 +121,7 @@ pub fn push(args: PushArgs) -> Result<()> {
         let reference = parse_reference(&remote)?;
         let registry = Registry::connect(&reference, &options).await;
         let bar = progress_bar(&format!("push {remote}"));
-        let update = |_: &str, done: u64, total: u64| {
-            bar.set_length(total);
-            bar.set_position(done);
-        };
+        let update = follow(&bar);
         let digest = registry.push(&store, &args.local, &remote, &update).await;
         bar.finish_and_clear();
         digest

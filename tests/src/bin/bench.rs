@@ -21,7 +21,6 @@ use kiln_engine::{
 };
 use kiln_metrics::Metrics;
 use kiln_tests::{repo, temp_dir};
-use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -68,14 +67,8 @@ struct NativeIris {
 
 impl NativeIris {
     fn load() -> Self {
-        let weights: Value = serde_json::from_slice(
-            &std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap(),
-        )
-        .unwrap();
-        NativeIris {
-            coef: serde_json::from_value(weights["coef"].clone()).unwrap(),
-            intercept: serde_json::from_value(weights["intercept"].clone()).unwrap(),
-        }
+        let (coef, intercept) = kiln_tests::iris_weights();
+        NativeIris { coef, intercept }
     }
 
     fn predict(&self, inputs: &[Tensor]) -> Vec<Tensor> {
@@ -85,25 +78,9 @@ impl NativeIris {
         let rows = x.len() / 4;
         let (mut labels, mut probabilities) = (Vec::with_capacity(rows), Vec::new());
         for row in x.chunks_exact(4) {
-            let z: Vec<f64> = self
-                .coef
-                .iter()
-                .zip(&self.intercept)
-                .map(|(w, b)| {
-                    b + w
-                        .iter()
-                        .zip(row)
-                        .map(|(w, x)| w * f64::from(*x))
-                        .sum::<f64>()
-                })
-                .collect();
-            let max = z.iter().cloned().fold(f64::MIN, f64::max);
-            let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
-            let best = (0..z.len())
-                .max_by(|&a, &b| z[a].total_cmp(&z[b]))
-                .unwrap_or(0);
-            labels.push(best as i64);
-            probabilities.extend(z.iter().map(|v| ((v - max).exp() / sum) as f32));
+            let (label, p) = kiln_tests::iris_row(&self.coef, &self.intercept, row);
+            labels.push(label);
+            probabilities.extend(p.iter().map(|&v| v as f32));
         }
         vec![
             Tensor {
