@@ -228,16 +228,15 @@ async fn load_and_check(
     })
 }
 
-fn read_sample(path: &Path, rows: usize) -> Result<SampleTable> {
-    Ok(SampleTable::read(path, rows)?)
-}
-
 /// Checks a manifest end to end and returns what an image of it holds.
 async fn check_manifest(path: &Path) -> Result<(ModelManifest, Checked, Option<Baseline>)> {
     let (manifest, base) = ModelManifest::read(path)?;
     let files = manifest.model_files(&base)?;
     let sample = match &manifest.sample {
-        Some(s) => Some(read_sample(&base.join(&s.file), s.rows.unwrap_or(100))?),
+        Some(s) => Some(SampleTable::read(
+            &base.join(&s.file),
+            s.rows.unwrap_or(100),
+        )?),
         None => None,
     };
     let component = base.join(&manifest.scorer.component);
@@ -253,7 +252,10 @@ async fn check_manifest(path: &Path) -> Result<(ModelManifest, Checked, Option<B
         None => None,
         Some(section) => {
             let (table, source) = match &section.file {
-                Some(file) => (read_sample(&base.join(file), usize::MAX)?, file.clone()),
+                Some(file) => (
+                    SampleTable::read(&base.join(file), usize::MAX)?,
+                    file.clone(),
+                ),
                 None => (
                     checked
                         .sample
@@ -298,12 +300,10 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."))
                 .to_path_buf();
-            let mut files = Vec::new();
-            let mut listed = Vec::new();
-            for path in &model {
-                let relative = path_relative_to(path, &base);
-                listed.push(relative);
-            }
+            let listed = model
+                .iter()
+                .map(|path| path_relative_to(path, &base))
+                .collect();
             let probe = ModelManifest {
                 name: "probe".into(),
                 version: "1".into(),
@@ -326,9 +326,9 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
                 capabilities: vec![],
             };
             probe.validate(&base)?;
-            files.extend(probe.model_files(&base)?);
+            let files = probe.model_files(&base)?;
             let table = match &sample {
-                Some(path) => Some(read_sample(path, 100)?),
+                Some(path) => Some(SampleTable::read(path, 100)?),
                 None => None,
             };
             let checked = rt.block_on(load_and_check(&component, files, &config, None, table))?;

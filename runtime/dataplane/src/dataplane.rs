@@ -199,10 +199,16 @@ impl Dataplane {
             )));
         }
         if let Some(requested) = request.outputs {
+            // Move the requested outputs out in the requested order; no tensor is copied.
+            let mut available: Vec<Option<Tensor>> = checked.into_iter().map(Some).collect();
             checked = requested
                 .iter()
-                .filter_map(|name| checked.iter().position(|t| &t.name == name))
-                .map(|i| checked[i].clone())
+                .filter_map(|name| {
+                    available
+                        .iter_mut()
+                        .find(|t| t.as_ref().is_some_and(|t| &t.name == name))?
+                        .take()
+                })
                 .collect();
         }
         Ok(InferResponse {

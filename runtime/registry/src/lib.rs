@@ -353,9 +353,6 @@ impl Registry {
     }
 }
 
-/// The Wasm layer media type as `oci-wasm` defines it (Kiln's image crate uses the same value).
-pub const WASM_LAYER_MEDIA_TYPE: &str = oci_wasm::WASM_LAYER_MEDIA_TYPE;
-
 const _: () = {
     // Kiln's constants must stay those of oci-wasm.
     assert!(const_str_eq(WASM_LAYER, oci_wasm::WASM_LAYER_MEDIA_TYPE));
