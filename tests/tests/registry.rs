@@ -120,6 +120,12 @@ fn basic_auth_registries_need_credentials() {
     ]);
     let fresh = dir.join("fresh");
     let fresh = fresh.to_str().unwrap();
+    let (status, output) = run_kiln(&["pull", &remote, "--store", fresh]);
+    assert!(!status.success(), "pulled without credentials");
+    assert!(
+        output.contains("not authorized to pull models/iris (401 Unauthorized)"),
+        "{output}"
+    );
     let (status, _) = run_kiln(&[
         "pull",
         &remote,

@@ -195,10 +195,13 @@ pub fn build_component_image(
     store.put_manifest(&manifest, tag)
 }
 
-/// Reads an image from the store and checks it is deployable: the kind from its artifact type
-/// or config media type, exactly one component layer, safe file titles, every blob verified.
-pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, ImageError> {
-    let (descriptor, manifest) = store.resolve(reference)?;
+/// Checks that a manifest describes an image Kiln can deploy, before any blob is read: its kind
+/// from the artifact type and config media type, exactly one component layer, only known layer
+/// media types, and safe file titles. Returns the kind and the component layer.
+pub fn deployable_kind<'m>(
+    digest: &Digest,
+    manifest: &'m ImageManifest,
+) -> Result<(ImageKind, &'m Descriptor), ImageError> {
     let components: Vec<&Descriptor> = manifest
         .layers
         .iter()
@@ -208,14 +211,12 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
         [one] => *one,
         [] => {
             return Err(ImageError::Invalid(format!(
-                "image {} has no {WASM_LAYER} layer",
-                descriptor.digest
+                "image {digest} has no {WASM_LAYER} layer"
             )));
         }
         many => {
             return Err(ImageError::Invalid(format!(
-                "image {} has {} components where one is expected",
-                descriptor.digest,
+                "image {digest} has {} components where one is expected",
                 many.len()
             )));
         }
@@ -227,28 +228,19 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
         (Some(KILN_ARTIFACT), KILN_CONFIG) => ImageKind::KilnModel,
         (Some(KILN_ARTIFACT), other) => {
             return Err(ImageError::Invalid(format!(
-                "Kiln model image with config media type '{other}', expected '{KILN_CONFIG}'"
+                "image {digest}: Kiln model image with config media type '{other}', expected '{KILN_CONFIG}'"
             )));
         }
         (_, WASM_CONFIG) => ImageKind::WasmComponent,
         (artifact, config) => {
             return Err(ImageError::Invalid(format!(
-                "unsupported image {}: artifact type {}, config media type '{config}' (Kiln deploys '{KILN_ARTIFACT}' images and '{WASM_CONFIG}' components)",
-                descriptor.digest,
+                "unsupported image {digest}: artifact type {}, config media type '{config}' (Kiln deploys '{KILN_ARTIFACT}' images and '{WASM_CONFIG}' components)",
                 artifact.unwrap_or("none"),
             )));
         }
     };
-    let config_bytes = store.read_blob(&manifest.config)?;
-    let mut files = Vec::new();
-    let config = match kind {
+    match kind {
         ImageKind::KilnModel => {
-            let config: KilnConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-                ImageError::Invalid(format!(
-                    "config {} is not a Kiln model config: {e}",
-                    manifest.config.digest
-                ))
-            })?;
             for layer in &manifest.layers {
                 match layer.media_type.as_str() {
                     WASM_LAYER | SAMPLE => {}
@@ -260,28 +252,53 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
                             ))
                         })?;
                         check_title(title)?;
-                        files.push((title.to_string(), store.read_blob(layer)?));
                     }
                     other => {
                         return Err(ImageError::Invalid(format!(
-                            "layer {} has unknown media type '{other}'",
+                            "image {digest}: layer {} has unknown media type '{other}'",
                             layer.digest
                         )));
                     }
                 }
             }
-            Some(config)
         }
         ImageKind::WasmComponent => {
             if manifest.layers.len() != 1 {
                 return Err(ImageError::Invalid(format!(
-                    "component image {} must have exactly one layer, it has {}",
-                    descriptor.digest,
+                    "component image {digest} must have exactly one layer, it has {}",
                     manifest.layers.len()
                 )));
             }
-            None
         }
+    }
+    Ok((kind, component_layer))
+}
+
+/// Reads an image from the store and checks it is deployable ([`deployable_kind`]), with every
+/// blob it reads verified.
+pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, ImageError> {
+    let (descriptor, manifest) = store.resolve(reference)?;
+    let (kind, component_layer) = deployable_kind(&descriptor.digest, &manifest)?;
+    let config_bytes = store.read_blob(&manifest.config)?;
+    let mut files = Vec::new();
+    let config = match kind {
+        ImageKind::KilnModel => {
+            let config: KilnConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+                ImageError::Invalid(format!(
+                    "config {} is not a Kiln model config: {e}",
+                    manifest.config.digest
+                ))
+            })?;
+            for layer in &manifest.layers {
+                if layer.media_type == MODEL_FILE {
+                    // deployable_kind checked every model file has a safe title.
+                    let title = layer.title().unwrap_or_default();
+                    files.push((title.to_string(), store.read_blob(layer)?));
+                }
+            }
+            Some(config)
+        }
+        ImageKind::WasmComponent => None,
     };
     let component = store.read_blob(component_layer)?;
     Ok(DeployableImage {

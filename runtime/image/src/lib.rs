@@ -18,7 +18,7 @@ pub use baseline::{Baseline, FeatureBaseline, bin_of};
 pub use error::ImageError;
 pub use image::{
     DeployableImage, ImageKind, ImageLimits, KilnConfig, ModelImageParts, Schema, TensorSchema,
-    build_component_image, build_model_image, check_title, open_image,
+    build_component_image, build_model_image, check_title, deployable_kind, open_image,
 };
 pub use oci::{Descriptor, Digest, ImageIndex, ImageManifest, MAX_MANIFEST_BYTES};
 pub use recipe::{

@@ -8,8 +8,11 @@
 //! errors, 5xx) are retried with backoff.
 
 use futures_util::StreamExt;
-use kiln_image::media::{OCI_MANIFEST, WASM_LAYER};
-use kiln_image::{Descriptor, Digest, ImageError, ImageManifest, MAX_MANIFEST_BYTES, OciStore};
+use kiln_image::media::{OCI_INDEX, OCI_MANIFEST, WASM_LAYER};
+use kiln_image::{
+    Descriptor, Digest, ImageError, ImageManifest, MAX_MANIFEST_BYTES, OciStore, deployable_kind,
+};
+use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
@@ -134,18 +137,75 @@ fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
     Some(RegistryAuth::Basic(user, password))
 }
 
-fn transient(error: &OciDistributionError) -> bool {
-    match error {
-        OciDistributionError::RequestError(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-        OciDistributionError::ServerError { code, .. } => *code >= 500,
-        OciDistributionError::IoError(_) => true,
-        _ => false,
+/// A failed request, and whether trying again may help (connection errors, timeouts, 5xx, 429).
+trait Transient: std::fmt::Display {
+    fn transient(&self) -> bool;
+}
+
+impl Transient for OciDistributionError {
+    fn transient(&self) -> bool {
+        match self {
+            OciDistributionError::RequestError(e) => {
+                e.is_connect() || e.is_timeout() || e.is_request()
+            }
+            OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+            OciDistributionError::IoError(_) => true,
+            _ => false,
+        }
     }
+}
+
+/// A failed request made by Kiln itself rather than through `oci-client`.
+struct Failed {
+    transient: bool,
+    message: String,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Transient for Failed {
+    fn transient(&self) -> bool {
+        self.transient
+    }
+}
+
+impl From<reqwest::Error> for Failed {
+    fn from(e: reqwest::Error) -> Failed {
+        Failed {
+            transient: e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<OciDistributionError> for Failed {
+    fn from(e: OciDistributionError) -> Failed {
+        Failed {
+            transient: e.transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A manifest as the registry served it, read within [`MAX_MANIFEST_BYTES`].
+struct ServedManifest {
+    bytes: Vec<u8>,
+    /// The response's media type, parameters removed.
+    content_type: String,
+    /// `Docker-Content-Digest`, when the registry sent one.
+    digest: Option<String>,
 }
 
 /// A client for one registry.
 pub struct Registry {
     client: Client,
+    /// For manifest fetches, which need the response headers `oci-client` does not expose.
+    http: reqwest::Client,
+    scheme: &'static str,
     registry: String,
     options: RegistryOptions,
 }
@@ -178,8 +238,15 @@ impl Registry {
         client
             .store_auth_if_needed(&registry, &credentials(&registry, options))
             .await;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap_or_default();
         Registry {
             client,
+            http,
+            scheme: if insecure { "http" } else { "https" },
             registry,
             options: options.clone(),
         }
@@ -192,16 +259,17 @@ impl Registry {
         }
     }
 
-    async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, RegistryError>
+    async fn retry<T, E, F, Fut>(&self, what: &str, mut call: F) -> Result<T, RegistryError>
     where
+        E: Transient,
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=self.options.attempts.max(1) {
             match call().await {
                 Ok(value) => return Ok(value),
-                Err(e) if transient(&e) && attempt < self.options.attempts => {
+                Err(e) if e.transient() && attempt < self.options.attempts => {
                     tracing::warn!(registry = %self.registry, "{what} failed (attempt {attempt}), retrying: {e}");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
@@ -210,6 +278,84 @@ impl Registry {
             }
         }
         Err(self.fail(format!("{what}: no attempts")))
+    }
+
+    /// One GET of a manifest, authenticated as `oci-client` would (bearer token from the
+    /// registry's challenge, else basic credentials), read within the size cap.
+    async fn fetch_manifest(&self, reference: &Reference) -> Result<ServedManifest, Failed> {
+        let auth = credentials(&self.registry, &self.options);
+        let token = self
+            .client
+            .auth(reference, &auth, RegistryOperation::Pull)
+            .await?;
+        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{target}",
+            self.scheme,
+            self.registry,
+            reference.repository()
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, OCI_MANIFEST)
+            .timeout(Duration::from_secs(60));
+        request = match (token, &auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            _ => request,
+        };
+        let mut response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let what = match status.as_u16() {
+                401 | 403 => format!(
+                    "not authorized to pull {} ({status}): give --username and --password, or log in with a Docker config.json",
+                    reference.repository()
+                ),
+                404 => format!(
+                    "manifest '{target}' not found in {} ({status})",
+                    reference.repository()
+                ),
+                _ => format!("manifest '{target}': {status}"),
+            };
+            return Err(Failed {
+                transient: status.is_server_error() || status.as_u16() == 429,
+                message: what,
+            });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+            .unwrap_or_default();
+        let digest = header("docker-content-digest");
+        let over = |detail: String| Failed {
+            transient: false,
+            message: format!("manifest is over the {MAX_MANIFEST_BYTES}-byte limit ({detail})"),
+        };
+        if let Some(length) = response.content_length()
+            && length > MAX_MANIFEST_BYTES as u64
+        {
+            return Err(over(format!("{length} bytes declared")));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(over("read stopped at the limit".to_string()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(ServedManifest {
+            bytes,
+            content_type,
+            digest,
+        })
     }
 
     /// Fetches a blob within its declared size and the cap, verified against its digest.
@@ -267,31 +413,46 @@ impl Registry {
         progress: Progress<'_>,
     ) -> Result<Pulled, RegistryError> {
         let reference = parse_reference(text)?;
-        let (bytes, header_digest) = self
-            .retry("fetch manifest", || {
-                self.client
-                    .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &[OCI_MANIFEST])
-            })
+        let served = self
+            .retry("fetch manifest", || self.fetch_manifest(&reference))
             .await?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(self.fail(format!(
-                "manifest of {} bytes is over the {MAX_MANIFEST_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
+        let bytes = served.bytes;
         let digest = Digest::of(&bytes);
-        let expected = reference
-            .digest()
-            .map(str::to_string)
-            .unwrap_or(header_digest);
-        if expected != digest.as_str() {
+        // A digest in the reference is what the user pinned; else the registry's header.
+        if let Some(expected) = reference.digest().map(str::to_string).or(served.digest)
+            && expected != digest.as_str()
+        {
             return Err(ImageError::DigestMismatch {
                 expected: expected.parse()?,
                 actual: digest,
             }
             .into());
         }
+        let declared = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string));
+        if let Some(declared) = &declared
+            && *declared != served.content_type
+        {
+            return Err(self.fail(format!(
+                "manifest {digest}: mediaType '{declared}' disagrees with its Content-Type '{}'",
+                served.content_type
+            )));
+        }
+        if served.content_type != OCI_MANIFEST {
+            let hint = if served.content_type == OCI_INDEX {
+                " (an image index; Kiln deploys single image manifests)"
+            } else {
+                ""
+            };
+            return Err(self.fail(format!(
+                "manifest {digest} is '{}'{hint}, expected '{OCI_MANIFEST}'",
+                served.content_type
+            )));
+        }
         let manifest = ImageManifest::parse(&bytes)?;
+        // Refuse what Kiln could not deploy before fetching a single blob.
+        deployable_kind(&digest, &manifest)?;
         let mut fetched = Vec::new();
         let mut fetched_bytes = 0;
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
