@@ -1,5 +1,6 @@
 //! `kiln manifest create|validate` and `kiln image build|list|inspect|rm`.
 
+use crate::transfer::{RegistryArgs, pull_into};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use kiln_dataplane::{Dataplane, Deployment, InferRequest, ServerLimits, protocol, tensor};
@@ -11,6 +12,7 @@ use kiln_image::{
     TensorSchema, open_image,
 };
 use kiln_metrics::Metrics;
+use kiln_registry::is_registry_reference;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,6 +45,44 @@ impl StoreArgs {
     }
 }
 
+/// Where images come from: the local store, and registries for references that name one.
+#[derive(Args, Clone)]
+pub struct Sources {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// A manifest's scoring component: a `.wasm` file (relative to the manifest), else an image in
+/// the local store (a plain component, or a Kiln model whose scorer is reused), else a registry
+/// reference pulled into the store and verified first. Returns the component's bytes.
+async fn component_bytes(text: &str, base: &Path, sources: &Sources) -> Result<Vec<u8>> {
+    let path = base.join(text);
+    if is_component_path(text, base) {
+        return std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    let store = sources.store.open()?;
+    let name = text.strip_prefix("oci://").unwrap_or(text);
+    if is_registry_reference(text)
+        && let Err(error) = pull_into(&store, text, &sources.registry.options()).await
+    {
+        if store.resolve(name).is_err() {
+            return Err(error.context(format!("cannot pull the scorer component {text}")));
+        }
+        tracing::warn!("registry unavailable, using the local store's {name}: {error:#}");
+    }
+    let image = open_image(&store, name).with_context(|| {
+        format!("scorer component '{text}' is neither a .wasm file nor a usable image")
+    })?;
+    Ok(image.component)
+}
+
+/// Whether a manifest's `component` names a file rather than an image.
+fn is_component_path(text: &str, base: &Path) -> bool {
+    text.ends_with(".wasm") || base.join(text).is_file()
+}
+
 fn default_store() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
@@ -55,9 +95,9 @@ fn default_store() -> Option<PathBuf> {
 pub enum ManifestCommand {
     /// Write a manifest from a scoring component, model files and a sample data file.
     Create {
-        /// The scoring component (.wasm).
+        /// The scoring component: a .wasm file, or an image (store tag, registry reference).
         #[arg(long)]
-        component: PathBuf,
+        component: String,
         /// Model files or directories (repeatable).
         #[arg(long = "model")]
         model: Vec<PathBuf>,
@@ -161,18 +201,22 @@ struct Checked {
 }
 
 async fn load_and_check(
-    component: &Path,
+    bytes: Vec<u8>,
     files: Vec<(String, Vec<u8>)>,
     config: &str,
     expected: Option<&Schema>,
     sample: Option<SampleTable>,
 ) -> Result<Checked> {
-    let bytes =
-        std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     let engine = Arc::new(ScoringEngine::new(&EngineConfig::default())?);
     let compiled = {
+        let spinner = crate::transfer::spinner(&format!(
+            "compile scorer component ({} KiB)",
+            bytes.len() / 1024
+        ));
         let (engine, bytes) = (engine.clone(), bytes.clone());
-        tokio::task::spawn_blocking(move || engine.compile(&bytes)).await??
+        let compiled = tokio::task::spawn_blocking(move || engine.compile(&bytes)).await?;
+        spinner.finish_and_clear();
+        compiled?
     };
     let metrics = Metrics::new();
     let deployment_metrics = Arc::new(metrics.deployment("build", "build"));
@@ -229,7 +273,10 @@ async fn load_and_check(
 }
 
 /// Checks a manifest end to end and returns what an image of it holds.
-async fn check_manifest(path: &Path) -> Result<(ModelManifest, Checked, Option<Baseline>)> {
+async fn check_manifest(
+    path: &Path,
+    sources: &Sources,
+) -> Result<(ModelManifest, Checked, Option<Baseline>)> {
     let (manifest, base) = ModelManifest::read(path)?;
     let files = manifest.model_files(&base)?;
     let sample = match &manifest.sample {
@@ -239,9 +286,9 @@ async fn check_manifest(path: &Path) -> Result<(ModelManifest, Checked, Option<B
         )?),
         None => None,
     };
-    let component = base.join(&manifest.scorer.component);
+    let component = component_bytes(&manifest.scorer.component, &base, sources).await?;
     let checked = load_and_check(
-        &component,
+        component,
         files,
         &manifest.scorer.config,
         manifest.schema.as_ref(),
@@ -283,7 +330,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Runs `kiln manifest ...`.
-pub fn manifest(command: ManifestCommand) -> Result<()> {
+pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
     let rt = runtime()?;
     match command {
         ManifestCommand::Create {
@@ -309,7 +356,11 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
                 version: "1".into(),
                 description: None,
                 scorer: kiln_image::ScorerSection {
-                    component: path_relative_to(&component, &base),
+                    component: if is_component_path(&component, Path::new(".")) {
+                        path_relative_to(Path::new(&component), &base)
+                    } else {
+                        component.clone()
+                    },
                     config: config.clone(),
                 },
                 model: kiln_image::ModelSection { files: listed },
@@ -331,7 +382,10 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
                 Some(path) => Some(SampleTable::read(path, 100)?),
                 None => None,
             };
-            let checked = rt.block_on(load_and_check(&component, files, &config, None, table))?;
+            let checked = rt.block_on(async {
+                let bytes = component_bytes(&component, Path::new("."), sources).await?;
+                load_and_check(bytes, files, &config, None, table).await
+            })?;
             let manifest = ModelManifest {
                 name: name.unwrap_or(checked.name),
                 version,
@@ -345,7 +399,7 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
             Ok(())
         }
         ManifestCommand::Validate { manifest } => {
-            let (m, checked, _) = rt.block_on(check_manifest(&manifest))?;
+            let (m, checked, _) = rt.block_on(check_manifest(&manifest, sources))?;
             println!(
                 "{}: valid ({} {}: {} input(s), {} output(s), {} model file(s){})",
                 manifest.display(),
@@ -366,15 +420,15 @@ pub fn manifest(command: ManifestCommand) -> Result<()> {
 }
 
 /// Runs `kiln image ...`.
-pub fn image(command: ImageCommand, store: &StoreArgs) -> Result<()> {
-    let store = store.open()?;
+pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
+    let store = sources.store.open()?;
     match command {
         ImageCommand::Build {
             manifest,
             tag,
             output,
         } => {
-            let (m, checked, baseline) = runtime()?.block_on(check_manifest(&manifest))?;
+            let (m, checked, baseline) = runtime()?.block_on(check_manifest(&manifest, sources))?;
             let config = KilnConfig {
                 name: m.name.clone(),
                 version: m.version.clone(),

@@ -34,6 +34,8 @@ enum Command {
     Manifest {
         #[command(subcommand)]
         command: images::ManifestCommand,
+        #[command(flatten)]
+        sources: images::Sources,
     },
     /// Push an image from the local store to an OCI registry.
     Push(transfer::PushArgs),
@@ -44,7 +46,7 @@ enum Command {
         #[command(subcommand)]
         command: images::ImageCommand,
         #[command(flatten)]
-        store: images::StoreArgs,
+        sources: images::Sources,
     },
 }
 
@@ -65,10 +67,10 @@ fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
-        Command::Manifest { command } => images::manifest(command),
+        Command::Manifest { command, sources } => images::manifest(command, &sources),
         Command::Push(args) => transfer::push(args),
         Command::Pull(args) => transfer::pull(args),
-        Command::Image { command, store } => images::image(command, &store),
+        Command::Image { command, sources } => images::image(command, &sources),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -82,6 +82,18 @@ pub fn progress_bar(label: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner on stderr for work without a byte count, such as compiling a component (hidden
+/// when stderr is not a terminal).
+pub fn spinner(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
 /// Moves a progress bar as a transfer reports `(blob, bytes done, bytes total)`.
 fn follow(bar: &ProgressBar) -> impl Fn(&str, u64, u64) + Sync + '_ {
     move |_, done, total| {

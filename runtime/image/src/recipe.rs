@@ -43,7 +43,8 @@ pub struct ModelManifest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScorerSection {
-    /// A `.wasm` path, or an image in the local store.
+    /// A `.wasm` path relative to the manifest, an image in the local store (a plain component,
+    /// or a Kiln model whose scorer is reused), or a registry reference.
     pub component: String,
     /// The string passed to the scorer's `load`.
     #[serde(default)]
