@@ -200,6 +200,21 @@ struct ServedManifest {
     digest: Option<String>,
 }
 
+/// The HTTP client of Kiln's own manifest requests, built once per process: building one reads
+/// and parses the system's CA bundle, tens of milliseconds that a deploy should not pay twice.
+fn shared_http_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::limited(5))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
 /// A client for one registry.
 pub struct Registry {
     client: Client,
@@ -238,14 +253,9 @@ impl Registry {
         client
             .store_auth_if_needed(&registry, &credentials(&registry, options))
             .await;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .unwrap_or_default();
         Registry {
             client,
-            http,
+            http: shared_http_client(),
             scheme: if insecure { "http" } else { "https" },
             registry,
             options: options.clone(),
