@@ -499,3 +499,282 @@ pub fn build_iris_image(store: &Path) -> String {
     assert!(status.success(), "{output}");
     "iris:1".to_string()
 }
+
+/// Any HTTP call: method, URL, headers, optional body.
+pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    try_call(method, url, headers, body).expect("HTTP request failed")
+}
+
+/// [`call`], with `None` when the server cannot be reached or the connection breaks.
+pub fn try_call(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Option<Reply> {
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request.body(body.unwrap_or_default().to_vec()).unwrap();
+    let mut response = agent().run(request).ok()?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .ok()?;
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A running `kiln up` (control plane, runtime, metrics), killed on drop.
+pub struct Up {
+    child: Option<Child>,
+    /// Management API base URL.
+    pub api: String,
+    /// Prediction base URL.
+    pub base: String,
+    /// The bootstrap admin token, on the first start of a data directory.
+    pub admin_token: Option<String>,
+    /// The data directory.
+    pub data: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Up {
+    /// Starts `kiln up` on `data` (ephemeral ports) and waits until it serves.
+    pub fn start(data: &Path, args: &[&str]) -> Up {
+        let mut child = Command::new(kiln_bin())
+            .arg("up")
+            .args(["--data-dir", data.to_str().unwrap()])
+            .args(["--api-addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--cache-dir", &test_cache()])
+            .args(args)
+            .env("KILN_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kiln up");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let lines = log.lock().unwrap().clone();
+            let urls = lines.iter().find_map(|l| {
+                let rest = l.split("kiln up: API ").nth(1)?;
+                let mut parts = rest.split(", ");
+                let api = parts.next()?.to_string();
+                let base = parts.next()?.strip_prefix("predictions ")?.to_string();
+                Some((api, base))
+            });
+            if let Some((api, base)) = urls {
+                let admin_token = lines.iter().find_map(|l| {
+                    l.split("bootstrap admin token (shown once, store it now): ")
+                        .nth(1)
+                        .map(|t| t.trim().to_string())
+                });
+                return Up {
+                    child: Some(child),
+                    api,
+                    base,
+                    admin_token,
+                    data: data.to_path_buf(),
+                    log,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "kiln up exited with {status}:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kiln up did not start:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The bootstrap token (panics on a restart, which prints none).
+    pub fn admin(&self) -> String {
+        self.admin_token.clone().expect("a bootstrap token")
+    }
+
+    /// A management API call with a token (or none) and an optional JSON body.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
+        }
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+        if bytes.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        call(
+            method,
+            &format!("{}{path}", self.api),
+            &headers,
+            bytes.as_deref(),
+        )
+    }
+
+    /// Like [`Up::api`], asserting a 2xx and returning the JSON.
+    pub fn ok(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+        let reply = self.api(method, path, Some(token), body);
+        assert!(
+            (200..300).contains(&reply.status),
+            "{method} {path}: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    }
+
+    /// The local image store of this installation.
+    pub fn store(&self) -> PathBuf {
+        self.data.join("store")
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until deployment `name`'s status is `ready` or `failed` (at most 60 s); returns it.
+    pub fn wait_deployment(&self, token: &str, path: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let value = self.ok("GET", path, token, None);
+            if value["status"] != "pending" {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment stayed pending: {value}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tar archive of `(path, bytes)` entries, for model uploads. Paths are written as given
+/// (GNU long names when needed), so hostile paths reach the server unchanged.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, bytes) in files {
+        let mut header = [0u8; 512];
+        let name = path.as_bytes();
+        if name.len() > 99 {
+            panic!("test paths stay under 100 bytes");
+        }
+        header[..name.len()].copy_from_slice(name);
+        header[100..108].copy_from_slice(b"0000644\0");
+        header[108..116].copy_from_slice(b"0000000\0");
+        header[116..124].copy_from_slice(b"0000000\0");
+        header[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
+        header[136..148].copy_from_slice(b"00000000000\0");
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(bytes);
+        out.extend(std::iter::repeat_n(0u8, (512 - bytes.len() % 512) % 512));
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+/// Which database a control plane test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Database {
+    /// The default: SQLite in the data directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server `tests/run` starts
+    /// (`$KILN_TEST_POSTGRES`, default `postgres://kiln:kiln@127.0.0.1:5432`).
+    Postgres,
+}
+
+impl Database {
+    /// `kiln up` arguments selecting this database (a new PostgreSQL database each call).
+    pub fn args(self, tag: &str) -> Vec<String> {
+        match self {
+            Database::Sqlite => vec![],
+            Database::Postgres => vec!["--database-url".into(), postgres_database(tag)],
+        }
+    }
+}
+
+/// Creates an empty PostgreSQL database and returns its URL.
+pub fn postgres_database(tag: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let server = std::env::var("KILN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://kiln:kiln@127.0.0.1:5432".into());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("kiln_{}_{}_{n}", tag.replace('-', "_"), std::process::id());
+    let output = Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql (Debian postgresql-client)");
+    assert!(
+        output.status.success(),
+        "cannot create a PostgreSQL database on {server} (start PostgreSQL as tests/run does): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    format!("{server}/{name}")
+}

@@ -154,6 +154,16 @@ pub enum ImageCommand {
         /// Tag.
         reference: String,
     },
+    /// Record an image (local store tag or registry reference) with the control plane, pinned
+    /// by digest, so a deployment can use it.
+    Register {
+        /// Name of the image in the work group.
+        name: String,
+        /// Store tag, `name@sha256:...`, or registry reference.
+        reference: String,
+        #[command(flatten)]
+        connection: crate::client::Connection,
+    },
 }
 
 fn path_relative_to(path: &Path, base: &Path) -> String {
@@ -246,6 +256,7 @@ async fn load_and_check(
             version: "build".into(),
             model: model.clone(),
             metrics: deployment_metrics,
+            key_digests: None,
         };
         let inputs =
             protocol::table_to_tensors(model.metadata(), &table.columns, &table.rows, usize::MAX)
@@ -421,6 +432,15 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
 
 /// Runs `kiln image ...`.
 pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
+    let command = match command {
+        // Talks to the control plane only: no local store is opened.
+        ImageCommand::Register {
+            name,
+            reference,
+            connection,
+        } => return crate::client::register_image(&name, &reference, &connection),
+        other => other,
+    };
     let store = sources.store.open()?;
     match command {
         ImageCommand::Build {
@@ -518,6 +538,11 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
             }
             Ok(())
         }
+        ImageCommand::Register {
+            name,
+            reference,
+            connection,
+        } => crate::client::register_image(&name, &reference, &connection),
         ImageCommand::Rm { reference } => {
             let removed = store.remove(&reference)?;
             let report = store.gc()?;

@@ -2,10 +2,13 @@
 //! as WebAssembly components. `kiln serve` loads scoring components and serves them as HTTP
 //! prediction endpoints, with Prometheus metrics on a separate listener.
 
+mod client;
 mod config;
 mod images;
+mod reconcile;
 mod serve;
 mod transfer;
+mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -41,7 +44,61 @@ enum Command {
     Push(transfer::PushArgs),
     /// Pull an image from an OCI registry into the local store, verified.
     Pull(transfer::PullArgs),
-    /// Build, list, inspect and remove images in the local store.
+    /// Start the control plane and a runtime on this machine, on embedded defaults.
+    Up(Box<up::UpArgs>),
+    /// Check a token against a control plane and remember both (and a default team/work group).
+    Login(client::LoginArgs),
+    /// Users of the control plane (administrators).
+    User {
+        #[command(subcommand)]
+        command: client::UserCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Your API tokens.
+    Token {
+        #[command(subcommand)]
+        command: client::TokenCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Teams and their members.
+    Team {
+        #[command(subcommand)]
+        command: client::TeamCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Work groups (the security boundary) and their members.
+    Workgroup {
+        #[command(subcommand)]
+        command: client::WorkgroupCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Projects of a work group.
+    Project {
+        #[command(subcommand)]
+        command: client::ProjectCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Models, their versions and aliases.
+    Model {
+        #[command(subcommand)]
+        command: client::ModelCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Deployments: images served as prediction endpoints.
+    Deployment {
+        #[command(subcommand)]
+        command: client::DeploymentCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Build, list, inspect and remove images in the local store; register one with the
+    /// control plane.
     Image {
         #[command(subcommand)]
         command: images::ImageCommand,
@@ -71,6 +128,36 @@ fn main() -> std::process::ExitCode {
         Command::Push(args) => transfer::push(args),
         Command::Pull(args) => transfer::pull(args),
         Command::Image { command, sources } => images::image(command, &sources),
+        Command::Up(args) => up::run(*args),
+        Command::Login(args) => client::login(args),
+        Command::User {
+            command,
+            connection,
+        } => client::user(command, &connection),
+        Command::Token {
+            command,
+            connection,
+        } => client::token(command, &connection),
+        Command::Team {
+            command,
+            connection,
+        } => client::team(command, &connection),
+        Command::Workgroup {
+            command,
+            connection,
+        } => client::workgroup(command, &connection),
+        Command::Project {
+            command,
+            connection,
+        } => client::project(command, &connection),
+        Command::Model {
+            command,
+            connection,
+        } => client::model(command, &connection),
+        Command::Deployment {
+            command,
+            connection,
+        } => client::deployment(command, &connection),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

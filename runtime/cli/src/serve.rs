@@ -318,6 +318,7 @@ async fn load_deployment(
         version: source.version,
         model,
         metrics: deployment_metrics,
+        key_digests: None,
     })
 }
 
@@ -406,7 +407,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -16,6 +16,9 @@ pub struct Deployment {
     pub model: Arc<Model>,
     /// Instruments bound to this deployment version.
     pub metrics: Arc<DeploymentMetrics>,
+    /// SHA-256 digests of the keys this deployment accepts as `Authorization: Bearer`; `None`
+    /// when it is public (or served without a control plane, where `--api-key` applies).
+    pub key_digests: Option<Vec<[u8; 32]>>,
 }
 
 /// Deployments by name. Reads are lock-light: a lookup clones an `Arc`.
@@ -27,20 +30,79 @@ pub struct DeploymentRegistry {
 }
 
 impl DeploymentRegistry {
-    /// Adds or replaces a deployment and marks it ready.
+    /// Adds or replaces a deployment and marks it ready. In-flight requests on a replaced
+    /// version finish on it; its instances go when the last of them does.
     pub fn insert(&self, deployment: Deployment) {
-        deployment.metrics.ready.set(1);
-        let mut map = self
+        self.insert_arc(Arc::new(deployment));
+    }
+
+    /// [`DeploymentRegistry::insert`] for a deployment already shared.
+    pub fn insert_arc(&self, deployment: Arc<Deployment>) {
+        self.failed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&deployment.name);
+        let old = self
             .deployments
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(old) = map.insert(deployment.name.clone(), Arc::new(deployment)) {
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(deployment.name.clone(), deployment.clone());
+        // The old version's gauge first: both versions may share one series.
+        if let Some(old) = old {
             old.metrics.ready.set(0);
         }
+        deployment.metrics.ready.set(1);
+    }
+
+    /// Stops serving `name` (a failed record included); requests already running finish.
+    pub fn remove(&self, name: &str) -> Option<Arc<Deployment>> {
+        self.failed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+        let removed = self
+            .deployments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+        if let Some(old) = &removed {
+            old.metrics.ready.set(0);
+        }
+        removed
+    }
+
+    /// Names of the deployments served or failed.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .deployments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.extend(
+            self.failed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .keys()
+                .cloned(),
+        );
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Records a deployment that could not be loaded: its routes answer 503 with the reason.
+    /// A version already served of the same name stops being served.
     pub fn insert_failed(&self, name: &str, reason: &str) {
+        if let Some(old) = self
+            .deployments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name)
+        {
+            old.metrics.ready.set(0);
+        }
         let mut failed = self
             .failed
             .write()

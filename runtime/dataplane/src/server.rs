@@ -1,7 +1,7 @@
 //! The HTTP routes of the prediction listener and of the metrics listener.
 
 use crate::protocol::{mlflow, score, v1, v2};
-use crate::{ApiError, Dataplane};
+use crate::{ApiError, Dataplane, Deployment};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_metrics::{Metrics, Protocol};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Shared state of the prediction routes.
@@ -116,6 +117,35 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
+/// Checks the deployment's own keys, when it has any: a missing or wrong key is 401.
+fn authorize(deployment: &Deployment, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(digests) = &deployment.key_digests else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(key) = presented {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        // Every digest is compared, so the time taken does not say which key nearly matched.
+        let matched = digests
+            .iter()
+            .fold(false, |found, d| found | constant_time_eq(d, &digest));
+        if matched {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "deployment '{}' needs one of its keys: Authorization: Bearer <key>",
+            deployment.name
+        ),
+    ))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -140,15 +170,33 @@ async fn server_metadata() -> Json<serde_json::Value> {
     }))
 }
 
-fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> Response {
-    match state.dataplane.deployment(model, version) {
+fn model_metadata(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    match state
+        .dataplane
+        .deployment(model, version)
+        .and_then(|d| authorize(&d, headers).map(|()| d))
+    {
         Ok(d) => Json(v2::model_metadata(&d.name, &d.version, d.model.metadata())).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn model_ready(state: &AppState, model: &str, version: Option<&str>) -> Response {
-    match state.dataplane.deployment(model, version) {
+fn model_ready(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    match state
+        .dataplane
+        .deployment(model, version)
+        .and_then(|d| authorize(&d, headers).map(|()| d))
+    {
         Ok(d) if state.dataplane.is_ready() => {
             Json(json!({ "name": d.name, "ready": true })).into_response()
         }
@@ -161,26 +209,36 @@ fn model_ready(state: &AppState, model: &str, version: Option<&str>) -> Response
     }
 }
 
-async fn v2_model(State(state): State<AppState>, Path(model): Path<String>) -> Response {
-    model_metadata(&state, &model, None)
+async fn v2_model(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    model_metadata(&state, &model, None, &headers)
 }
 
 async fn v2_model_version(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    model_metadata(&state, &model, Some(&version))
+    model_metadata(&state, &model, Some(&version), &headers)
 }
 
-async fn v2_model_ready(State(state): State<AppState>, Path(model): Path<String>) -> Response {
-    model_ready(&state, &model, None)
+async fn v2_model_ready(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    model_ready(&state, &model, None, &headers)
 }
 
 async fn v2_model_version_ready(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    model_ready(&state, &model, Some(&version))
+    model_ready(&state, &model, Some(&version), &headers)
 }
 
 async fn v2_infer(
@@ -212,7 +270,10 @@ async fn predict(
     body: Body,
 ) -> Response {
     let dataplane = &state.dataplane;
-    let deployment = match dataplane.deployment(model, version) {
+    let deployment = match dataplane
+        .deployment(model, version)
+        .and_then(|d| authorize(&d, &headers).map(|()| d))
+    {
         Ok(deployment) => deployment,
         Err(e) => return e.into_response(),
     };
@@ -228,8 +289,16 @@ async fn predict(
     dataplane.track(d, protocol, adapter).await
 }
 
-async fn v1_model(State(state): State<AppState>, Path(model): Path<String>) -> Response {
-    match state.dataplane.deployment(&model, None) {
+async fn v1_model(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match state
+        .dataplane
+        .deployment(&model, None)
+        .and_then(|d| authorize(&d, &headers).map(|()| d))
+    {
         Ok(d) => {
             Json(json!({ "name": d.name, "ready": state.dataplane.is_ready() })).into_response()
         }

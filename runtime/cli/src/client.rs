@@ -1,0 +1,885 @@
+//! The CLI of the management API: `kiln login`, `kiln user|token|team|workgroup|project|model|
+//! deployment`, and `kiln image register`. Each command is one or two REST calls; `--output
+//! json` prints the server's JSON as it is.
+
+use crate::images::Output;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Where the API is and who is calling; flags, else environment, else the login context.
+#[derive(Args, Clone, Default)]
+pub struct Connection {
+    /// Management API URL (default: the login context's).
+    #[arg(long, env = "KILN_URL", global = true)]
+    url: Option<String>,
+    /// API token (default: the login context's).
+    #[arg(long, env = "KILN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Team (default: the login context's).
+    #[arg(long, env = "KILN_TEAM", global = true)]
+    team: Option<String>,
+    /// Work group (default: the login context's).
+    #[arg(long, env = "KILN_WORKGROUP", global = true)]
+    workgroup: Option<String>,
+    #[arg(long, value_enum, default_value_t, global = true)]
+    output: Output,
+}
+
+/// The login context file (`~/.config/kiln/context.json`, mode 0600).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginContext {
+    url: String,
+    token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workgroup: Option<String>,
+}
+
+fn context_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KILN_CONTEXT") {
+        return Ok(PathBuf::from(path));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("set KILN_CONTEXT: no home directory")?;
+    Ok(base.join("kiln").join("context.json"))
+}
+
+fn read_context() -> Result<Option<LoginContext>> {
+    let path = context_path()?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("invalid {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_context(context: &LoginContext) -> Result<PathBuf> {
+    let path = context_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(&serde_json::to_vec_pretty(context)?)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// A connection resolved against the context file.
+struct Api {
+    url: String,
+    token: String,
+    team: Option<String>,
+    workgroup: Option<String>,
+    output: Output,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(connection: &Connection) -> Result<Api> {
+        let context = read_context()?.unwrap_or_default();
+        let url = connection
+            .url
+            .clone()
+            .or(Some(context.url).filter(|u| !u.is_empty()))
+            .context("no API URL: run `kiln login --url URL --token TOKEN`, or give --url")?;
+        let token = connection
+            .token
+            .clone()
+            .or(Some(context.token).filter(|t| !t.is_empty()))
+            .context("no token: run `kiln login`, or give --token or KILN_TOKEN")?;
+        Ok(Api {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            team: connection.team.clone().or(context.team),
+            workgroup: connection.workgroup.clone().or(context.workgroup),
+            output: connection.output,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn team(&self) -> Result<String> {
+        self.team
+            .clone()
+            .context("no team: give --team, set KILN_TEAM, or `kiln login --team`")
+    }
+
+    fn workgroup_path(&self) -> Result<String> {
+        let workgroup = self.workgroup.clone().context(
+            "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
+        )?;
+        Ok(format!(
+            "/api/v1/teams/{}/workgroups/{workgroup}",
+            self.team()?
+        ))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.finish(request, &method, path).await
+    }
+
+    async fn finish(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &reqwest::Method,
+        path: &str,
+    ) -> Result<Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = value
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            bail!("{method} {path}: {status}: {message}");
+        }
+        Ok(value)
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> Result<Value> {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Prints a result: JSON as received, or the text a person wants.
+    fn show(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
+        match self.output {
+            Output::Json => println!("{value}"),
+            Output::Text => println!("{}", text(value)),
+        }
+    }
+
+    /// Prints a list: JSON as received, else one line per item.
+    fn show_list(&self, value: &Value, line: impl Fn(&Value) -> String) {
+        match self.output {
+            Output::Json => println!("{value}"),
+            Output::Text => {
+                for item in value["items"].as_array().into_iter().flatten() {
+                    println!("{}", line(item));
+                }
+            }
+        }
+    }
+}
+
+fn s(value: &Value, key: &str) -> String {
+    match &value[key] {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `kiln login`.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// Management API URL, e.g. http://127.0.0.1:8070.
+    #[arg(long)]
+    url: String,
+    /// API token (KILN_TOKEN also works).
+    #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Default team.
+    #[arg(long)]
+    team: Option<String>,
+    /// Default work group.
+    #[arg(long)]
+    workgroup: Option<String>,
+}
+
+/// Checks the token and writes the context file.
+pub fn login(args: LoginArgs) -> Result<()> {
+    let api = Api {
+        url: args.url.trim_end_matches('/').to_string(),
+        token: args.token.clone(),
+        team: None,
+        workgroup: None,
+        output: Output::Text,
+        http: reqwest::Client::new(),
+    };
+    let me = runtime()?.block_on(api.get("/api/v1/whoami"))?;
+    let path = write_context(&LoginContext {
+        url: api.url.clone(),
+        token: args.token,
+        team: args.team,
+        workgroup: args.workgroup,
+    })?;
+    println!(
+        "logged in to {} as {} (context in {})",
+        api.url,
+        s(&me, "name"),
+        path.display()
+    );
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `kiln user ...` (administrators).
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints its first token once.
+    Create {
+        name: String,
+        /// Make it an installation administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+}
+
+/// `kiln token ...` (the caller's own).
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (printed once).
+    Create {
+        name: String,
+        /// Lifetime in seconds (default: until revoked).
+        #[arg(long)]
+        expires_in_seconds: Option<u64>,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+/// `kiln team ...`.
+#[derive(Subcommand)]
+pub enum TeamCommand {
+    /// Create a team (you become its owner).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your teams.
+    List,
+    /// Show a team.
+    Show { name: String },
+    /// Delete a team.
+    Delete { name: String },
+    /// Add a member or change a role (member, admin, owner).
+    AddMember {
+        user: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a member.
+    RemoveMember { user: String },
+    /// List members.
+    Members,
+}
+
+/// `kiln workgroup ...`.
+#[derive(Subcommand)]
+pub enum WorkgroupCommand {
+    /// Create a work group in the team.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List work groups you have a role in.
+    List,
+    /// Show a work group.
+    Show { name: String },
+    /// Delete a work group.
+    Delete { name: String },
+    /// Give a team member a role (reader, contributor, owner).
+    AddMember {
+        user: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a member.
+    RemoveMember { user: String },
+    /// List members.
+    Members,
+}
+
+/// `kiln project ...`.
+#[derive(Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List projects.
+    List,
+    /// Show a project.
+    Show { name: String },
+    /// Delete a project.
+    Delete { name: String },
+}
+
+/// `kiln model ...`.
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Create a model.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List models.
+    List,
+    /// Show a model with its aliases.
+    Show { name: String },
+    /// Delete a model with its versions.
+    Delete { name: String },
+    /// Register the next version from a file or directory (created with the model if needed).
+    Register {
+        name: String,
+        /// The model's files.
+        #[arg(long)]
+        path: PathBuf,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The run that produced it.
+        #[arg(long)]
+        run: Option<String>,
+        /// The commit it was trained from.
+        #[arg(long)]
+        commit: Option<String>,
+    },
+    /// List versions.
+    Versions { name: String },
+    /// Point an alias (e.g. production) at a version.
+    Alias {
+        name: String,
+        alias: String,
+        version: i64,
+    },
+}
+
+/// `kiln deployment ...`.
+#[derive(Subcommand)]
+pub enum DeploymentCommand {
+    /// Deploy an image of the work group; prints its keys once.
+    Create {
+        name: String,
+        /// The image (as registered with `kiln image register`).
+        #[arg(long)]
+        image: String,
+        /// Serve without keys.
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        memory_mb: Option<usize>,
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// List deployments.
+    List,
+    /// Show a deployment and its status.
+    Show { name: String },
+    /// Delete a deployment.
+    Delete { name: String },
+    /// Regenerate the primary or secondary key (printed once).
+    RegenerateKey {
+        name: String,
+        #[arg(long, default_value = "primary")]
+        key: String,
+    },
+}
+
+/// Runs `kiln user ...`.
+pub fn user(command: UserCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        match command {
+            UserCommand::Create { name, admin } => {
+                let v = api
+                    .post("/api/v1/users", json!({ "name": name, "admin": admin }))
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "created user {}; token (shown once): {}",
+                        s(v, "name"),
+                        s(&v["token"], "token")
+                    )
+                });
+            }
+            UserCommand::List => {
+                let v = api.get("/api/v1/users").await?;
+                api.show_list(&v, |i| {
+                    format!(
+                        "{}{}",
+                        s(i, "name"),
+                        if i["admin"] == json!(true) {
+                            " (admin)"
+                        } else {
+                            ""
+                        }
+                    )
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln token ...`.
+pub fn token(command: TokenCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        match command {
+            TokenCommand::Create {
+                name,
+                expires_in_seconds,
+            } => {
+                let v = api
+                    .post(
+                        "/api/v1/tokens",
+                        json!({ "name": name, "expires_in_seconds": expires_in_seconds }),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "token {} ({}), shown once: {}",
+                        s(v, "name"),
+                        s(v, "id"),
+                        s(v, "token")
+                    )
+                });
+            }
+            TokenCommand::List => {
+                let v = api.get("/api/v1/tokens").await?;
+                api.show_list(&v, |i| {
+                    format!(
+                        "{}  {}  expires {}  revoked {}",
+                        s(i, "id"),
+                        s(i, "name"),
+                        s(i, "expires"),
+                        s(i, "revoked")
+                    )
+                });
+            }
+            TokenCommand::Revoke { id } => {
+                let v = api.delete(&format!("/api/v1/tokens/{id}")).await?;
+                api.show(&v, |_| format!("revoked {id}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln team ...`.
+pub fn team(command: TeamCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        match command {
+            TeamCommand::Create { name, description } => {
+                let v = api
+                    .post(
+                        "/api/v1/teams",
+                        json!({ "name": name, "description": description }),
+                    )
+                    .await?;
+                api.show(&v, |v| format!("created team {}", s(v, "name")));
+            }
+            TeamCommand::List => {
+                let v = api.get("/api/v1/teams").await?;
+                api.show_list(&v, |i| format!("{}  ({})", s(i, "name"), s(i, "role")));
+            }
+            TeamCommand::Show { name } => {
+                let v = api.get(&format!("/api/v1/teams/{name}")).await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{}: {} (your role: {})",
+                        s(v, "name"),
+                        s(v, "description"),
+                        s(v, "role")
+                    )
+                });
+            }
+            TeamCommand::Delete { name } => {
+                let v = api.delete(&format!("/api/v1/teams/{name}")).await?;
+                api.show(&v, |_| format!("deleted team {name}"));
+            }
+            TeamCommand::AddMember { user, role } => {
+                let v = api
+                    .put(
+                        &format!("/api/v1/teams/{}/members/{user}", api.team()?),
+                        json!({ "role": role }),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{} is {} of team {}",
+                        s(v, "user"),
+                        s(v, "role"),
+                        api.team.clone().unwrap_or_default()
+                    )
+                });
+            }
+            TeamCommand::RemoveMember { user } => {
+                let v = api
+                    .delete(&format!("/api/v1/teams/{}/members/{user}", api.team()?))
+                    .await?;
+                api.show(&v, |_| format!("removed {user}"));
+            }
+            TeamCommand::Members => {
+                let v = api
+                    .get(&format!("/api/v1/teams/{}/members", api.team()?))
+                    .await?;
+                api.show_list(&v, |i| format!("{}  {}", s(i, "user"), s(i, "role")));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln workgroup ...`.
+pub fn workgroup(command: WorkgroupCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let team = format!("/api/v1/teams/{}/workgroups", api.team()?);
+        match command {
+            WorkgroupCommand::Create { name, description } => {
+                let v = api
+                    .post(&team, json!({ "name": name, "description": description }))
+                    .await?;
+                api.show(&v, |v| format!("created work group {}", s(v, "name")));
+            }
+            WorkgroupCommand::List => {
+                let v = api.get(&team).await?;
+                api.show_list(&v, |i| format!("{}  ({})", s(i, "name"), s(i, "role")));
+            }
+            WorkgroupCommand::Show { name } => {
+                let v = api.get(&format!("{team}/{name}")).await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{}: {} (your role: {})",
+                        s(v, "name"),
+                        s(v, "description"),
+                        s(v, "role")
+                    )
+                });
+            }
+            WorkgroupCommand::Delete { name } => {
+                let v = api.delete(&format!("{team}/{name}")).await?;
+                api.show(&v, |_| format!("deleted work group {name}"));
+            }
+            WorkgroupCommand::AddMember { user, role } => {
+                let v = api
+                    .put(
+                        &format!("{}/members/{user}", api.workgroup_path()?),
+                        json!({ "role": role }),
+                    )
+                    .await?;
+                api.show(&v, |v| format!("{} is {}", s(v, "user"), s(v, "role")));
+            }
+            WorkgroupCommand::RemoveMember { user } => {
+                let v = api
+                    .delete(&format!("{}/members/{user}", api.workgroup_path()?))
+                    .await?;
+                api.show(&v, |_| format!("removed {user}"));
+            }
+            WorkgroupCommand::Members => {
+                let v = api
+                    .get(&format!("{}/members", api.workgroup_path()?))
+                    .await?;
+                api.show_list(&v, |i| format!("{}  {}", s(i, "user"), s(i, "role")));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln project ...`.
+pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!("{}/projects", api.workgroup_path()?);
+        match command {
+            ProjectCommand::Create { name, description } => {
+                let v = api
+                    .post(&base, json!({ "name": name, "description": description }))
+                    .await?;
+                api.show(&v, |v| format!("created project {}", s(v, "name")));
+            }
+            ProjectCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| s(i, "name"));
+            }
+            ProjectCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| format!("{}: {}", s(v, "name"), s(v, "description")));
+            }
+            ProjectCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted project {name}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A tar of a file or of a directory's regular files (paths relative to it; symlinks refused).
+fn tar_of(path: &Path) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_file() {
+        let name = path.file_name().context("a file name is needed")?;
+        builder.append_path_with_name(path, name)?;
+    } else if meta.is_dir() {
+        fn walk(builder: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path) -> Result<()> {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let path = entry.path();
+                let kind = entry.file_type()?;
+                let relative = path.strip_prefix(root)?;
+                if kind.is_dir() {
+                    walk(builder, root, &path)?;
+                } else if kind.is_file() {
+                    builder.append_path_with_name(&path, relative)?;
+                } else {
+                    bail!("{} is not a regular file or directory", path.display());
+                }
+            }
+            Ok(())
+        }
+        walk(&mut builder, path, path)?;
+    } else {
+        bail!("{} is not a file or directory", path.display());
+    }
+    Ok(builder.into_inner()?)
+}
+
+/// Runs `kiln model ...`.
+pub fn model(command: ModelCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!("{}/models", api.workgroup_path()?);
+        match command {
+            ModelCommand::Create { name, description } => {
+                let v = api
+                    .post(&base, json!({ "name": name, "description": description }))
+                    .await?;
+                api.show(&v, |v| format!("created model {}", s(v, "name")));
+            }
+            ModelCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| {
+                    format!("{}  latest {}", s(i, "name"), s(i, "latest_version"))
+                });
+            }
+            ModelCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{}: latest {}, aliases {}",
+                        s(v, "name"),
+                        s(v, "latest_version"),
+                        v["aliases"]
+                    )
+                });
+            }
+            ModelCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted model {name}"));
+            }
+            ModelCommand::Register {
+                name,
+                path,
+                description,
+                run,
+                commit,
+            } => {
+                let archive = tar_of(&path)?;
+                if let Err(e) = api.get(&format!("{base}/{name}")).await {
+                    if !e.to_string().contains("404") {
+                        return Err(e);
+                    }
+                    api.post(&base, json!({ "name": name })).await?;
+                }
+                let mut query = vec![("description", description)];
+                query.extend(run.map(|r| ("run", r)));
+                query.extend(commit.map(|c| ("commit", c)));
+                let url = reqwest::Url::parse_with_params(
+                    &format!("{}{base}/{name}/versions", api.url),
+                    &query,
+                )
+                .map_err(|e| anyhow!("invalid URL: {e}"))?;
+                let request = api
+                    .http
+                    .post(url)
+                    .bearer_auth(&api.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                    .body(archive);
+                let v = api
+                    .finish(
+                        request,
+                        &reqwest::Method::POST,
+                        &format!("{base}/{name}/versions"),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "registered {} version {} ({} file(s))",
+                        s(v, "model"),
+                        s(v, "version"),
+                        v["files"].as_array().map_or(0, Vec::len)
+                    )
+                });
+            }
+            ModelCommand::Versions { name } => {
+                let v = api.get(&format!("{base}/{name}/versions")).await?;
+                api.show_list(&v, |i| {
+                    format!(
+                        "{}  run {}  commit {}  {}",
+                        s(i, "version"),
+                        s(i, "run"),
+                        s(i, "commit"),
+                        s(i, "created")
+                    )
+                });
+            }
+            ModelCommand::Alias {
+                name,
+                alias,
+                version,
+            } => {
+                let v = api
+                    .put(
+                        &format!("{base}/{name}/aliases/{alias}"),
+                        json!({ "version": version }),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{} {} -> version {}",
+                        s(v, "model"),
+                        s(v, "alias"),
+                        s(v, "version")
+                    )
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln image register NAME REFERENCE`.
+pub fn register_image(name: &str, reference: &str, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let v = api
+            .post(
+                &format!("{}/images", api.workgroup_path()?),
+                json!({ "name": name, "reference": reference }),
+            )
+            .await?;
+        api.show(&v, |v| {
+            format!("registered image {} = {}", s(v, "name"), s(v, "reference"))
+        });
+        Ok(())
+    })
+}
+
+/// Runs `kiln deployment ...`.
+pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!("{}/deployments", api.workgroup_path()?);
+        match command {
+            DeploymentCommand::Create { name, image, public, memory_mb, deadline_ms, concurrency } => {
+                let mut limits = serde_json::Map::new();
+                limits.extend(memory_mb.map(|v| ("memory_mb".to_string(), json!(v))));
+                limits.extend(deadline_ms.map(|v| ("deadline_ms".to_string(), json!(v))));
+                limits.extend(concurrency.map(|v| ("concurrency".to_string(), json!(v))));
+                let v = api
+                    .post(&base, json!({ "name": name, "image": image, "public": public, "limits": limits }))
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "created deployment {} ({})\n  infer: {}\n  primary key (shown once): {}\n  secondary key (shown once): {}",
+                        s(v, "name"),
+                        s(v, "status"),
+                        s(&v["urls"], "infer"),
+                        s(&v["keys"], "primary"),
+                        s(&v["keys"], "secondary")
+                    )
+                });
+            }
+            DeploymentCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| format!("{}  {}  {}", s(i, "name"), s(i, "status"), s(i, "image")));
+            }
+            DeploymentCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| format!("{}: {} {}\n  image {} {}\n  infer: {}", s(v, "name"), s(v, "status"), s(v, "reason"), s(v, "image"), s(v, "digest"), s(&v["urls"], "infer")));
+            }
+            DeploymentCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted deployment {name}"));
+            }
+            DeploymentCommand::RegenerateKey { name, key } => {
+                let v = api.post(&format!("{base}/{name}/keys"), json!({ "key": key })).await?;
+                api.show(&v, |v| format!("new {} key of {} (shown once): {}", s(v, "key"), s(v, "name"), s(v, "value")));
+            }
+        }
+        Ok(())
+    })
+}

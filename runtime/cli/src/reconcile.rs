@@ -1,0 +1,230 @@
+//! The runtime side of the control plane: learn the desired deployments, serve them, report
+//! each one's status. In `kiln up` the control plane is in the same process; a change wakes the
+//! loop at once, and it also looks every half second.
+
+use crate::config::LimitsConfig;
+use anyhow::{Context, Result};
+use kiln_control::{ControlPlane, DesiredDeployment, ServingState, StatusReport};
+use kiln_dataplane::{Dataplane, Deployment};
+use kiln_engine::{Artifacts, Model, ModelSpec, ScoringEngine};
+use kiln_image::{OciStore, open_image};
+use kiln_metrics::Metrics;
+use kiln_registry::RegistryOptions;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What serves deployments in this process.
+pub struct Runtime {
+    /// The engine.
+    pub engine: Arc<ScoringEngine>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The dataplane whose registry is kept in line with the control plane.
+    pub dataplane: Arc<Dataplane>,
+    /// The local image store.
+    pub store_dir: PathBuf,
+    /// How registries are reached for images that name one.
+    pub registry: RegistryOptions,
+}
+
+/// What is served now, per deployment.
+struct Served {
+    generation: i64,
+    /// Digest and limits: when only keys change, the loaded model is kept.
+    image_key: String,
+    deployment: Option<Arc<Deployment>>,
+}
+
+/// Keeps the runtime serving what the control plane wants, until the process ends.
+pub async fn run(runtime: Runtime, control: ControlPlane) {
+    let mut served: HashMap<String, Served> = HashMap::new();
+    loop {
+        match control.desired().await {
+            Ok(desired) => apply(&runtime, &control, &mut served, desired).await,
+            Err(e) => tracing::warn!("cannot read the desired deployments: {e}"),
+        }
+        tokio::select! {
+            () = control.changed() => {},
+            () = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
+    }
+}
+
+fn image_key(d: &DesiredDeployment) -> String {
+    format!(
+        "{} {:?} {:?} {:?}",
+        d.digest, d.limits.memory_mb, d.limits.deadline_ms, d.limits.concurrency
+    )
+}
+
+fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
+    if d.public {
+        return None;
+    }
+    Some(
+        d.key_digests
+            .iter()
+            .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+            .collect(),
+    )
+}
+
+async fn apply(
+    runtime: &Runtime,
+    control: &ControlPlane,
+    served: &mut HashMap<String, Served>,
+    desired: Vec<DesiredDeployment>,
+) {
+    let wanted: std::collections::HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
+    let gone: Vec<String> = served
+        .keys()
+        .filter(|name| !wanted.contains(name.as_str()))
+        .cloned()
+        .collect();
+    for name in gone {
+        runtime.dataplane.registry.remove(&name);
+        served.remove(&name);
+        tracing::info!(deployment = %name, "deployment removed");
+    }
+    for d in &desired {
+        if served
+            .get(&d.name)
+            .is_some_and(|s| s.generation == d.generation)
+        {
+            continue;
+        }
+        let key = image_key(d);
+        // Only the keys (or public flag) changed: same model, new keys, nothing reloaded.
+        let reuse = served
+            .get(&d.name)
+            .filter(|s| s.image_key == key)
+            .and_then(|s| s.deployment.clone());
+        let result = match reuse {
+            Some(old) => Ok(Deployment {
+                name: old.name.clone(),
+                version: old.version.clone(),
+                model: old.model.clone(),
+                metrics: old.metrics.clone(),
+                key_digests: key_digests(d),
+            }),
+            None => load(runtime, d).await,
+        };
+        let report = match result {
+            Ok(deployment) => {
+                let deployment = Arc::new(deployment);
+                runtime.dataplane.registry.insert_arc(deployment.clone());
+                tracing::info!(deployment = %d.name, digest = %d.digest, generation = d.generation, "deployment ready");
+                served.insert(
+                    d.name.clone(),
+                    Served {
+                        generation: d.generation,
+                        image_key: key,
+                        deployment: Some(deployment),
+                    },
+                );
+                StatusReport {
+                    generation: d.generation,
+                    state: ServingState::Ready,
+                    reason: None,
+                }
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!(deployment = %d.name, "not served: {reason}");
+                runtime.dataplane.registry.insert_failed(&d.name, &reason);
+                served.insert(
+                    d.name.clone(),
+                    Served {
+                        generation: d.generation,
+                        image_key: key,
+                        deployment: None,
+                    },
+                );
+                StatusReport {
+                    generation: d.generation,
+                    state: ServingState::Failed,
+                    reason: Some(reason),
+                }
+            }
+        };
+        if let Err(e) = control.report(&d.name, &report).await {
+            tracing::warn!(deployment = %d.name, "cannot report status: {e}");
+        }
+    }
+}
+
+/// Opens the deployment's image (pulling it when it names a registry and the store lacks it),
+/// compiles its component (cached) and loads its instances.
+async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
+    let store = OciStore::open(&runtime.store_dir)?;
+    let reference = d.reference.strip_prefix("oci://").unwrap_or(&d.reference);
+    if store.resolve(reference).is_err() && kiln_registry::is_registry_reference(reference) {
+        crate::transfer::pull_into(&store, reference, &runtime.registry)
+            .await
+            .with_context(|| format!("cannot pull {reference}"))?;
+    }
+    let image = {
+        let owned = reference.to_string();
+        tokio::task::spawn_blocking(move || open_image(&store, &owned))
+            .await
+            .context("image task failed")?
+            .with_context(|| format!("image {reference}"))?
+    };
+    if image.manifest_digest.as_str() != d.digest {
+        anyhow::bail!(
+            "image {reference} is {} in the local store, the deployment pins {}",
+            image.manifest_digest,
+            d.digest
+        );
+    }
+    let config = image.config.clone();
+    let image_limits = config
+        .as_ref()
+        .map(|c| c.limits.clone())
+        .unwrap_or_default();
+    let limits = LimitsConfig {
+        memory_mb: d.limits.memory_mb,
+        deadline_ms: d.limits.deadline_ms,
+        load_deadline_ms: None,
+        concurrency: d.limits.concurrency,
+        queue: None,
+    }
+    .or(&LimitsConfig {
+        memory_mb: image_limits.memory_mb,
+        deadline_ms: image_limits.deadline_ms,
+        load_deadline_ms: None,
+        concurrency: image_limits.concurrency,
+        queue: None,
+    })
+    .resolve()?;
+    let version = config
+        .as_ref()
+        .map(|c| c.version.clone())
+        .unwrap_or_else(|| "1".into());
+    let compiled = {
+        let engine = runtime.engine.clone();
+        let bytes = image.component;
+        tokio::task::spawn_blocking(move || engine.compile(&bytes))
+            .await
+            .context("compile task failed")??
+    };
+    let metrics = Arc::new(runtime.metrics.deployment(&d.name, &version));
+    metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
+    let spec = ModelSpec {
+        name: d.name.clone(),
+        compiled,
+        artifacts: Artifacts::from_files(image.files),
+        config: config.map(|c| c.scorer_config).unwrap_or_default(),
+        limits,
+    };
+    let model = Model::load(runtime.engine.clone(), spec, metrics.clone()).await?;
+    Ok(Deployment {
+        name: d.name.clone(),
+        version,
+        model,
+        metrics,
+        key_digests: key_digests(d),
+    })
+}

@@ -1,0 +1,189 @@
+//! `kiln up`: the control plane and a runtime in one process, on embedded defaults (SQLite and
+//! artifacts in a data directory, the local OCI store), with the management API, prediction
+//! endpoints and metrics on their own listeners.
+
+use crate::images::StoreArgs;
+use crate::reconcile::{self, Runtime};
+use crate::transfer::RegistryArgs;
+use anyhow::{Context, Result};
+use clap::Args;
+use kiln_control::{ArtifactStore, ControlPlane, Db, Settings};
+use kiln_dataplane::{AppState, Dataplane, ServerLimits};
+use kiln_engine::{EngineConfig, ScoringEngine};
+use kiln_metrics::Metrics;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Flags of `kiln up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// Data directory: database, artifacts and image store (default: ~/.local/share/kiln).
+    #[arg(long, env = "KILN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH (default: DATA/kiln.db) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "KILN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Artifact store: a directory or file:// URL (default: DATA/artifacts).
+    #[arg(long, env = "KILN_ARTIFACTS")]
+    artifacts: Option<String>,
+    /// Address of the management API.
+    #[arg(long, env = "KILN_API_ADDR", default_value = "127.0.0.1:8070")]
+    api_addr: SocketAddr,
+    /// Address of the prediction endpoints.
+    #[arg(long, env = "KILN_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Address of the Prometheus metrics listener.
+    #[arg(long, env = "KILN_METRICS_ADDR", default_value = "127.0.0.1:8090")]
+    metrics_addr: SocketAddr,
+    /// Host names the management API answers to, besides its own address and localhost.
+    #[arg(long = "api-host")]
+    api_hosts: Vec<String>,
+    /// Largest model upload, in MiB.
+    #[arg(long, default_value_t = 512)]
+    max_upload_mb: usize,
+    /// Directory of the compiled-component cache (default: DATA/compiled).
+    #[arg(long, env = "KILN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("kiln"))
+}
+
+/// Runs `kiln up` until SIGTERM or Ctrl-C.
+pub fn run(args: UpArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kiln-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(up(args))
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let data = match args.data_dir.clone() {
+        Some(dir) => dir,
+        None => default_data_dir().context("set --data-dir or KILN_DATA_DIR: no home directory")?,
+    };
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let database_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data.join("kiln.db").display()));
+    let db = Db::connect(&database_url).await?;
+    let artifacts = ArtifactStore::open(
+        &args
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| data.join("artifacts").display().to_string()),
+    )?;
+    let store_dir = args
+        .store
+        .store
+        .clone()
+        .unwrap_or_else(|| data.join("store"));
+
+    let api_listener = TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.api_addr))?;
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let metrics_listener = TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    let (api_addr, addr, metrics_addr) = (
+        api_listener.local_addr()?,
+        listener.local_addr()?,
+        metrics_listener.local_addr()?,
+    );
+
+    let mut allowed_hosts = vec![
+        api_addr.to_string(),
+        format!("localhost:{}", api_addr.port()),
+    ];
+    allowed_hosts.extend(args.api_hosts.iter().cloned());
+    let control = ControlPlane::new(
+        db.clone(),
+        artifacts,
+        Settings {
+            max_upload_bytes: args.max_upload_mb << 20,
+            store_dir: store_dir.clone(),
+            registry: args.registry.options(),
+            prediction_url: format!("http://{addr}"),
+            allowed_hosts,
+        },
+    );
+    if let Some(token) = kiln_control::auth::bootstrap(&db).await? {
+        println!("bootstrap admin token (shown once, store it now): {token}");
+    }
+
+    let engine = Arc::new(ScoringEngine::new(&EngineConfig {
+        cache_dir: Some(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(|| data.join("compiled")),
+        ),
+        ..EngineConfig::default()
+    })?);
+    let metrics = Arc::new(Metrics::new());
+    let dataplane = Arc::new(Dataplane::new(ServerLimits::default()));
+    tokio::spawn(reconcile::run(
+        Runtime {
+            engine,
+            metrics: metrics.clone(),
+            dataplane: dataplane.clone(),
+            store_dir,
+            registry: args.registry.options(),
+        },
+        control.clone(),
+    ));
+    tracing::info!(
+        database = ?db.backend(),
+        "kiln up: API http://{api_addr}, predictions http://{addr}, metrics http://{metrics_addr}/metrics"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let api = tokio::spawn(
+        axum::serve(api_listener, control.app())
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let metrics_server = tokio::spawn(
+        axum::serve(metrics_listener, kiln_dataplane::metrics_router(metrics))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let predictions = tokio::spawn(
+        axum::serve(
+            listener,
+            kiln_dataplane::router(AppState {
+                dataplane,
+                api_keys: Arc::new(Vec::new()),
+            }),
+        )
+        .with_graceful_shutdown(stopped(stop_rx))
+        .into_future(),
+    );
+    crate::serve::wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for task in [api, metrics_server, predictions] {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,532 @@
+//! Models, their versions (files in the artifact store, lineage to a run and a commit) and
+//! aliases such as `production`.
+
+use super::{JsonBody, Page, time};
+use crate::access::Scope;
+use crate::db::{new_id, now_ms};
+use crate::names::{check_artifact_path, check_name};
+use crate::{ControlError, ControlPlane};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// version, description, run, commit, created.
+type VersionRow = (i64, String, Option<String>, Option<String>, i64);
+
+type Reply = Result<(StatusCode, Json<Value>), ControlError>;
+
+/// A new model.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewModel {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST .../workgroups/{workgroup}/models`.
+pub async fn create(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    JsonBody(body): JsonBody<NewModel>,
+) -> Reply {
+    check_name("model", &body.name)?;
+    let created = now_ms();
+    sqlx::query(
+        "INSERT INTO models (id, workgroup_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(new_id())
+    .bind(&scope.workgroup()?.id)
+    .bind(&body.name)
+    .bind(&body.description)
+    .bind(created)
+    .execute(control.db().pool())
+    .await
+    .map_err(ControlError::exists("model", &body.name))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "name": body.name, "description": body.description, "created": time(created) }),
+        ),
+    ))
+}
+
+/// `GET .../models`.
+pub async fn list(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Query(page): Query<Page>,
+) -> Reply {
+    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT m.name, m.description, m.created_at, (SELECT MAX(v.version) FROM model_versions v \
+         WHERE v.model_id = m.id) FROM models m WHERE m.workgroup_id = $1 AND m.name > $2 \
+         ORDER BY m.name LIMIT $3",
+    )
+    .bind(&scope.workgroup()?.id)
+    .bind(page.after())
+    .bind(page.fetch())
+    .fetch_all(control.db().pool())
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(name, description, created, latest)| {
+            json!({ "name": name, "description": description, "latest_version": latest, "created": time(created) })
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(page.respond(items, "name"))))
+}
+
+/// The id of model `name` in the scope's work group.
+async fn model_id(
+    control: &ControlPlane,
+    scope: &Scope,
+    name: &str,
+) -> Result<String, ControlError> {
+    sqlx::query_scalar("SELECT id FROM models WHERE workgroup_id = $1 AND name = $2")
+        .bind(&scope.workgroup()?.id)
+        .bind(name)
+        .fetch_optional(control.db().pool())
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("model '{name}' not found")))
+}
+
+/// `GET .../models/{model}`: with its aliases.
+pub async fn get(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model)): Path<(String, String, String)>,
+) -> Reply {
+    let id = model_id(&control, &scope, &model).await?;
+    let (description, created): (String, i64) =
+        sqlx::query_as("SELECT description, created_at FROM models WHERE id = $1")
+            .bind(&id)
+            .fetch_one(control.db().pool())
+            .await?;
+    let aliases: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT a.alias, v.version FROM model_aliases a JOIN model_versions v ON v.id = a.version_id \
+         WHERE a.model_id = $1 ORDER BY a.alias",
+    )
+    .bind(&id)
+    .fetch_all(control.db().pool())
+    .await?;
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE model_id = $1")
+            .bind(&id)
+            .fetch_one(control.db().pool())
+            .await?;
+    let aliases: serde_json::Map<String, Value> =
+        aliases.into_iter().map(|(a, v)| (a, json!(v))).collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "name": model,
+            "description": description,
+            "latest_version": latest,
+            "aliases": aliases,
+            "created": time(created),
+        })),
+    ))
+}
+
+/// `DELETE .../models/{model}`: its versions and files too.
+pub async fn delete(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model)): Path<(String, String, String)>,
+) -> Reply {
+    let id = model_id(&control, &scope, &model).await?;
+    sqlx::query("DELETE FROM models WHERE id = $1")
+        .bind(&id)
+        .execute(control.db().pool())
+        .await?;
+    control.artifacts().delete_area(&["models", &id]).await;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "name": model, "deleted": true })),
+    ))
+}
+
+/// Lineage and notes of a new version, in the query string (the body is the tar of its files).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionInfo {
+    #[serde(default)]
+    description: String,
+    run: Option<String>,
+    commit: Option<String>,
+}
+
+/// The regular files of a tar archive, paths checked, at most `limit` bytes in all.
+fn untar(bytes: &[u8]) -> Result<Vec<(String, Bytes)>, ControlError> {
+    let bad = |m: String| ControlError::Invalid(format!("model files archive: {m}"));
+    let mut archive = tar::Archive::new(bytes);
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let raw = entry.path_bytes().into_owned();
+        let path = String::from_utf8(raw).map_err(|_| bad("a path is not UTF-8".into()))?;
+        let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            if path.is_empty() || path == "." {
+                continue;
+            }
+            check_artifact_path(path.trim_end_matches('/'))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(bad(format!(
+                "'{path}' is a {kind:?}: only regular files and directories are accepted"
+            )));
+        }
+        check_artifact_path(&path)?;
+        let mut content = Vec::with_capacity(entry.size().min(64 << 20) as usize);
+        std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| bad(e.to_string()))?;
+        if files.iter().any(|(p, _)| *p == path) {
+            return Err(bad(format!("'{path}' appears twice")));
+        }
+        files.push((path, Bytes::from(content)));
+    }
+    if files.is_empty() {
+        return Err(bad(
+            "no files: send a tar archive of the model's files".into()
+        ));
+    }
+    Ok(files)
+}
+
+fn check_lineage(info: &VersionInfo) -> Result<(), ControlError> {
+    if let Some(run) = &info.run
+        && (run.is_empty()
+            || run.len() > 64
+            || !run.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Err(ControlError::Invalid(format!("invalid run id '{run}'")));
+    }
+    if let Some(commit) = &info.commit
+        && (!(7..=64).contains(&commit.len()) || !commit.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(ControlError::Invalid(format!(
+            "invalid commit '{commit}': 7 to 64 hex digits"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST .../models/{model}/versions` with `Content-Type: application/x-tar`: registers the
+/// next version from the archive's files.
+pub async fn create_version(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model)): Path<(String, String, String)>,
+    Query(info): Query<VersionInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    check_lineage(&info)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/x-tar" {
+        return Err(ControlError::UnsupportedMedia(
+            "send the model's files as a tar archive with Content-Type: application/x-tar".into(),
+        ));
+    }
+    let id = model_id(&control, &scope, &model).await?;
+    let limit = control.settings().max_upload_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
+    })?;
+    let files = tokio::task::spawn_blocking(move || untar(&bytes))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))??;
+    let version_id = new_id();
+    let mut listed = Vec::new();
+    for (path, content) in &files {
+        listed.push((
+            path.clone(),
+            content.len() as i64,
+            hex::encode(Sha256::digest(content)),
+        ));
+        if let Err(e) = control
+            .artifacts()
+            .put(&["models", &id, &version_id], path, content.clone())
+            .await
+        {
+            control
+                .artifacts()
+                .delete_area(&["models", &id, &version_id])
+                .await;
+            return Err(e);
+        }
+    }
+    match insert_version(&control, &id, &version_id, &info, &listed).await {
+        Ok(version) => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "model": model,
+                "version": version,
+                "description": info.description,
+                "run": info.run,
+                "commit": info.commit,
+                "files": listed.iter().map(|(p, s, h)| json!({ "path": p, "size": s, "sha256": h })).collect::<Vec<_>>(),
+            })),
+        )),
+        Err(e) => {
+            control
+                .artifacts()
+                .delete_area(&["models", &id, &version_id])
+                .await;
+            Err(e)
+        }
+    }
+}
+
+async fn insert_version(
+    control: &ControlPlane,
+    model_id: &str,
+    version_id: &str,
+    info: &VersionInfo,
+    files: &[(String, i64, String)],
+) -> Result<i64, ControlError> {
+    // Writers of one model take turns: SQLite's write transactions are exclusive already, and on
+    // PostgreSQL the model's row is locked. Should two still pick one number, the unique key
+    // refuses one, which tries again.
+    for _ in 0..8 {
+        let mut tx = control.db().begin().await?;
+        if control.db().backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM models WHERE id = $1 FOR UPDATE")
+                .bind(model_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO model_versions (id, model_id, version, description, run_id, commit_sha, created_at) \
+             SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6 FROM model_versions WHERE model_id = $2",
+        )
+        .bind(version_id)
+        .bind(model_id)
+        .bind(&info.description)
+        .bind(&info.run)
+        .bind(&info.commit)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => continue,
+            other => {
+                other?;
+            }
+        }
+        for (path, size, sha) in files {
+            sqlx::query(
+                "INSERT INTO model_files (version_id, path, size, sha256) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(version_id)
+            .bind(path)
+            .bind(*size)
+            .bind(sha)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let version: i64 = sqlx::query_scalar("SELECT version FROM model_versions WHERE id = $1")
+            .bind(version_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(version);
+    }
+    Err(ControlError::Unavailable(
+        "too many concurrent registrations: try again".into(),
+    ))
+}
+
+/// The id and number of a version given as a number or an alias.
+async fn version_of(
+    control: &ControlPlane,
+    model_id: &str,
+    version: &str,
+) -> Result<(String, i64), ControlError> {
+    let row: Option<(String, i64)> = match version.parse::<i64>() {
+        Ok(number) => sqlx::query_as("SELECT id, version FROM model_versions WHERE model_id = $1 AND version = $2")
+            .bind(model_id)
+            .bind(number)
+            .fetch_optional(control.db().pool())
+            .await?,
+        Err(_) => sqlx::query_as(
+            "SELECT v.id, v.version FROM model_aliases a JOIN model_versions v ON v.id = a.version_id \
+             WHERE a.model_id = $1 AND a.alias = $2",
+        )
+        .bind(model_id)
+        .bind(version)
+        .fetch_optional(control.db().pool())
+        .await?,
+    };
+    row.ok_or_else(|| ControlError::NotFound(format!("version '{version}' not found")))
+}
+
+/// `GET .../models/{model}/versions`.
+pub async fn list_versions(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model)): Path<(String, String, String)>,
+) -> Reply {
+    let id = model_id(&control, &scope, &model).await?;
+    let rows: Vec<VersionRow> = sqlx::query_as(
+        "SELECT version, description, run_id, commit_sha, created_at FROM model_versions \
+         WHERE model_id = $1 ORDER BY version",
+    )
+    .bind(&id)
+    .fetch_all(control.db().pool())
+    .await?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|(version, description, run, commit, created)| {
+            json!({ "version": version, "description": description, "run": run, "commit": commit, "created": time(created) })
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "items": items, "next": null })),
+    ))
+}
+
+/// `GET .../models/{model}/versions/{version}`: a number or an alias.
+pub async fn get_version(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model, version)): Path<(String, String, String, String)>,
+) -> Reply {
+    let id = model_id(&control, &scope, &model).await?;
+    let (version_id, number) = version_of(&control, &id, &version).await?;
+    let (description, run, commit, created): (String, Option<String>, Option<String>, i64) =
+        sqlx::query_as(
+            "SELECT description, run_id, commit_sha, created_at FROM model_versions WHERE id = $1",
+        )
+        .bind(&version_id)
+        .fetch_one(control.db().pool())
+        .await?;
+    let files: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT path, size, sha256 FROM model_files WHERE version_id = $1 ORDER BY path",
+    )
+    .bind(&version_id)
+    .fetch_all(control.db().pool())
+    .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "model": model,
+            "version": number,
+            "description": description,
+            "run": run,
+            "commit": commit,
+            "created": time(created),
+            "files": files.into_iter().map(|(p, s, h)| json!({ "path": p, "size": s, "sha256": h })).collect::<Vec<_>>(),
+        })),
+    ))
+}
+
+/// `GET .../models/{model}/versions/{version}/files/{*path}`: the file's bytes.
+pub async fn get_file(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model, version, path)): Path<(String, String, String, String, String)>,
+) -> Result<Response, ControlError> {
+    check_artifact_path(&path)?;
+    let id = model_id(&control, &scope, &model).await?;
+    let (version_id, _) = version_of(&control, &id, &version).await?;
+    let known: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM model_files WHERE version_id = $1 AND path = $2")
+            .bind(&version_id)
+            .bind(&path)
+            .fetch_optional(control.db().pool())
+            .await?;
+    let sha = known.ok_or_else(|| ControlError::NotFound(format!("file '{path}' not found")))?;
+    let bytes = control
+        .artifacts()
+        .get(&["models", &id, &version_id], &path)
+        .await?;
+    if hex::encode(Sha256::digest(&bytes)) != sha {
+        return Err(ControlError::Internal(format!(
+            "artifact '{path}' of model {model} version {version} does not match its recorded sha256"
+        )));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::ETAG, format!("\"sha256:{sha}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// An alias target.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasTarget {
+    version: i64,
+}
+
+/// `PUT .../models/{model}/aliases/{alias}`: points an alias at a version.
+pub async fn put_alias(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model, alias)): Path<(String, String, String, String)>,
+    JsonBody(body): JsonBody<AliasTarget>,
+) -> Reply {
+    check_name("alias", &alias)?;
+    if alias.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ControlError::Invalid(format!(
+            "alias '{alias}' would read as a version number"
+        )));
+    }
+    let id = model_id(&control, &scope, &model).await?;
+    let (version_id, number) = version_of(&control, &id, &body.version.to_string()).await?;
+    let mut tx = control.db().begin().await?;
+    sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
+        .bind(&id)
+        .bind(&alias)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO model_aliases (model_id, alias, version_id) VALUES ($1, $2, $3)")
+        .bind(&id)
+        .bind(&alias)
+        .bind(&version_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "model": model, "alias": alias, "version": number })),
+    ))
+}
+
+/// `DELETE .../models/{model}/aliases/{alias}`.
+pub async fn delete_alias(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, model, alias)): Path<(String, String, String, String)>,
+) -> Reply {
+    let id = model_id(&control, &scope, &model).await?;
+    let done = sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
+        .bind(&id)
+        .bind(&alias)
+        .execute(control.db().pool())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ControlError::NotFound(format!("alias '{alias}' not found")));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "model": model, "alias": alias, "deleted": true })),
+    ))
+}

@@ -1,0 +1,138 @@
+//! The artifact store: model files and, later, run outputs and logs, behind `object_store`. A
+//! local directory by default; every key is built from ids Kiln made and a path that passed
+//! [`check_artifact_path`], so nothing lands outside the store's prefix.
+
+use crate::ControlError;
+use crate::names::check_artifact_path;
+use bytes::Bytes;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::sync::Arc;
+
+/// Where artifacts live.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    url: String,
+}
+
+impl ArtifactStore {
+    /// Opens the store a URL names: a local directory path or `file:///abs/dir`; other schemes
+    /// (`s3://`, `az://`, `gs://`) when this build has their backend.
+    pub fn open(location: &str) -> Result<ArtifactStore, ControlError> {
+        let url = if location.contains("://") {
+            url::Url::parse(location)
+                .map_err(|e| ControlError::Invalid(format!("artifact store URL: {e}")))?
+        } else {
+            let dir = std::path::Path::new(location);
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ControlError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let absolute = std::fs::canonicalize(dir).map_err(|e| {
+                ControlError::Unavailable(format!("cannot open {}: {e}", dir.display()))
+            })?;
+            url::Url::from_directory_path(&absolute).map_err(|()| {
+                ControlError::Invalid(format!("artifact store {}: not a directory", dir.display()))
+            })?
+        };
+        if url.scheme() == "file" {
+            let dir = url.to_file_path().map_err(|()| {
+                ControlError::Invalid(format!("artifact store URL {url}: not a local path"))
+            })?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ControlError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+            return Ok(ArtifactStore {
+                store: Arc::new(store),
+                prefix: StorePath::default(),
+                url: url.to_string(),
+            });
+        }
+        let (store, prefix) = object_store::parse_url(&url).map_err(|e| {
+            ControlError::Invalid(format!(
+                "artifact store {url}: {e} (this build reads local directories and file:// URLs)"
+            ))
+        })?;
+        Ok(ArtifactStore {
+            store: Arc::from(store),
+            prefix,
+            url: url.to_string(),
+        })
+    }
+
+    /// The store's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key of `relative` under `area` (made of Kiln ids) and the store's prefix.
+    fn key(&self, area: &[&str], relative: &str) -> Result<StorePath, ControlError> {
+        check_artifact_path(relative)?;
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend(area.iter().map(|a| a.to_string()));
+        parts.extend(relative.split('/').map(str::to_string));
+        StorePath::parse(parts.join("/"))
+            .map_err(|e| ControlError::Invalid(format!("invalid path '{relative}': {e}")))
+    }
+
+    /// Stores `bytes` at `area/relative`.
+    pub async fn put(
+        &self,
+        area: &[&str],
+        relative: &str,
+        bytes: Bytes,
+    ) -> Result<(), ControlError> {
+        let key = self.key(area, relative)?;
+        self.store
+            .put(&key, bytes.into())
+            .await
+            .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+        Ok(())
+    }
+
+    /// Reads `area/relative`.
+    pub async fn get(&self, area: &[&str], relative: &str) -> Result<Bytes, ControlError> {
+        let key = self.key(area, relative)?;
+        let result = self.store.get(&key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ControlError::NotFound(format!("artifact '{relative}' not found"))
+            }
+            e => ControlError::Unavailable(format!("artifact store: {e}")),
+        })?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))
+    }
+
+    /// Deletes everything under `area` (best effort: an already missing object is fine).
+    pub async fn delete_area(&self, area: &[&str]) {
+        use futures_util::StreamExt;
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend(area.iter().map(|a| a.to_string()));
+        let Ok(prefix) = StorePath::parse(parts.join("/")) else {
+            return;
+        };
+        let mut listing = self.store.list(Some(&prefix));
+        let mut keys = Vec::new();
+        while let Some(Ok(meta)) = listing.next().await {
+            keys.push(meta.location);
+        }
+        for key in keys {
+            if let Err(e) = self.store.delete(&key).await {
+                tracing::warn!(%key, "cannot delete artifact: {e}");
+            }
+        }
+    }
+}

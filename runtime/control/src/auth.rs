@@ -1,0 +1,215 @@
+//! Users, API tokens and roles. A token is 256 random bits shown once; only its SHA-256 is
+//! stored. There is no self-signup and no default password: the first start creates the `admin`
+//! user and prints its token once, and administrators create the other users.
+
+use crate::ControlError;
+use crate::db::{Db, new_id, now_ms};
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// user id, user name, admin flag, token expiry, token revocation.
+type TokenOwner = (String, String, i64, Option<i64>, Option<i64>);
+
+/// Prefix of API tokens (deployment keys have their own).
+pub const TOKEN_PREFIX: &str = "kiln_";
+/// Prefix of deployment keys.
+pub const KEY_PREFIX: &str = "kdk_";
+
+/// Fills `bytes` from the operating system's random source.
+pub fn fill_random(bytes: &mut [u8]) {
+    // The OS source failing means no secret can be made safely: stop rather than go on weakly.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(bytes).expect("the operating system's random source failed");
+}
+
+/// A new secret: `prefix` and 256 random bits, base64url.
+pub fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    fill_random(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The stored form of a secret: SHA-256, hex.
+pub fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Who is calling.
+#[derive(Clone, Debug, Serialize)]
+pub struct Principal {
+    /// User id.
+    pub user_id: String,
+    /// User name.
+    pub name: String,
+    /// An installation administrator: every role everywhere.
+    pub admin: bool,
+}
+
+/// A role in a team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamRole {
+    /// Sees the team and the work groups it has a role in.
+    Member,
+    /// Manages members and work groups; owner of every work group of the team.
+    Admin,
+    /// Admin, and may delete the team and name other owners.
+    Owner,
+}
+
+/// A role in a work group, the security boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkgroupRole {
+    /// Reads everything in the work group.
+    Reader,
+    /// Reads and writes projects, models, images and deployments.
+    Contributor,
+    /// Contributor, and manages members and deletes the work group.
+    Owner,
+}
+
+impl TeamRole {
+    /// Parses a stored role.
+    pub fn parse(text: &str) -> Option<TeamRole> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamRole::Member => "member",
+            TeamRole::Admin => "admin",
+            TeamRole::Owner => "owner",
+        }
+    }
+}
+
+impl WorkgroupRole {
+    /// Parses a stored role.
+    pub fn parse(text: &str) -> Option<WorkgroupRole> {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    }
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkgroupRole::Reader => "reader",
+            WorkgroupRole::Contributor => "contributor",
+            WorkgroupRole::Owner => "owner",
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The principal a request's token names: 401 without a token, or with one that is unknown,
+/// expired or revoked.
+pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, ControlError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ControlError::Unauthorized("a token is required: Authorization: Bearer <token>".into())
+    })?;
+    let row: Option<TokenOwner> = sqlx::query_as(
+        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at FROM tokens t \
+         JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+    )
+    .bind(digest(token))
+    .fetch_optional(db.pool())
+    .await?;
+    let invalid = || ControlError::Unauthorized("the token is invalid, expired or revoked".into());
+    let (user_id, name, admin, expires_at, revoked_at) = row.ok_or_else(invalid)?;
+    if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now_ms()) {
+        return Err(invalid());
+    }
+    Ok(Principal {
+        user_id,
+        name,
+        admin: admin != 0,
+    })
+}
+
+/// Issues a token for a user; returns `(token id, token)`. The token is not stored.
+pub async fn issue_token(
+    db: &Db,
+    user_id: &str,
+    name: &str,
+    expires_at: Option<i64>,
+) -> Result<(String, String), ControlError> {
+    let id = new_id();
+    let token = new_secret(TOKEN_PREFIX);
+    sqlx::query(
+        "INSERT INTO tokens (id, user_id, name, digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(name)
+    .bind(digest(&token))
+    .bind(now_ms())
+    .bind(expires_at)
+    .execute(db.pool())
+    .await?;
+    Ok((id, token))
+}
+
+/// On the first start only (no user yet), creates the `admin` user and returns its token.
+pub async fn bootstrap(db: &Db) -> Result<Option<String>, ControlError> {
+    let mut tx = db.begin().await?;
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let id = new_id();
+    sqlx::query("INSERT INTO users (id, name, is_admin, created_at) VALUES ($1, 'admin', 1, $2)")
+        .bind(&id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    let token = new_secret(TOKEN_PREFIX);
+    sqlx::query(
+        "INSERT INTO tokens (id, user_id, name, digest, created_at) VALUES ($1, $2, 'bootstrap', $3, $4)",
+    )
+    .bind(new_id())
+    .bind(&id)
+    .bind(digest(&token))
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_digests_stable() {
+        let (a, b) = (new_secret(TOKEN_PREFIX), new_secret(TOKEN_PREFIX));
+        assert_ne!(a, b);
+        assert!(a.starts_with("kiln_") && a.len() == 5 + 43, "{a}");
+        assert_eq!(digest("x"), digest("x"));
+        assert_eq!(digest("x").len(), 64);
+    }
+
+    #[test]
+    fn roles_order_and_parse() {
+        assert!(TeamRole::Owner > TeamRole::Admin && TeamRole::Admin > TeamRole::Member);
+        assert!(WorkgroupRole::Owner > WorkgroupRole::Contributor);
+        assert_eq!(TeamRole::parse("admin"), Some(TeamRole::Admin));
+        assert_eq!(WorkgroupRole::parse("reader"), Some(WorkgroupRole::Reader));
+        assert_eq!(WorkgroupRole::parse("root"), None);
+    }
+}

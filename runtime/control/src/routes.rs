@@ -1,0 +1,610 @@
+//! The route table: every management route with its method, path, operation id, the access it
+//! needs and its handler. The router, the authorization layer and the OpenAPI document are all
+//! made from this one table, so a route cannot exist without a declared access.
+
+use crate::access::{Access, authorize};
+use crate::api::{deployments, images, models, projects, runtime, teams, users, workgroups};
+use crate::auth::{TeamRole as T, WorkgroupRole as W};
+use crate::{ControlError, ControlPlane};
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+/// What a route's request body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// None.
+    Empty,
+    /// A JSON object.
+    Json,
+    /// A tar archive (`application/x-tar`).
+    Tar,
+}
+
+/// One management route.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, with `{param}` segments.
+    pub path: &'static str,
+    /// OpenAPI `operationId`.
+    pub operation: &'static str,
+    /// One line for the API document.
+    pub summary: &'static str,
+    /// What the caller needs.
+    pub access: Access,
+    /// The request body.
+    pub body: Body,
+    handler: MethodRouter<ControlPlane>,
+}
+
+const TEAM: &str = "/api/v1/teams/{team}";
+const WG: &str = "/api/v1/teams/{team}/workgroups/{workgroup}";
+
+macro_rules! route {
+    ($method:ident, $path:expr, $op:literal, $summary:literal, $access:expr, $body:ident, $handler:expr) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            operation: $op,
+            summary: $summary,
+            access: $access,
+            body: Body::$body,
+            handler: $handler,
+        }
+    };
+}
+
+/// Every management route.
+pub fn table() -> Vec<Route> {
+    use Access::{Admin, Open, Runtime, Team, User, Workgroup};
+    vec![
+        route!(
+            GET,
+            "/api/v1/health",
+            "health",
+            "Liveness of the control plane",
+            Open,
+            Empty,
+            get(health)
+        ),
+        route!(
+            GET,
+            "/api/v1/openapi.json",
+            "openapi",
+            "This document",
+            Open,
+            Empty,
+            get(openapi_route)
+        ),
+        route!(
+            GET,
+            "/api/v1/whoami",
+            "whoami",
+            "The caller",
+            User,
+            Empty,
+            get(users::whoami)
+        ),
+        route!(
+            GET,
+            "/api/v1/tokens",
+            "listTokens",
+            "The caller's tokens",
+            User,
+            Empty,
+            get(users::list_tokens)
+        ),
+        route!(
+            POST,
+            "/api/v1/tokens",
+            "createToken",
+            "A new token for the caller (shown once)",
+            User,
+            Json,
+            post(users::create_token)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/tokens/{token}",
+            "revokeToken",
+            "Revoke one of the caller's tokens",
+            User,
+            Empty,
+            delete(users::revoke_token)
+        ),
+        route!(
+            GET,
+            "/api/v1/users",
+            "listUsers",
+            "Users",
+            Admin,
+            Empty,
+            get(users::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/users",
+            "createUser",
+            "A new user and its first token",
+            Admin,
+            Json,
+            post(users::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams",
+            "listTeams",
+            "The caller's teams",
+            User,
+            Empty,
+            get(teams::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams",
+            "createTeam",
+            "A new team, owned by the caller",
+            User,
+            Json,
+            post(teams::create)
+        ),
+        route!(
+            GET,
+            TEAM,
+            "getTeam",
+            "A team",
+            Team(T::Member),
+            Empty,
+            get(teams::get)
+        ),
+        route!(
+            DELETE,
+            TEAM,
+            "deleteTeam",
+            "Delete a team and its work groups",
+            Team(T::Owner),
+            Empty,
+            delete(teams::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/members",
+            "listTeamMembers",
+            "Members of a team",
+            Team(T::Member),
+            Empty,
+            get(teams::members)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/members/{user}",
+            "putTeamMember",
+            "Add a member or change a role",
+            Team(T::Admin),
+            Json,
+            put(teams::put_member)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/members/{user}",
+            "deleteTeamMember",
+            "Remove a member",
+            Team(T::Admin),
+            Empty,
+            delete(teams::delete_member)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups",
+            "listWorkgroups",
+            "Work groups the caller has a role in",
+            Team(T::Member),
+            Empty,
+            get(workgroups::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups",
+            "createWorkgroup",
+            "A new work group",
+            Team(T::Admin),
+            Json,
+            post(workgroups::create)
+        ),
+        route!(
+            GET,
+            WG,
+            "getWorkgroup",
+            "A work group",
+            Workgroup(W::Reader),
+            Empty,
+            get(workgroups::get)
+        ),
+        route!(
+            DELETE,
+            WG,
+            "deleteWorkgroup",
+            "Delete a work group and its contents",
+            Workgroup(W::Owner),
+            Empty,
+            delete(workgroups::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/members",
+            "listWorkgroupMembers",
+            "Members of a work group",
+            Workgroup(W::Reader),
+            Empty,
+            get(workgroups::members)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/members/{user}",
+            "putWorkgroupMember",
+            "Give a team member a role",
+            Workgroup(W::Owner),
+            Json,
+            put(workgroups::put_member)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/members/{user}",
+            "deleteWorkgroupMember",
+            "Remove a member",
+            Workgroup(W::Owner),
+            Empty,
+            delete(workgroups::delete_member)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects",
+            "listProjects",
+            "Projects",
+            Workgroup(W::Reader),
+            Empty,
+            get(projects::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects",
+            "createProject",
+            "A new project",
+            Workgroup(W::Contributor),
+            Json,
+            post(projects::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}",
+            "getProject",
+            "A project",
+            Workgroup(W::Reader),
+            Empty,
+            get(projects::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}",
+            "deleteProject",
+            "Delete a project",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(projects::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models",
+            "listModels",
+            "Models",
+            Workgroup(W::Reader),
+            Empty,
+            get(models::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models",
+            "createModel",
+            "A new model",
+            Workgroup(W::Contributor),
+            Json,
+            post(models::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}",
+            "getModel",
+            "A model and its aliases",
+            Workgroup(W::Reader),
+            Empty,
+            get(models::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}",
+            "deleteModel",
+            "Delete a model, its versions and files",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(models::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions",
+            "listModelVersions",
+            "Versions of a model",
+            Workgroup(W::Reader),
+            Empty,
+            get(models::list_versions)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions",
+            "createModelVersion",
+            "Register the next version from a tar of its files",
+            Workgroup(W::Contributor),
+            Tar,
+            post(models::create_version)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions/{version}",
+            "getModelVersion",
+            "A version (number or alias) and its files",
+            Workgroup(W::Reader),
+            Empty,
+            get(models::get_version)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions/{version}/files/{*path}",
+            "getModelFile",
+            "A file of a version",
+            Workgroup(W::Reader),
+            Empty,
+            get(models::get_file)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/aliases/{alias}",
+            "putModelAlias",
+            "Point an alias at a version",
+            Workgroup(W::Contributor),
+            Json,
+            put(models::put_alias)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/aliases/{alias}",
+            "deleteModelAlias",
+            "Remove an alias",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(models::delete_alias)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/images",
+            "listImages",
+            "Images",
+            Workgroup(W::Reader),
+            Empty,
+            get(images::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/images",
+            "createImage",
+            "Record an image from the local store or a registry, pinned by digest",
+            Workgroup(W::Contributor),
+            Json,
+            post(images::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/images/{image}",
+            "getImage",
+            "An image",
+            Workgroup(W::Reader),
+            Empty,
+            get(images::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/images/{image}",
+            "deleteImage",
+            "Forget an image no deployment uses",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(images::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments",
+            "listDeployments",
+            "Deployments",
+            Workgroup(W::Reader),
+            Empty,
+            get(deployments::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments",
+            "createDeployment",
+            "Deploy an image (returns its keys once)",
+            Workgroup(W::Contributor),
+            Json,
+            post(deployments::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}",
+            "getDeployment",
+            "A deployment and its status",
+            Workgroup(W::Reader),
+            Empty,
+            get(deployments::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}",
+            "deleteDeployment",
+            "Stop and delete a deployment",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(deployments::delete)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}/keys",
+            "regenerateDeploymentKey",
+            "A new primary or secondary key (shown once)",
+            Workgroup(W::Contributor),
+            Json,
+            post(deployments::regenerate_key)
+        ),
+        route!(
+            GET,
+            "/api/v1/runtime/deployments",
+            "runtimeDesired",
+            "Deployments runtimes should serve",
+            Runtime,
+            Empty,
+            get(runtime::desired)
+        ),
+        route!(
+            POST,
+            "/api/v1/runtime/deployments/{deployment}/status",
+            "runtimeReport",
+            "A runtime's status report",
+            Runtime,
+            Json,
+            post(runtime::report)
+        ),
+    ]
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn openapi_route() -> Json<Value> {
+    Json(openapi())
+}
+
+/// The router of the management API, every route behind [`authorize`] with its access.
+pub fn router(control: ControlPlane) -> Router {
+    let json_limit = DefaultBodyLimit::max(1 << 20);
+    let upload_limit = DefaultBodyLimit::max(control.settings().max_upload_bytes);
+    let mut router = Router::new();
+    for route in table() {
+        let limit = if route.body == Body::Tar {
+            upload_limit
+        } else {
+            json_limit
+        };
+        let handler = route
+            .handler
+            .route_layer(from_fn_with_state(
+                (control.clone(), route.access),
+                authorize,
+            ))
+            .layer(limit);
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(|| async { ControlError::NotFound("no such route".into()).into_response() })
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({ "error": "method not allowed on this route" })),
+            )
+                .into_response()
+        })
+        .with_state(control)
+}
+
+/// The OpenAPI 3.1 document of the management API, made from the route table. Each operation
+/// carries `x-kiln-access`, the access it needs.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for route in table() {
+        let parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                json!({
+                    "name": name.trim_start_matches('*'),
+                    "in": "path",
+                    "required": true,
+                    "schema": { "type": "string" },
+                })
+            })
+            .collect();
+        let mut operation = json!({
+            "operationId": route.operation,
+            "summary": route.summary,
+            "tags": [route.path.split('/').nth(3).unwrap_or("api")],
+            "parameters": parameters,
+            "x-kiln-access": route.access.label(),
+            "responses": {
+                "200": { "description": "OK", "content": { "application/json": {} } },
+                "400": { "$ref": "#/components/responses/Error" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "403": { "$ref": "#/components/responses/Error" },
+                "404": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        if route.access == Access::Open {
+            operation["security"] = json!([]);
+        }
+        match route.body {
+            Body::Empty => {}
+            Body::Json => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": { "type": "object" } } },
+                });
+            }
+            Body::Tar => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } },
+                });
+            }
+        }
+        let entry = paths
+            .entry(route.path.replace("{*", "{"))
+            .or_insert_with(|| json!({}));
+        entry[route.method.as_str().to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kiln control plane",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Teams, work groups, projects, models, images and deployments. Authenticate with `Authorization: Bearer <token>`.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": { "error": { "type": "string" } },
+                        "required": ["error"],
+                    } } },
+                },
+            },
+        },
+        "security": [{ "token": [] }],
+    })
+}

@@ -1,0 +1,245 @@
+//! End to end with the CLI: `kiln up`, then `kiln login`, team, work group, project, model
+//! version, image, deployment; predictions with the deployment's keys, without them, and with
+//! another deployment's; key rotation; deletion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kiln_tests::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs the CLI with its own context file; returns (success, stdout + stderr).
+fn kiln(context: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(kiln_bin())
+        .args(args)
+        .env("KILN_CONTEXT", context)
+        .env_remove("KILN_URL")
+        .env_remove("KILN_TOKEN")
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+fn kiln_json(context: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (ok, output) = kiln(context, &all);
+    assert!(ok, "kiln {args:?}: {output}");
+    serde_json::from_str(output.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {output}"))
+}
+
+fn infer(up: &Up, name: &str, key: Option<&str>) -> Reply {
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    let body = serde_json::to_vec(&v2_fp32("input", &[1, 4], &IRIS_ROWS[1])).unwrap();
+    call(
+        "POST",
+        &format!("{}/v2/models/{name}/infer", up.base),
+        &headers,
+        Some(&body),
+    )
+}
+
+#[test]
+fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
+    let dir = temp_dir("control-cli");
+    let up = Up::start(&dir, &[]);
+    let context = dir.join("context.json");
+    let admin = up.admin();
+
+    let (ok, output) = kiln(
+        &context,
+        &["login", "--url", &up.api, "--token", "kiln_wrong"],
+    );
+    assert!(!ok && output.contains("401"), "{output}");
+    let (ok, output) = kiln(
+        &context,
+        &[
+            "login",
+            "--url",
+            &up.api,
+            "--token",
+            &admin,
+            "--team",
+            "lab",
+            "--workgroup",
+            "vision",
+        ],
+    );
+    assert!(ok && output.contains("logged in"), "{output}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&context).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the context file holds a token: owner-only"
+    );
+
+    kiln_json(&context, &["team", "create", "lab"]);
+    kiln_json(&context, &["workgroup", "create", "vision"]);
+    kiln_json(
+        &context,
+        &["project", "create", "flowers", "--description", "iris"],
+    );
+    let version = kiln_json(
+        &context,
+        &[
+            "model",
+            "register",
+            "iris",
+            "--path",
+            &iris_model(),
+            "--commit",
+            "0123abcd",
+        ],
+    );
+    assert_eq!(version["version"], 1);
+    assert_eq!(version["files"][0]["path"], "weights.json");
+    let version = kiln_json(
+        &context,
+        &["model", "register", "iris", "--path", &iris_model()],
+    );
+    assert_eq!(version["version"], 2);
+    kiln_json(&context, &["model", "alias", "iris", "production", "1"]);
+    let model = kiln_json(&context, &["model", "show", "iris"]);
+    assert_eq!(model["aliases"], json!({ "production": 1 }));
+    assert_eq!(model["latest_version"], 2);
+
+    build_iris_image(&up.store());
+    let image = kiln_json(&context, &["image", "register", "iris-img", "iris:1"]);
+    assert!(
+        image["digest"].as_str().unwrap().starts_with("sha256:"),
+        "{image}"
+    );
+    let created = kiln_json(
+        &context,
+        &["deployment", "create", "iris", "--image", "iris-img"],
+    );
+    let (primary, secondary) = (
+        created["keys"]["primary"].as_str().unwrap().to_string(),
+        created["keys"]["secondary"].as_str().unwrap().to_string(),
+    );
+    let other = kiln_json(
+        &context,
+        &["deployment", "create", "iris-b", "--image", "iris-img"],
+    );
+    let other_key = other["keys"]["primary"].as_str().unwrap().to_string();
+    let path = "/api/v1/teams/lab/workgroups/vision/deployments";
+    let status = up.wait_deployment(&admin, &format!("{path}/iris"));
+    assert_eq!(status["status"], "ready", "{status}");
+    up.wait_deployment(&admin, &format!("{path}/iris-b"));
+    let shown = kiln_json(&context, &["deployment", "show", "iris"]);
+    assert_eq!(shown["status"], "ready");
+    assert!(
+        !shown.to_string().contains(&primary),
+        "keys are shown once only"
+    );
+
+    let expected = iris_expected(&IRIS_ROWS[1..2]);
+    for key in [&primary, &secondary] {
+        let reply = infer(&up, "iris", Some(key));
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.json()["outputs"][0]["data"], json!([expected[0].0]));
+    }
+    assert_eq!(infer(&up, "iris", None).status, 401);
+    assert_eq!(
+        infer(&up, "iris", Some(&other_key)).status,
+        401,
+        "another deployment's key"
+    );
+    assert_eq!(infer(&up, "iris", Some("kdk_guess")).status, 401);
+    assert_eq!(infer(&up, "iris-b", Some(&other_key)).status, 200);
+
+    // Rotation: the new primary works once the runtime has it, the old one stops, the
+    // secondary never stops.
+    let rotated = kiln_json(
+        &context,
+        &["deployment", "regenerate-key", "iris", "--key", "primary"],
+    );
+    let new_primary = rotated["value"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while infer(&up, "iris", Some(&new_primary)).status != 200 {
+        assert_eq!(
+            infer(&up, "iris", Some(&secondary)).status,
+            200,
+            "the secondary key kept working"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key never worked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        infer(&up, "iris", Some(&primary)).status,
+        401,
+        "the old primary key"
+    );
+    assert_eq!(infer(&up, "iris", Some(&secondary)).status, 200);
+
+    // A work group member with the reader role sees the deployment but cannot delete it.
+    let reader = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "rita" })),
+    );
+    let reader_token = reader["token"]["token"].as_str().unwrap();
+    kiln_json(
+        &context,
+        &["team", "add-member", "rita", "--role", "member"],
+    );
+    kiln_json(
+        &context,
+        &["workgroup", "add-member", "rita", "--role", "reader"],
+    );
+    let rita = dir.join("rita.json");
+    let (ok, output) = kiln(
+        &rita,
+        &[
+            "login",
+            "--url",
+            &up.api,
+            "--token",
+            reader_token,
+            "--team",
+            "lab",
+            "--workgroup",
+            "vision",
+        ],
+    );
+    assert!(ok, "{output}");
+    let listed = kiln_json(&rita, &["deployment", "list"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let (ok, output) = kiln(&rita, &["deployment", "delete", "iris"]);
+    assert!(
+        !ok && output.contains("403") && output.contains("contributor"),
+        "{output}"
+    );
+
+    kiln_json(&context, &["deployment", "delete", "iris"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while infer(&up, "iris", Some(&secondary)).status != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted deployment kept serving"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        infer(&up, "iris-b", Some(&other_key)).status,
+        200,
+        "the other deployment is untouched"
+    );
+}
