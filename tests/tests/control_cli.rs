@@ -23,8 +23,9 @@ fn kiln(context: &Path, args: &[&str]) -> (bool, String) {
 }
 
 fn kiln_json(context: &Path, args: &[&str]) -> Value {
+    // Before any `--`, which passes the rest through.
     let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
+    all.splice(2.min(all.len())..2.min(all.len()), ["--output", "json"]);
     let (ok, output) = kiln(context, &all);
     assert!(ok, "kiln {args:?}: {output}");
     serde_json::from_str(output.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {output}"))
@@ -87,6 +88,67 @@ fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
         &context,
         &["project", "create", "flowers", "--description", "iris"],
     );
+    // The project's code: a working tree pushed as a commit, .gitignore honoured.
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("data")).unwrap();
+    std::fs::create_dir_all(work.join("lib")).unwrap();
+    std::fs::write(work.join("train.py"), "print('training')\n").unwrap();
+    std::fs::write(work.join("lib/util.py"), "X = 1\n").unwrap();
+    std::fs::write(work.join(".gitignore"), "data/\n*.log\n").unwrap();
+    std::fs::write(work.join("data/big.csv"), "1,2,3\n").unwrap();
+    std::fs::write(work.join("train.log"), "noise\n").unwrap();
+    let pushed = kiln_json(
+        &context,
+        &[
+            "project",
+            "push",
+            "flowers",
+            work.to_str().unwrap(),
+            "-m",
+            "first model",
+        ],
+    );
+    assert_eq!(pushed["files"], 3, "{pushed}");
+    let commit = pushed["commit"].as_str().unwrap().to_string();
+    let log = kiln_json(&context, &["project", "log", "flowers"]);
+    assert_eq!(log["items"][0]["commit"], json!(commit));
+    assert_eq!(log["items"][0]["message"], "first model");
+    assert_eq!(log["items"][0]["author"], "admin");
+    let tree = up.ok(
+        "GET",
+        &format!("/api/v1/teams/lab/workgroups/vision/projects/flowers/commits/{commit}"),
+        &admin,
+        None,
+    );
+    assert_eq!(
+        tree["files"],
+        json!([".gitignore", "lib/util.py", "train.py"])
+    );
+    kiln_json(
+        &context,
+        &[
+            "experiment",
+            "create",
+            "train",
+            "--script",
+            "train.py",
+            "--project",
+            "flowers",
+            "--",
+            "--epochs",
+            "3",
+        ],
+    );
+    let run = kiln_json(
+        &context,
+        &["run", "submit", "train", "--project", "flowers"],
+    );
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["number"], 1);
+    assert_eq!(run["commit"], json!(commit));
+    assert_eq!(run["args"], json!(["--epochs", "3"]));
+    let run_id = run["id"].as_str().unwrap().to_string();
+
     let version = kiln_json(
         &context,
         &[
@@ -95,11 +157,15 @@ fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
             "iris",
             "--path",
             &iris_model(),
+            "--run",
+            &run_id,
             "--commit",
-            "0123abcd",
+            &commit,
         ],
     );
     assert_eq!(version["version"], 1);
+    assert_eq!(version["run"], json!(run_id));
+    assert_eq!(version["commit"], json!(commit));
     assert_eq!(version["files"][0]["path"], "weights.json");
     let version = kiln_json(
         &context,

@@ -365,6 +365,79 @@ pub enum ProjectCommand {
     Show { name: String },
     /// Delete a project.
     Delete { name: String },
+    /// Commit a working tree to the project's repository (what .gitignore ignores is left out).
+    Push {
+        /// The project.
+        name: String,
+        /// The working tree.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Commit message.
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+    },
+    /// History of the project's main branch.
+    Log { name: String },
+}
+
+/// `kiln experiment ...` (in `--project`).
+#[derive(Subcommand)]
+pub enum ExperimentCommand {
+    /// Create an experiment: a named entry point of the project.
+    Create {
+        name: String,
+        /// The script, a path in the project.
+        #[arg(long)]
+        script: String,
+        /// Default execution target.
+        #[arg(long, default_value = "local")]
+        target: String,
+        /// Default arguments.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// List experiments.
+    List,
+    /// Show an experiment.
+    Show { name: String },
+    /// Delete an experiment and its runs.
+    Delete { name: String },
+}
+
+/// `kiln run ...` (in `--project`).
+#[derive(Subcommand)]
+pub enum RunCommand {
+    /// Queue a run of an experiment, pinned to a commit (default: the head of main).
+    Submit {
+        experiment: String,
+        #[arg(long)]
+        commit: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Arguments (default: the experiment's).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// List the runs of an experiment.
+    List { experiment: String },
+    /// Show a run.
+    Show { experiment: String, number: i64 },
+}
+
+/// The project for `kiln experiment` and `kiln run`.
+#[derive(Args, Clone)]
+pub struct ProjectArg {
+    /// The project.
+    #[arg(long, env = "KILN_PROJECT", global = true)]
+    project: Option<String>,
+}
+
+impl ProjectArg {
+    fn name(&self) -> Result<&str> {
+        self.project
+            .as_deref()
+            .context("no project: give --project or set KILN_PROJECT")
+    }
 }
 
 /// `kiln model ...`.
@@ -667,6 +740,194 @@ pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
             ProjectCommand::Delete { name } => {
                 let v = api.delete(&format!("{base}/{name}")).await?;
                 api.show(&v, |_| format!("deleted project {name}"));
+            }
+            ProjectCommand::Push { name, dir, message } => {
+                let (archive, count) = tar_of_tree(&dir)?;
+                let mut url = reqwest::Url::parse(&format!("{}{base}/{name}/commits", api.url))
+                    .map_err(|e| anyhow!("invalid URL: {e}"))?;
+                if let Some(message) = &message {
+                    url.query_pairs_mut().append_pair("message", message);
+                }
+                let request = api
+                    .http
+                    .post(url)
+                    .bearer_auth(&api.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                    .body(archive);
+                let v = api
+                    .finish(
+                        request,
+                        &reqwest::Method::POST,
+                        &format!("{base}/{name}/commits"),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "pushed {count} file(s) to {name}: commit {}",
+                        s(v, "commit")
+                    )
+                });
+            }
+            ProjectCommand::Log { name } => {
+                let v = api.get(&format!("{base}/{name}/commits")).await?;
+                api.show_list(&v, |i| {
+                    format!(
+                        "{}  {}  {}  {}",
+                        &s(i, "commit")[..12.min(s(i, "commit").len())],
+                        s(i, "time"),
+                        s(i, "author"),
+                        s(i, "message")
+                    )
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A tar of a working tree: every file `.gitignore` (and `.git/info/exclude`, `.ignore`) does not
+/// ignore, `.git` left out, symlinks refused. Returns the archive and its file count.
+fn tar_of_tree(dir: &Path) -> Result<(Vec<u8>, usize)> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    let mut count = 0;
+    for entry in walker {
+        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
+        let kind = entry.file_type().context("unknown file type")?;
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            bail!(
+                "{} is not a regular file: the project holds files only",
+                entry.path().display()
+            );
+        }
+        let relative = entry.path().strip_prefix(dir)?;
+        builder.append_path_with_name(entry.path(), relative)?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("nothing to push in {}", dir.display());
+    }
+    Ok((builder.into_inner()?, count))
+}
+
+/// Runs `kiln experiment ...`.
+pub fn experiment(
+    command: ExperimentCommand,
+    project: &ProjectArg,
+    connection: &Connection,
+) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!(
+            "{}/projects/{}/experiments",
+            api.workgroup_path()?,
+            project.name()?
+        );
+        match command {
+            ExperimentCommand::Create {
+                name,
+                script,
+                target,
+                args,
+            } => {
+                let v = api
+                    .post(
+                        &base,
+                        json!({ "name": name, "script": script, "target": target, "args": args }),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!(
+                        "created experiment {} ({} on {})",
+                        s(v, "name"),
+                        s(v, "script"),
+                        s(v, "target")
+                    )
+                });
+            }
+            ExperimentCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| {
+                    format!("{}  {}  {}", s(i, "name"), s(i, "script"), s(i, "target"))
+                });
+            }
+            ExperimentCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{}: {} {} on {}",
+                        s(v, "name"),
+                        s(v, "script"),
+                        v["args"],
+                        s(v, "target")
+                    )
+                });
+            }
+            ExperimentCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted experiment {name}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln run ...`.
+pub fn run(command: RunCommand, project: &ProjectArg, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!(
+            "{}/projects/{}/experiments",
+            api.workgroup_path()?,
+            project.name()?
+        );
+        let line = |v: &Value| {
+            format!(
+                "{} #{} {}  commit {}  on {}  id {}",
+                s(v, "experiment"),
+                s(v, "number"),
+                s(v, "status"),
+                s(v, "commit"),
+                s(v, "target"),
+                s(v, "id")
+            )
+        };
+        match command {
+            RunCommand::Submit {
+                experiment,
+                commit,
+                target,
+                args,
+            } => {
+                let mut body = serde_json::Map::new();
+                body.extend(commit.map(|c| ("commit".to_string(), json!(c))));
+                body.extend(target.map(|t| ("target".to_string(), json!(t))));
+                if !args.is_empty() {
+                    body.insert("args".into(), json!(args));
+                }
+                let v = api
+                    .post(&format!("{base}/{experiment}/runs"), Value::Object(body))
+                    .await?;
+                api.show(&v, line);
+            }
+            RunCommand::List { experiment } => {
+                let v = api.get(&format!("{base}/{experiment}/runs")).await?;
+                api.show_list(&v, line);
+            }
+            RunCommand::Show { experiment, number } => {
+                let v = api
+                    .get(&format!("{base}/{experiment}/runs/{number}"))
+                    .await?;
+                api.show(&v, line);
             }
         }
         Ok(())

@@ -83,6 +83,24 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
+    /// Experiments of a project: named entry points.
+    Experiment {
+        #[command(subcommand)]
+        command: client::ExperimentCommand,
+        #[command(flatten)]
+        project: client::ProjectArg,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Runs of an experiment (records; executors come next).
+    Run {
+        #[command(subcommand)]
+        command: client::RunCommand,
+        #[command(flatten)]
+        project: client::ProjectArg,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Models, their versions and aliases.
     Model {
         #[command(subcommand)]
@@ -154,6 +172,16 @@ fn main() -> std::process::ExitCode {
             command,
             connection,
         } => client::model(command, &connection),
+        Command::Experiment {
+            command,
+            project,
+            connection,
+        } => client::experiment(command, &project, &connection),
+        Command::Run {
+            command,
+            project,
+            connection,
+        } => client::run(command, &project, &connection),
         Command::Deployment {
             command,
             connection,
@@ -165,5 +193,14 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -119,6 +119,7 @@ async fn up(args: UpArgs) -> Result<()> {
         Settings {
             max_upload_bytes: args.max_upload_mb << 20,
             store_dir: store_dir.clone(),
+            projects_dir: data.join("projects"),
             registry: args.registry.options(),
             prediction_url: format!("http://{addr}"),
             allowed_hosts,

@@ -19,11 +19,18 @@ pub enum Backend {
 }
 
 /// Embedded migrations: version, description, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    (
+        2,
+        "experiments and runs",
+        include_str!("../migrations/0002_experiments_runs.sql"),
+    ),
+];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b69_6c6e;

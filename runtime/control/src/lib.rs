@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod db;
 mod error;
+pub mod git;
 pub mod names;
 pub mod routes;
 
@@ -37,6 +38,8 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// The local OCI image store shared with the runtime.
     pub store_dir: PathBuf,
+    /// Where the projects' bare git repositories live.
+    pub projects_dir: PathBuf,
     /// How registries are reached when an image names one.
     pub registry: RegistryOptions,
     /// Base URL of the prediction endpoints, for responses.

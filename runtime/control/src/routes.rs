@@ -3,7 +3,9 @@
 //! made from this one table, so a route cannot exist without a declared access.
 
 use crate::access::{Access, authorize};
-use crate::api::{deployments, images, models, projects, runtime, teams, users, workgroups};
+use crate::api::{
+    deployments, experiments, images, models, projects, runtime, teams, users, workgroups,
+};
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
 use axum::extract::DefaultBodyLimit;
@@ -296,6 +298,96 @@ pub fn table() -> Vec<Route> {
             Workgroup(W::Contributor),
             Empty,
             delete(projects::delete)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/commits",
+            "pushProject",
+            "Commit a tar of the working tree on main",
+            Workgroup(W::Contributor),
+            Tar,
+            post(projects::push)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/commits",
+            "listCommits",
+            "History of main, newest first",
+            Workgroup(W::Reader),
+            Empty,
+            get(projects::log)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/commits/{commit}",
+            "getCommit",
+            "The files of a commit",
+            Workgroup(W::Reader),
+            Empty,
+            get(projects::commit)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments",
+            "listExperiments",
+            "Experiments of a project",
+            Workgroup(W::Reader),
+            Empty,
+            get(experiments::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments",
+            "createExperiment",
+            "A new experiment (entry point)",
+            Workgroup(W::Contributor),
+            Json,
+            post(experiments::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}",
+            "getExperiment",
+            "An experiment",
+            Workgroup(W::Reader),
+            Empty,
+            get(experiments::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}",
+            "deleteExperiment",
+            "Delete an experiment and its runs",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(experiments::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}/runs",
+            "listRuns",
+            "Runs of an experiment",
+            Workgroup(W::Reader),
+            Empty,
+            get(experiments::runs)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}/runs",
+            "submitRun",
+            "Queue a run pinned to a commit",
+            Workgroup(W::Contributor),
+            Json,
+            post(experiments::submit)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}/runs/{run}",
+            "getRun",
+            "A run",
+            Workgroup(W::Reader),
+            Empty,
+            get(experiments::run)
         ),
         route!(
             GET,

@@ -162,9 +162,9 @@ pub struct VersionInfo {
     commit: Option<String>,
 }
 
-/// The regular files of a tar archive, paths checked, at most `limit` bytes in all.
-fn untar(bytes: &[u8]) -> Result<Vec<(String, Bytes)>, ControlError> {
-    let bad = |m: String| ControlError::Invalid(format!("model files archive: {m}"));
+/// The regular files of a tar archive, every path checked; directories are implied.
+pub(crate) fn untar(bytes: &[u8]) -> Result<Vec<(String, Bytes)>, ControlError> {
+    let bad = |m: String| ControlError::Invalid(format!("archive: {m}"));
     let mut archive = tar::Archive::new(bytes);
     let mut files: Vec<(String, Bytes)> = Vec::new();
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;

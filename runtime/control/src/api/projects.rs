@@ -1,15 +1,19 @@
 //! Projects: the logical container for the work of a solution, inside a work group.
 
+use super::models::untar;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
+use crate::git::Repository;
 use crate::names::check_name;
 use crate::{ControlError, ControlPlane};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::path::PathBuf;
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
@@ -31,10 +35,11 @@ pub async fn create(
     check_name("project", &body.name)?;
     let wg = scope.workgroup()?;
     let created = now_ms();
+    let id = new_id();
     sqlx::query(
         "INSERT INTO projects (id, workgroup_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(new_id())
+    .bind(&id)
     .bind(&wg.id)
     .bind(&body.name)
     .bind(&body.description)
@@ -42,6 +47,18 @@ pub async fn create(
     .execute(control.db().pool())
     .await
     .map_err(ControlError::exists("project", &body.name))?;
+    let dir = repository_dir(&control, &id);
+    let initialized = tokio::task::spawn_blocking(move || Repository::init(dir))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))
+        .and_then(|r| r);
+    if let Err(e) = initialized {
+        let _ = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(&id)
+            .execute(control.db().pool())
+            .await;
+        return Err(e);
+    }
     Ok((
         StatusCode::CREATED,
         Json(
@@ -101,18 +118,155 @@ pub async fn delete(
     Extension(scope): Extension<Scope>,
     Path((_, _, project)): Path<(String, String, String)>,
 ) -> Reply {
-    let done = sqlx::query("DELETE FROM projects WHERE workgroup_id = $1 AND name = $2")
-        .bind(&scope.workgroup()?.id)
-        .bind(&project)
+    let id = project_id(&control, &scope, &project).await?;
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(&id)
         .execute(control.db().pool())
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!(
-            "project '{project}' not found"
-        )));
-    }
+    let _ = std::fs::remove_dir_all(repository_dir(&control, &id));
     Ok((
         StatusCode::OK,
         Json(json!({ "name": project, "deleted": true })),
+    ))
+}
+
+fn repository_dir(control: &ControlPlane, project_id: &str) -> PathBuf {
+    control
+        .settings()
+        .projects_dir
+        .join(format!("{project_id}.git"))
+}
+
+/// The id of project `name` in the scope's work group.
+pub(crate) async fn project_id(
+    control: &ControlPlane,
+    scope: &Scope,
+    name: &str,
+) -> Result<String, ControlError> {
+    sqlx::query_scalar("SELECT id FROM projects WHERE workgroup_id = $1 AND name = $2")
+        .bind(&scope.workgroup()?.id)
+        .bind(name)
+        .fetch_optional(control.db().pool())
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("project '{name}' not found")))
+}
+
+/// The repository of a project.
+pub(crate) fn repository(control: &ControlPlane, project_id: &str) -> Repository {
+    Repository::open(repository_dir(control, project_id))
+}
+
+/// A push's message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushInfo {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// `POST .../projects/{project}/commits` with a tar of the working tree: one commit on `main`.
+pub async fn push(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project)): Path<(String, String, String)>,
+    Query(info): Query<PushInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/x-tar" {
+        return Err(ControlError::UnsupportedMedia(
+            "send the working tree as a tar archive with Content-Type: application/x-tar".into(),
+        ));
+    }
+    let id = project_id(&control, &scope, &project).await?;
+    let limit = control.settings().max_upload_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
+    })?;
+    let message = info
+        .message
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| "kiln project push".into());
+    if message.len() > 4096 || message.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ControlError::Invalid(
+            "the message must be printable text of at most 4096 bytes".into(),
+        ));
+    }
+    let author = scope.principal()?.name.clone();
+    let repository = repository(&control, &id);
+    let scratch = control
+        .settings()
+        .projects_dir
+        .join(".scratch")
+        .join(new_id());
+    let result = tokio::task::spawn_blocking(move || {
+        let files = untar(&bytes)?;
+        if let Some((path, _)) = files
+            .iter()
+            .find(|(p, _)| p.split('/').any(|segment| segment == ".git"))
+        {
+            return Err(ControlError::Invalid(format!(
+                "'{path}': a pushed tree holds no .git"
+            )));
+        }
+        let files: Vec<(String, Vec<u8>)> =
+            files.into_iter().map(|(p, b)| (p, b.to_vec())).collect();
+        let count = files.len();
+        let sha = repository.commit_tree(&files, &author, &message, &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        sha.map(|sha| (sha, count))
+    })
+    .await
+    .map_err(|e| ControlError::Internal(e.to_string()))?;
+    let (sha, count) = result?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "project": project, "commit": sha, "files": count })),
+    ))
+}
+
+/// `GET .../projects/{project}/commits`: history of `main`, newest first.
+pub async fn log(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project)): Path<(String, String, String)>,
+    Query(page): Query<Page>,
+) -> Reply {
+    let id = project_id(&control, &scope, &project).await?;
+    let repository = repository(&control, &id);
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let commits = tokio::task::spawn_blocking(move || repository.log(limit))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))??;
+    let items: Vec<Value> = commits
+        .into_iter()
+        .map(|c| {
+            json!({ "commit": c.sha, "author": c.author, "time": time(c.time * 1000), "message": c.message })
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "items": items, "next": null })),
+    ))
+}
+
+/// `GET .../projects/{project}/commits/{commit}`: the files of a commit.
+pub async fn commit(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project, commit)): Path<(String, String, String, String)>,
+) -> Reply {
+    let id = project_id(&control, &scope, &project).await?;
+    let repository = repository(&control, &id);
+    let (sha, files) = tokio::task::spawn_blocking(move || repository.files(&commit))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))??;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "project": project, "commit": sha, "files": files })),
     ))
 }
