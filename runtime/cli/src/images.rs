@@ -1,20 +1,10 @@
 //! `kiln manifest create|validate` and `kiln image build|list|inspect|rm`.
 
-use crate::transfer::{RegistryArgs, pull_into};
-use anyhow::{Context, Result, bail};
+use crate::transfer::RegistryArgs;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use kiln_dataplane::{Dataplane, Deployment, InferRequest, ServerLimits, protocol, tensor};
-use kiln_engine::{
-    Artifacts, EngineConfig, InstanceLimits, Model, ModelMetadata, ModelSpec, ScoringEngine,
-};
-use kiln_image::{
-    Baseline, KilnConfig, ModelImageParts, ModelManifest, OciStore, SampleTable, Schema,
-    TensorSchema, open_image,
-};
-use kiln_metrics::Metrics;
-use kiln_registry::is_registry_reference;
+use kiln_image::{ImageError, ModelManifest, OciStore, SampleTable, open_image};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Output format of commands that list or show.
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -52,35 +42,6 @@ pub struct Sources {
     pub store: StoreArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
-}
-
-/// A manifest's scoring component: a `.wasm` file (relative to the manifest), else an image in
-/// the local store (a plain component, or a Kiln model whose scorer is reused), else a registry
-/// reference pulled into the store and verified first. Returns the component's bytes.
-async fn component_bytes(text: &str, base: &Path, sources: &Sources) -> Result<Vec<u8>> {
-    let path = base.join(text);
-    if is_component_path(text, base) {
-        return std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()));
-    }
-    let store = sources.store.open()?;
-    let name = text.strip_prefix("oci://").unwrap_or(text);
-    if is_registry_reference(text)
-        && let Err(error) = pull_into(&store, text, &sources.registry.options()).await
-    {
-        if store.resolve(name).is_err() {
-            return Err(error.context(format!("cannot pull the scorer component {text}")));
-        }
-        tracing::warn!("registry unavailable, using the local store's {name}: {error:#}");
-    }
-    let image = open_image(&store, name).with_context(|| {
-        format!("scorer component '{text}' is neither a .wasm file nor a usable image")
-    })?;
-    Ok(image.component)
-}
-
-/// Whether a manifest's `component` names a file rather than an image.
-fn is_component_path(text: &str, base: &Path) -> bool {
-    text.ends_with(".wasm") || base.join(text).is_file()
 }
 
 fn default_store() -> Option<PathBuf> {
@@ -183,154 +144,73 @@ fn path_relative_to(path: &Path, base: &Path) -> String {
     parts.join("/")
 }
 
-/// Schema of a model, as an image records it.
-pub fn schema_of(metadata: &ModelMetadata) -> Schema {
-    let convert = |specs: &[kiln_engine::TensorSpec]| {
-        specs
-            .iter()
-            .map(|s| TensorSchema {
-                name: s.name.clone(),
-                datatype: tensor::datatype_name(s.datatype).to_string(),
-                shape: s.shape.clone(),
-            })
-            .collect()
-    };
-    Schema {
-        inputs: convert(&metadata.inputs),
-        outputs: convert(&metadata.outputs),
+/// Spinner and pull bar of a build, on stderr (hidden when it is not a terminal).
+struct Progress {
+    spinner: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+    pull: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            spinner: std::sync::Mutex::new(None),
+            pull: crate::transfer::progress_bar("pull scorer component"),
+        }
     }
 }
 
-/// A component checked against its files: loaded, described, and its sample run through it.
-struct Checked {
-    component: Vec<u8>,
-    files: Vec<(String, Vec<u8>)>,
-    schema: Schema,
-    name: String,
-    sample: Option<SampleTable>,
+impl kiln_build::BuildObserver for Progress {
+    fn compiling(&self, bytes: usize) {
+        let spinner =
+            crate::transfer::spinner(&format!("compile scorer component ({} KiB)", bytes / 1024));
+        *self
+            .spinner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(spinner);
+    }
+    fn compiled(&self) {
+        if let Some(spinner) = self
+            .spinner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            spinner.finish_and_clear();
+        }
+    }
+    fn pulling(&self, _blob: &str, done: u64, total: u64) {
+        self.pull.set_length(total);
+        self.pull.set_position(done);
+    }
 }
 
-async fn load_and_check(
-    bytes: Vec<u8>,
-    files: Vec<(String, Vec<u8>)>,
-    config: &str,
-    expected: Option<&Schema>,
-    sample: Option<SampleTable>,
-) -> Result<Checked> {
-    let engine = Arc::new(ScoringEngine::new(&EngineConfig::default())?);
-    let compiled = {
-        let spinner = crate::transfer::spinner(&format!(
-            "compile scorer component ({} KiB)",
-            bytes.len() / 1024
-        ));
-        let (engine, bytes) = (engine.clone(), bytes.clone());
-        let compiled = tokio::task::spawn_blocking(move || engine.compile(&bytes)).await?;
-        spinner.finish_and_clear();
-        compiled?
-    };
-    let metrics = Metrics::new();
-    let deployment_metrics = Arc::new(metrics.deployment("build", "build"));
-    let spec = ModelSpec {
-        name: "build".into(),
-        compiled,
-        artifacts: Artifacts::from_files(files.clone()),
-        config: config.to_string(),
-        limits: InstanceLimits::default(),
-    };
-    let model = Model::load(engine, spec, deployment_metrics.clone()).await?;
-    let schema = schema_of(model.metadata());
-    let name = model.metadata().name.clone();
-    if let Some(declared) = expected
-        && declared != &schema
-    {
-        bail!(
-            "the manifest's schema does not match the component's metadata:\n  manifest:  {}\n  component: {}",
-            serde_json::to_string(declared)?,
-            serde_json::to_string(&schema)?
-        );
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.pull.finish_and_clear();
     }
-    if let Some(table) = &sample {
-        let dataplane = Dataplane::new(ServerLimits::default());
-        let deployment = Deployment {
-            name: "build".into(),
-            version: "build".into(),
-            model: model.clone(),
-            metrics: deployment_metrics,
-            key_digests: None,
-        };
-        let inputs =
-            protocol::table_to_tensors(model.metadata(), &table.columns, &table.rows, usize::MAX)
-                .map_err(|e| {
-                anyhow::anyhow!("sample does not fit the model's inputs: {}", e.message)
-            })?;
-        dataplane
-            .infer(
-                &deployment,
-                InferRequest {
-                    inputs,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("sample smoke test failed: {}", e.message))?;
-    }
-    Ok(Checked {
-        component: bytes,
-        files,
-        schema,
-        name,
-        sample,
-    })
 }
 
-/// Checks a manifest end to end and returns what an image of it holds.
+/// Checks a manifest with the CLI's store, registry settings and progress display.
 async fn check_manifest(
     path: &Path,
     sources: &Sources,
-) -> Result<(ModelManifest, Checked, Option<Baseline>)> {
-    let (manifest, base) = ModelManifest::read(path)?;
-    let files = manifest.model_files(&base)?;
-    let sample = match &manifest.sample {
-        Some(s) => Some(SampleTable::read(
-            &base.join(&s.file),
-            s.rows.unwrap_or(100),
-        )?),
-        None => None,
+) -> Result<(
+    ModelManifest,
+    kiln_build::Checked,
+    Option<kiln_image::Baseline>,
+)> {
+    let registry = sources.registry.options();
+    let open = || {
+        sources
+            .store
+            .open()
+            .map_err(|e| ImageError::Invalid(format!("{e:#}")))
     };
-    let component = component_bytes(&manifest.scorer.component, &base, sources).await?;
-    let checked = load_and_check(
-        component,
-        files,
-        &manifest.scorer.config,
-        manifest.schema.as_ref(),
-        sample,
-    )
-    .await?;
-    let baseline = match &manifest.baseline {
-        None => None,
-        Some(section) => {
-            let (table, source) = match &section.file {
-                Some(file) => (
-                    SampleTable::read(&base.join(file), usize::MAX)?,
-                    file.clone(),
-                ),
-                None => (
-                    checked
-                        .sample
-                        .clone()
-                        .context("a baseline needs sample rows")?,
-                    "sample".to_string(),
-                ),
-            };
-            Some(Baseline::from_columns(
-                &table.columns,
-                &table.numeric(),
-                section.bins,
-                &source,
-            ))
-        }
+    let build_sources = kiln_build::Sources {
+        store: &open,
+        registry: &registry,
     };
-    Ok((manifest, checked, baseline))
+    Ok(kiln_build::check_manifest(path, &build_sources, &Progress::new()).await?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -367,7 +247,7 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                 version: "1".into(),
                 description: None,
                 scorer: kiln_image::ScorerSection {
-                    component: if is_component_path(&component, Path::new(".")) {
+                    component: if kiln_build::is_component_path(&component, Path::new(".")) {
                         path_relative_to(Path::new(&component), &base)
                     } else {
                         component.clone()
@@ -394,8 +274,26 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                 None => None,
             };
             let checked = rt.block_on(async {
-                let bytes = component_bytes(&component, Path::new("."), sources).await?;
-                load_and_check(bytes, files, &config, None, table).await
+                let registry = sources.registry.options();
+                let open = || {
+                    sources
+                        .store
+                        .open()
+                        .map_err(|e| ImageError::Invalid(format!("{e:#}")))
+                };
+                let build_sources = kiln_build::Sources {
+                    store: &open,
+                    registry: &registry,
+                };
+                let progress = Progress::new();
+                let bytes = kiln_build::component_bytes(
+                    &component,
+                    Path::new("."),
+                    &build_sources,
+                    &progress,
+                )
+                .await?;
+                kiln_build::load_and_check(bytes, files, &config, None, table, &progress).await
             })?;
             let manifest = ModelManifest {
                 name: name.unwrap_or(checked.name),
@@ -449,25 +347,7 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
             output,
         } => {
             let (m, checked, baseline) = runtime()?.block_on(check_manifest(&manifest, sources))?;
-            let config = KilnConfig {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                description: m.description.clone(),
-                scorer_config: m.scorer.config.clone(),
-                schema: checked.schema.clone(),
-                limits: m.limits.clone(),
-                capabilities: m.capabilities.clone(),
-                baseline,
-            };
-            let sample = checked.sample.as_ref().map(SampleTable::to_json);
-            let parts = ModelImageParts {
-                config: &config,
-                component: &checked.component,
-                files: &checked.files,
-                sample: sample.as_deref(),
-            };
-            let tag = tag.unwrap_or_else(|| format!("{}:{}", m.name, m.version));
-            let descriptor = kiln_image::build_model_image(&store, &parts, &tag)?;
+            let (tag, descriptor) = kiln_build::build_image(&store, &m, &checked, baseline, tag)?;
             match output {
                 Output::Json => println!(
                     "{}",

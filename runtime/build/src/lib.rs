@@ -1,0 +1,304 @@
+//! Kiln's image builder, shared by `kiln image build` and the control plane: a manifest's scoring
+//! component is resolved (a `.wasm` file, an image in the local store, or a registry reference),
+//! compiled and loaded with the model's files; its schema is compared with the manifest's, the
+//! sample rows run through the real dataplane checks, and the drift baseline is computed. Then
+//! [`build_image`] writes the model image into the local store.
+
+use kiln_dataplane::{Dataplane, Deployment, InferRequest, ServerLimits, protocol, tensor};
+use kiln_engine::{
+    Artifacts, EngineConfig, InstanceLimits, Model, ModelMetadata, ModelSpec, ScoringEngine,
+};
+use kiln_image::{
+    Baseline, Descriptor, ImageError, KilnConfig, ModelImageParts, ModelManifest, OciStore,
+    SampleTable, Schema, TensorSchema, open_image,
+};
+use kiln_metrics::Metrics;
+use kiln_registry::{Progress, Registry, RegistryOptions, is_registry_reference, parse_reference};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why a build failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The manifest, its files or its sample do not fit the component.
+    #[error("{0}")]
+    Invalid(String),
+    /// The component could not be found or fetched.
+    #[error("{0}")]
+    Component(String),
+    /// Compiling or loading the component failed.
+    #[error("{0}")]
+    Engine(String),
+    /// The store failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// Hooks for progress display; every method does nothing by default.
+pub trait BuildObserver: Sync {
+    /// Compilation of a component of `bytes` bytes starts.
+    fn compiling(&self, _bytes: usize) {}
+    /// Compilation ended.
+    fn compiled(&self) {}
+    /// Bytes of a registry pull: `(blob, done, total)`.
+    fn pulling(&self, _blob: &str, _done: u64, _total: u64) {}
+}
+
+impl BuildObserver for () {}
+
+/// Where component images come from.
+pub struct Sources<'a> {
+    /// Opens the local store (only when a component names an image).
+    pub store: &'a (dyn Fn() -> Result<OciStore, ImageError> + Sync),
+    /// How registries are reached.
+    pub registry: &'a RegistryOptions,
+}
+
+/// Schema of a model, as an image records it.
+pub fn schema_of(metadata: &ModelMetadata) -> Schema {
+    let convert = |specs: &[kiln_engine::TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| TensorSchema {
+                name: s.name.clone(),
+                datatype: tensor::datatype_name(s.datatype).to_string(),
+                shape: s.shape.clone(),
+            })
+            .collect()
+    };
+    Schema {
+        inputs: convert(&metadata.inputs),
+        outputs: convert(&metadata.outputs),
+    }
+}
+
+/// A component checked against its files: loaded, described, and its sample run through it.
+pub struct Checked {
+    /// The component's bytes.
+    pub component: Vec<u8>,
+    /// The model files, by the names the scorer reads them under.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The component's schema.
+    pub schema: Schema,
+    /// The name in the component's metadata.
+    pub name: String,
+    /// The sample rows, when the manifest has some.
+    pub sample: Option<SampleTable>,
+}
+
+/// Whether a manifest's `component` names a file rather than an image.
+pub fn is_component_path(text: &str, base: &Path) -> bool {
+    text.ends_with(".wasm") || base.join(text).is_file()
+}
+
+/// A manifest's scoring component: a `.wasm` file (relative to `base`), else an image in the
+/// local store (a plain component, or a Kiln model whose scorer is reused), else a registry
+/// reference pulled into the store and verified first (the store's copy serves when the registry
+/// cannot be reached).
+pub async fn component_bytes(
+    text: &str,
+    base: &Path,
+    sources: &Sources<'_>,
+    observer: &dyn BuildObserver,
+) -> Result<Vec<u8>, BuildError> {
+    let path = base.join(text);
+    if is_component_path(text, base) {
+        return std::fs::read(&path)
+            .map_err(|e| BuildError::Component(format!("cannot read {}: {e}", path.display())));
+    }
+    let store = (sources.store)()?;
+    let name = text.strip_prefix("oci://").unwrap_or(text);
+    if is_registry_reference(text) {
+        let pulled = async {
+            let reference = parse_reference(text).map_err(|e| e.to_string())?;
+            let registry = Registry::connect(&reference, sources.registry).await;
+            let progress: Progress<'_> = &|blob, done, total| observer.pulling(blob, done, total);
+            registry
+                .pull(&store, text, progress)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(error) = pulled {
+            if store.resolve(name).is_err() {
+                return Err(BuildError::Component(format!(
+                    "cannot pull the scorer component {text}: {error}"
+                )));
+            }
+            tracing::warn!("registry unavailable, using the local store's {name}: {error}");
+        }
+    }
+    let image = open_image(&store, name).map_err(|e| {
+        BuildError::Component(format!(
+            "scorer component '{text}' is neither a .wasm file nor a usable image: {e}"
+        ))
+    })?;
+    Ok(image.component)
+}
+
+/// Compiles and loads a component with `files`, compares its schema with `expected`, and runs
+/// the sample through the dataplane's input and output checks.
+pub async fn load_and_check(
+    bytes: Vec<u8>,
+    files: Vec<(String, Vec<u8>)>,
+    config: &str,
+    expected: Option<&Schema>,
+    sample: Option<SampleTable>,
+    observer: &dyn BuildObserver,
+) -> Result<Checked, BuildError> {
+    let engine = Arc::new(
+        ScoringEngine::new(&EngineConfig::default())
+            .map_err(|e| BuildError::Engine(e.to_string()))?,
+    );
+    observer.compiling(bytes.len());
+    let compiled = {
+        let (engine, bytes) = (engine.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || engine.compile(&bytes)).await
+    };
+    observer.compiled();
+    let compiled = compiled
+        .map_err(|e| BuildError::Engine(e.to_string()))?
+        .map_err(|e| BuildError::Engine(format!("cannot compile the scorer component: {e}")))?;
+    let metrics = Metrics::new();
+    let deployment_metrics = Arc::new(metrics.deployment("build", "build"));
+    let spec = ModelSpec {
+        name: "build".into(),
+        compiled,
+        artifacts: Artifacts::from_files(files.clone()),
+        config: config.to_string(),
+        limits: InstanceLimits::default(),
+    };
+    let model = Model::load(engine, spec, deployment_metrics.clone())
+        .await
+        .map_err(|e| BuildError::Engine(format!("the scorer did not load: {e}")))?;
+    let schema = schema_of(model.metadata());
+    let name = model.metadata().name.clone();
+    if let Some(declared) = expected
+        && declared != &schema
+    {
+        return Err(BuildError::Invalid(format!(
+            "the manifest's schema does not match the component's metadata:\n  manifest:  {}\n  component: {}",
+            serde_json::to_string(declared).unwrap_or_default(),
+            serde_json::to_string(&schema).unwrap_or_default()
+        )));
+    }
+    if let Some(table) = &sample {
+        let dataplane = Dataplane::new(ServerLimits::default());
+        let deployment = Deployment {
+            name: "build".into(),
+            version: "build".into(),
+            model: model.clone(),
+            metrics: deployment_metrics,
+            key_digests: None,
+        };
+        let inputs =
+            protocol::table_to_tensors(model.metadata(), &table.columns, &table.rows, usize::MAX)
+                .map_err(|e| {
+                BuildError::Invalid(format!(
+                    "sample does not fit the model's inputs: {}",
+                    e.message
+                ))
+            })?;
+        dataplane
+            .infer(
+                &deployment,
+                InferRequest {
+                    inputs,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| BuildError::Invalid(format!("sample smoke test failed: {}", e.message)))?;
+    }
+    Ok(Checked {
+        component: bytes,
+        files,
+        schema,
+        name,
+        sample,
+    })
+}
+
+/// Checks a manifest file end to end; returns it, what its image holds, and its baseline.
+pub async fn check_manifest(
+    path: &Path,
+    sources: &Sources<'_>,
+    observer: &dyn BuildObserver,
+) -> Result<(ModelManifest, Checked, Option<Baseline>), BuildError> {
+    let (manifest, base) = ModelManifest::read(path)?;
+    let files = manifest.model_files(&base)?;
+    let sample = match &manifest.sample {
+        Some(s) => Some(SampleTable::read(
+            &base.join(&s.file),
+            s.rows.unwrap_or(100),
+        )?),
+        None => None,
+    };
+    let component = component_bytes(&manifest.scorer.component, &base, sources, observer).await?;
+    let checked = load_and_check(
+        component,
+        files,
+        &manifest.scorer.config,
+        manifest.schema.as_ref(),
+        sample,
+        observer,
+    )
+    .await?;
+    let baseline = match &manifest.baseline {
+        None => None,
+        Some(section) => {
+            let (table, source) = match &section.file {
+                Some(file) => (
+                    SampleTable::read(&base.join(file), usize::MAX)?,
+                    file.clone(),
+                ),
+                None => (
+                    checked.sample.clone().ok_or_else(|| {
+                        BuildError::Invalid("a baseline needs sample rows".into())
+                    })?,
+                    "sample".to_string(),
+                ),
+            };
+            Some(Baseline::from_columns(
+                &table.columns,
+                &table.numeric(),
+                section.bins,
+                &source,
+            ))
+        }
+    };
+    Ok((manifest, checked, baseline))
+}
+
+/// Writes the model image of a checked manifest into the store, tagged `tag` (default
+/// `NAME:VERSION`); returns the tag and the manifest descriptor.
+pub fn build_image(
+    store: &OciStore,
+    manifest: &ModelManifest,
+    checked: &Checked,
+    baseline: Option<Baseline>,
+    tag: Option<String>,
+) -> Result<(String, Descriptor), BuildError> {
+    let config = KilnConfig {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        description: manifest.description.clone(),
+        scorer_config: manifest.scorer.config.clone(),
+        schema: checked.schema.clone(),
+        limits: manifest.limits.clone(),
+        capabilities: manifest.capabilities.clone(),
+        baseline,
+    };
+    let sample = checked.sample.as_ref().map(SampleTable::to_json);
+    let parts = ModelImageParts {
+        config: &config,
+        component: &checked.component,
+        files: &checked.files,
+        sample: sample.as_deref(),
+    };
+    let tag = tag.unwrap_or_else(|| format!("{}:{}", manifest.name, manifest.version));
+    let descriptor = kiln_image::build_model_image(store, &parts, &tag)?;
+    Ok((tag, descriptor))
+}
