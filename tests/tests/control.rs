@@ -57,6 +57,10 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("getModelFile", "workgroup:reader"),
     ("putModelAlias", "workgroup:contributor"),
     ("deleteModelAlias", "workgroup:contributor"),
+    ("listManifests", "workgroup:reader"),
+    ("createManifest", "workgroup:contributor"),
+    ("getManifest", "workgroup:reader"),
+    ("deleteManifest", "workgroup:contributor"),
     ("listImages", "workgroup:reader"),
     ("createImage", "workgroup:contributor"),
     ("getImage", "workgroup:reader"),
@@ -79,6 +83,7 @@ const DELETE_ORDER: &[&str] = &[
     "deleteProject",
     "deleteDeployment",
     "deleteImage",
+    "deleteManifest",
     "deleteModel",
     "revokeToken",
     "deleteWorkgroup",
@@ -281,6 +286,17 @@ fn fixture(db: Database) -> Fixture {
     );
     up.ok(
         "POST",
+        &format!("{WG}/manifests"),
+        &owner,
+        Some(&json!({
+            "name": "mf",
+            "model": "m",
+            "version": "prod",
+            "manifest": "name = \"iris\"\nversion = \"1\"\n[scorer]\ncomponent = \"iris:1\"\n[model]\nfiles = [\"weights.json\"]\n",
+        })),
+    );
+    up.ok(
+        "POST",
         &format!("{WG}/deployments"),
         &owner,
         Some(&json!({ "name": "d", "image": "img" })),
@@ -312,6 +328,7 @@ fn concrete(path: &str, admin_token_id: &str) -> String {
         .replace("{path}", "weights.json")
         .replace("{alias}", "prod")
         .replace("{image}", "img")
+        .replace("{manifest}", "mf")
         .replace("{deployment}", "d")
 }
 
@@ -436,7 +453,7 @@ fn authorization_matrix(db: Database) {
         checked + deferred,
         operations.len() * tokens.len() + DELETE_ORDER.len()
     );
-    assert!(operations.len() >= 57 && tokens.len() == 9);
+    assert!(operations.len() >= 61 && tokens.len() == 9);
 }
 
 #[test]

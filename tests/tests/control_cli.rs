@@ -294,6 +294,101 @@ fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
         "{output}"
     );
 
+    // An image the control plane builds from a manifest over a model version's files: the
+    // scorer comes from the local store, the weights and sample from the version.
+    let files = dir.join("version3");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::copy(
+        Path::new(&iris_model()).join("weights.json"),
+        files.join("weights.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("examples/iris/sample.csv"),
+        files.join("sample.csv"),
+    )
+    .unwrap();
+    let version = kiln_json(
+        &context,
+        &[
+            "model",
+            "register",
+            "iris",
+            "--path",
+            files.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(version["version"], 3);
+    let manifest = dir.join("served.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"iris\"\nversion = \"3\"\n[scorer]\ncomponent = \"iris:1\"\n[model]\nfiles = [\"weights.json\"]\n[sample]\nfile = \"sample.csv\"\n[baseline]\nbins = 5\n",
+    )
+    .unwrap();
+    kiln_json(
+        &context,
+        &[
+            "manifest",
+            "register",
+            "iris-m",
+            "--file",
+            manifest.to_str().unwrap(),
+            "--model",
+            "iris",
+            "--version",
+            "3",
+        ],
+    );
+    let hostile = dir.join("hostile.toml");
+    std::fs::write(
+        &hostile,
+        "name = \"iris\"\nversion = \"3\"\n[scorer]\ncomponent = \"iris:1\"\n[model]\nfiles = [\"../../kiln.db\"]\n",
+    )
+    .unwrap();
+    let (ok, output) = kiln(
+        &context,
+        &[
+            "manifest",
+            "register",
+            "bad",
+            "--file",
+            hostile.to_str().unwrap(),
+            "--model",
+            "iris",
+            "--version",
+            "3",
+        ],
+    );
+    assert!(!ok && output.contains("400"), "{output}");
+    let built = kiln_json(
+        &context,
+        &["image", "register", "built", "--manifest", "iris-m"],
+    );
+    assert_eq!(built["kind"], "kiln-model", "{built}");
+    let public = kiln_json(
+        &context,
+        &[
+            "deployment",
+            "create",
+            "open-iris",
+            "--image",
+            "built",
+            "--public",
+        ],
+    );
+    assert_eq!(public["public"], true);
+    let status = up.wait_deployment(&admin, &format!("{path}/open-iris"));
+    assert_eq!(status["status"], "ready", "{status}");
+    let reply = infer(&up, "open-iris", None);
+    assert_eq!(
+        reply.status,
+        200,
+        "a public deployment needs no key: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["outputs"][0]["data"], json!([expected[0].0]));
+    kiln_json(&context, &["deployment", "delete", "open-iris"]);
+
     kiln_json(&context, &["deployment", "delete", "iris"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while infer(&up, "iris", Some(&secondary)).status != 404 {

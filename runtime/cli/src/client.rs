@@ -1082,18 +1082,76 @@ pub fn model(command: ModelCommand, connection: &Connection) -> Result<()> {
     })
 }
 
-/// Runs `kiln image register NAME REFERENCE`.
-pub fn register_image(name: &str, reference: &str, connection: &Connection) -> Result<()> {
+/// Runs `kiln image register NAME (REFERENCE | --manifest MANIFEST)`.
+pub fn register_image(
+    name: &str,
+    reference: Option<&str>,
+    manifest: Option<&str>,
+    connection: &Connection,
+) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let mut body = json!({ "name": name });
+        if let Some(reference) = reference {
+            body["reference"] = json!(reference);
+        }
+        if let Some(manifest) = manifest {
+            body["manifest"] = json!(manifest);
+        }
+        let v = api
+            .post(&format!("{}/images", api.workgroup_path()?), body)
+            .await?;
+        api.show(&v, |v| {
+            format!("registered image {} = {}", s(v, "name"), s(v, "reference"))
+        });
+        Ok(())
+    })
+}
+
+/// Runs `kiln manifest register`.
+pub fn register_manifest(
+    name: &str,
+    file: &Path,
+    model: &str,
+    version: &str,
+    connection: &Connection,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let api = Api::new(connection)?;
     runtime()?.block_on(async {
         let v = api
             .post(
-                &format!("{}/images", api.workgroup_path()?),
-                json!({ "name": name, "reference": reference }),
+                &format!("{}/manifests", api.workgroup_path()?),
+                json!({ "name": name, "model": model, "version": version, "manifest": text }),
             )
             .await?;
         api.show(&v, |v| {
-            format!("registered image {} = {}", s(v, "name"), s(v, "reference"))
+            format!(
+                "registered manifest {} over {} version {}",
+                s(v, "name"),
+                s(v, "model"),
+                s(v, "version")
+            )
+        });
+        Ok(())
+    })
+}
+
+/// Runs `kiln manifest list`.
+pub fn list_manifests(connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let v = api
+            .get(&format!("{}/manifests", api.workgroup_path()?))
+            .await?;
+        api.show_list(&v, |i| {
+            format!(
+                "{}  {} version {}",
+                s(i, "name"),
+                s(i, "model"),
+                s(i, "version")
+            )
         });
         Ok(())
     })

@@ -83,6 +83,27 @@ pub enum ManifestCommand {
         /// The manifest file.
         manifest: PathBuf,
     },
+    /// Record a manifest with the control plane, over a registered model version's files.
+    Register {
+        /// Name of the manifest in the work group.
+        name: String,
+        /// The manifest file (its paths name files of the model version).
+        #[arg(long)]
+        file: PathBuf,
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// Its version: a number or an alias.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        connection: crate::client::Connection,
+    },
+    /// List the manifests of the work group.
+    List {
+        #[command(flatten)]
+        connection: crate::client::Connection,
+    },
 }
 
 /// `kiln image ...`.
@@ -115,13 +136,18 @@ pub enum ImageCommand {
         /// Tag.
         reference: String,
     },
-    /// Record an image (local store tag or registry reference) with the control plane, pinned
-    /// by digest, so a deployment can use it.
+    /// Record an image with the control plane, pinned by digest, so a deployment can use it:
+    /// an existing one (local store tag or registry reference), or one the control plane builds
+    /// from a manifest (`--manifest`).
     Register {
         /// Name of the image in the work group.
         name: String,
         /// Store tag, `name@sha256:...`, or registry reference.
-        reference: String,
+        #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+        reference: Option<String>,
+        /// A manifest of the work group to build the image from.
+        #[arg(long)]
+        manifest: Option<String>,
         #[command(flatten)]
         connection: crate::client::Connection,
     },
@@ -224,6 +250,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
     let rt = runtime()?;
     match command {
+        ManifestCommand::Register {
+            name,
+            file,
+            model,
+            version,
+            connection,
+        } => crate::client::register_manifest(&name, &file, &model, &version, &connection),
+        ManifestCommand::List { connection } => crate::client::list_manifests(&connection),
         ManifestCommand::Create {
             component,
             model,
@@ -335,8 +369,16 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
         ImageCommand::Register {
             name,
             reference,
+            manifest,
             connection,
-        } => return crate::client::register_image(&name, &reference, &connection),
+        } => {
+            return crate::client::register_image(
+                &name,
+                reference.as_deref(),
+                manifest.as_deref(),
+                &connection,
+            );
+        }
         other => other,
     };
     let store = sources.store.open()?;
@@ -421,8 +463,14 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
         ImageCommand::Register {
             name,
             reference,
+            manifest,
             connection,
-        } => crate::client::register_image(&name, &reference, &connection),
+        } => crate::client::register_image(
+            &name,
+            reference.as_deref(),
+            manifest.as_deref(),
+            &connection,
+        ),
         ImageCommand::Rm { reference } => {
             let removed = store.remove(&reference)?;
             let report = store.gc()?;

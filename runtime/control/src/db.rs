@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "experiments and runs",
         include_str!("../migrations/0002_experiments_runs.sql"),
     ),
+    (
+        3,
+        "manifests",
+        include_str!("../migrations/0003_manifests.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

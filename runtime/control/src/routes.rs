@@ -4,7 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, experiments, images, models, projects, runtime, teams, users, workgroups,
+    deployments, experiments, images, manifests, models, projects, runtime, teams, users,
+    workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -481,6 +482,42 @@ pub fn table() -> Vec<Route> {
         ),
         route!(
             GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/manifests",
+            "listManifests",
+            "Manifests",
+            Workgroup(W::Reader),
+            Empty,
+            get(manifests::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/manifests",
+            "createManifest",
+            "A manifest over a model version's files",
+            Workgroup(W::Contributor),
+            Json,
+            post(manifests::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/manifests/{manifest}",
+            "getManifest",
+            "A manifest",
+            Workgroup(W::Reader),
+            Empty,
+            get(manifests::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/manifests/{manifest}",
+            "deleteManifest",
+            "Delete a manifest no image records",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(manifests::delete)
+        ),
+        route!(
+            GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/images",
             "listImages",
             "Images",
@@ -492,7 +529,7 @@ pub fn table() -> Vec<Route> {
             POST,
             "/api/v1/teams/{team}/workgroups/{workgroup}/images",
             "createImage",
-            "Record an image from the local store or a registry, pinned by digest",
+            "Record an image (local store or registry) or build one from a manifest, pinned by digest",
             Workgroup(W::Contributor),
             Json,
             post(images::create)

@@ -16,12 +16,15 @@ use serde_json::{Value, json};
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
-/// A new image record.
+/// A new image: an existing one by reference, or one built here from a manifest.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewImage {
     name: String,
-    reference: String,
+    /// A local store tag or digest, or a registry reference.
+    reference: Option<String>,
+    /// A manifest of the work group, built into the local store.
+    manifest: Option<String>,
 }
 
 /// Resolves a reference to `(store reference pinned by digest, digest, registry, kind)`,
@@ -84,12 +87,33 @@ pub async fn create(
     JsonBody(body): JsonBody<NewImage>,
 ) -> Reply {
     check_name("image", &body.name)?;
-    let (pinned, digest, registry, kind) = resolve(&control, &body.reference).await?;
+    let (pinned, digest, registry, kind, manifest_id) = match (&body.reference, &body.manifest) {
+        (Some(reference), None) => {
+            let (pinned, digest, registry, kind) = resolve(&control, reference).await?;
+            (pinned, digest, registry, kind, None)
+        }
+        (None, Some(manifest)) => {
+            let (pinned, digest, manifest_id) =
+                super::manifests::build(&control, &scope, manifest, &body.name).await?;
+            (
+                pinned,
+                digest,
+                None,
+                ImageKind::KilnModel,
+                Some(manifest_id),
+            )
+        }
+        _ => {
+            return Err(ControlError::Invalid(
+                "give either reference (an existing image) or manifest (to build one)".into(),
+            ));
+        }
+    };
     let kind = serde_json::to_value(kind).unwrap_or_default();
     let created = now_ms();
     sqlx::query(
-        "INSERT INTO images (id, workgroup_id, name, reference, digest, registry, kind, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO images (id, workgroup_id, name, reference, digest, registry, kind, created_at, manifest_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(new_id())
     .bind(&scope.workgroup()?.id)
@@ -99,6 +123,7 @@ pub async fn create(
     .bind(&registry)
     .bind(kind.as_str().unwrap_or_default())
     .bind(created)
+    .bind(&manifest_id)
     .execute(control.db().pool())
     .await
     .map_err(ControlError::exists("image", &body.name))?;
@@ -110,6 +135,7 @@ pub async fn create(
             "digest": digest,
             "registry": registry,
             "kind": kind,
+            "manifest": body.manifest,
             "created": time(created),
         })),
     ))

@@ -83,7 +83,7 @@ pub async fn list(
 }
 
 /// The id of model `name` in the scope's work group.
-async fn model_id(
+pub(crate) async fn model_id(
     control: &ControlPlane,
     scope: &Scope,
     name: &str,
@@ -350,7 +350,7 @@ async fn insert_version(
 }
 
 /// The id and number of a version given as a number or an alias.
-async fn version_of(
+pub(crate) async fn version_of(
     control: &ControlPlane,
     model_id: &str,
     version: &str,
