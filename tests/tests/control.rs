@@ -70,6 +70,14 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("getDeployment", "workgroup:reader"),
     ("deleteDeployment", "workgroup:contributor"),
     ("regenerateDeploymentKey", "workgroup:contributor"),
+    ("listTargets", "workgroup:reader"),
+    ("createTarget", "workgroup:contributor"),
+    ("getTarget", "workgroup:reader"),
+    ("deleteTarget", "workgroup:contributor"),
+    ("listEnvironments", "workgroup:reader"),
+    ("createEnvironment", "workgroup:contributor"),
+    ("getEnvironment", "workgroup:reader"),
+    ("deleteEnvironment", "workgroup:contributor"),
     ("runtimeDesired", "runtime"),
     ("runtimeReport", "runtime"),
 ];
@@ -86,6 +94,8 @@ const DELETE_ORDER: &[&str] = &[
     "deleteManifest",
     "deleteModel",
     "revokeToken",
+    "deleteEnvironment",
+    "deleteTarget",
     "deleteWorkgroup",
     "deleteTeam",
 ];
@@ -301,6 +311,18 @@ fn fixture(db: Database) -> Fixture {
         &owner,
         Some(&json!({ "name": "d", "image": "img" })),
     );
+    up.ok(
+        "POST",
+        &format!("{WG}/targets"),
+        &owner,
+        Some(&json!({ "name": "tg", "kind": "local", "config": { "interpreter": "python3" } })),
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/environments"),
+        &owner,
+        Some(&json!({ "name": "env", "targets": ["tg"] })),
+    );
     let token = up.ok(
         "POST",
         "/api/v1/tokens",
@@ -329,6 +351,8 @@ fn concrete(path: &str, admin_token_id: &str) -> String {
         .replace("{alias}", "prod")
         .replace("{image}", "img")
         .replace("{manifest}", "mf")
+        .replace("{target}", "tg")
+        .replace("{environment}", "env")
         .replace("{deployment}", "d")
 }
 
@@ -453,7 +477,7 @@ fn authorization_matrix(db: Database) {
         checked + deferred,
         operations.len() * tokens.len() + DELETE_ORDER.len()
     );
-    assert!(operations.len() >= 61 && tokens.len() == 9);
+    assert!(operations.len() >= 69 && tokens.len() == 9);
 }
 
 #[test]
@@ -900,4 +924,113 @@ fn acknowledged_writes_survive_kill_9(db: Database) {
         assert!(present.contains(name), "acknowledged write {name} was lost");
     }
     assert!(acknowledged.len() >= 60);
+}
+
+#[test]
+fn environment_secrets_are_sealed_never_returned_and_used_for_pulls() {
+    let registry = RegistryServer::start(Some(("kiln", "s3cret-pw")));
+    let dir = temp_dir("control-secrets");
+    let up = Up::start(&dir, &[]);
+    let admin = up.admin();
+    build_iris_image(&up.store());
+    let remote = format!("{}/models/iris:1", registry.addr);
+    let (status, output) = run_kiln(&[
+        "push",
+        "iris:1",
+        &remote,
+        "--store",
+        up.store().to_str().unwrap(),
+        "--username",
+        "kiln",
+        "--password",
+        "s3cret-pw",
+    ]);
+    assert!(status.success(), "{output}");
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "w" })),
+    );
+
+    let anonymous = up.api(
+        "POST",
+        &format!("{WG}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "remote", "reference": remote })),
+    );
+    assert_eq!(anonymous.status, 400);
+    assert!(
+        anonymous.error().contains("not authorized"),
+        "{}",
+        anonymous.error()
+    );
+
+    let bad_target = up.api(
+        "POST",
+        &format!("{WG}/targets"),
+        Some(&admin),
+        Some(&json!({ "name": "d", "kind": "docker", "config": { "memory": "1g" } })),
+    );
+    assert_eq!(bad_target.status, 400);
+    assert!(
+        bad_target
+            .error()
+            .contains("unknown docker target setting 'memory'"),
+        "{}",
+        bad_target.error()
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/targets"),
+        &admin,
+        Some(&json!({ "name": "docker", "kind": "docker", "config": { "image": "python:3.11", "memory_mb": 2048 } })),
+    );
+    let created = up.ok(
+        "POST",
+        &format!("{WG}/environments"),
+        &admin,
+        Some(&json!({
+            "name": "prod",
+            "registry": { "host": registry.addr, "username": "kiln", "password": "s3cret-pw" },
+            "targets": ["docker"],
+            "artifact_store": "file:///srv/artifacts",
+        })),
+    );
+    assert_eq!(created["registry"]["password"], "set");
+    let shown = up.ok("GET", &format!("{WG}/environments/prod"), &admin, None);
+    let listed = up.ok("GET", &format!("{WG}/environments"), &admin, None);
+    for text in [created.to_string(), shown.to_string(), listed.to_string()] {
+        assert!(!text.contains("s3cret-pw"), "a secret came back: {text}");
+    }
+    // At rest, only the sealed form exists.
+    for file in ["kiln.db", "kiln.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(file)) {
+            assert!(
+                !bytes.windows(9).any(|w| w == b"s3cret-pw"),
+                "{file} holds the password in the clear"
+            );
+        }
+    }
+    let image = up.ok(
+        "POST",
+        &format!("{WG}/images"),
+        &admin,
+        Some(&json!({ "name": "remote", "reference": remote, "environment": "prod" })),
+    );
+    assert_eq!(image["registry"], json!(registry.addr));
+    up.ok(
+        "POST",
+        &format!("{WG}/deployments"),
+        &admin,
+        Some(&json!({ "name": "remote", "image": "remote", "public": true })),
+    );
+    let status = up.wait_deployment(&admin, &format!("{WG}/deployments/remote"));
+    assert_eq!(status["status"], "ready", "{status}");
 }

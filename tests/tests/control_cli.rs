@@ -294,6 +294,48 @@ fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
         "{output}"
     );
 
+    // Execution targets and an environment, from the CLI.
+    let target = kiln_json(
+        &context,
+        &[
+            "target",
+            "create",
+            "py",
+            "--kind",
+            "local",
+            "--set",
+            "interpreter=python3",
+            "--set",
+            "concurrency=2",
+        ],
+    );
+    assert_eq!(
+        target["config"],
+        json!({ "interpreter": "python3", "concurrency": 2 })
+    );
+    let environment = kiln_json(
+        &context,
+        &[
+            "env",
+            "create",
+            "dev",
+            "--target",
+            "py",
+            "--registry",
+            "127.0.0.1:5000",
+            "--registry-username",
+            "bot",
+            "--registry-password",
+            "pw-never-shown",
+        ],
+    );
+    assert_eq!(environment["registry"]["password"], "set");
+    let (ok, output) = kiln(&context, &["env", "show", "dev"]);
+    assert!(
+        ok && !output.contains("pw-never-shown") && output.contains("bot"),
+        "{output}"
+    );
+
     // An image the control plane builds from a manifest over a model version's files: the
     // scorer comes from the local store, the weights and sample from the version.
     let files = dir.join("version3");

@@ -424,6 +424,162 @@ pub enum RunCommand {
     Show { experiment: String, number: i64 },
 }
 
+/// `kiln target ...`.
+#[derive(Subcommand)]
+pub enum TargetCommand {
+    /// Create an execution target.
+    Create {
+        name: String,
+        /// local, docker or spark.
+        #[arg(long)]
+        kind: String,
+        /// A setting, KEY=VALUE (VALUE read as JSON when it parses, else as text). Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// List execution targets.
+    List,
+    /// Show an execution target.
+    Show { name: String },
+    /// Delete an execution target.
+    Delete { name: String },
+}
+
+/// `kiln env ...`.
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Its OCI registry, host[:port].
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        registry_username: Option<String>,
+        /// Sealed at rest, never shown again.
+        #[arg(long, env = "KILN_ENV_REGISTRY_PASSWORD", hide_env_values = true)]
+        registry_password: Option<String>,
+        /// Artifact store URL for its runs.
+        #[arg(long)]
+        artifact_store: Option<String>,
+        /// Execution targets (repeatable).
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Runtime node URLs (repeatable).
+        #[arg(long = "runtime-node")]
+        runtime_nodes: Vec<String>,
+    },
+    /// List environments.
+    List,
+    /// Show an environment (never its secrets).
+    Show { name: String },
+    /// Delete an environment.
+    Delete { name: String },
+}
+
+/// Runs `kiln target ...`.
+pub fn target(command: TargetCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!("{}/targets", api.workgroup_path()?);
+        match command {
+            TargetCommand::Create {
+                name,
+                kind,
+                settings,
+            } => {
+                let mut config = serde_json::Map::new();
+                for setting in settings {
+                    let (key, value) = setting
+                        .split_once('=')
+                        .with_context(|| format!("--set {setting}: KEY=VALUE"))?;
+                    let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+                    config.insert(key.to_string(), value);
+                }
+                let v = api
+                    .post(
+                        &base,
+                        json!({ "name": name, "kind": kind, "config": config }),
+                    )
+                    .await?;
+                api.show(&v, |v| {
+                    format!("created {} target {}", s(v, "kind"), s(v, "name"))
+                });
+            }
+            TargetCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| {
+                    format!("{}  {}  {}", s(i, "name"), s(i, "kind"), i["config"])
+                });
+            }
+            TargetCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| {
+                    format!("{}: {} {}", s(v, "name"), s(v, "kind"), v["config"])
+                });
+            }
+            TargetCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted target {name}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `kiln env ...`.
+pub fn env(command: EnvCommand, connection: &Connection) -> Result<()> {
+    let api = Api::new(connection)?;
+    runtime()?.block_on(async {
+        let base = format!("{}/environments", api.workgroup_path()?);
+        match command {
+            EnvCommand::Create {
+                name,
+                description,
+                registry,
+                registry_username,
+                registry_password,
+                artifact_store,
+                targets,
+                runtime_nodes,
+            } => {
+                let registry = registry.map(|host| {
+                    json!({ "host": host, "username": registry_username, "password": registry_password })
+                });
+                let v = api
+                    .post(
+                        &base,
+                        json!({
+                            "name": name,
+                            "description": description,
+                            "registry": registry,
+                            "artifact_store": artifact_store,
+                            "targets": targets,
+                            "runtime_nodes": runtime_nodes,
+                        }),
+                    )
+                    .await?;
+                api.show(&v, |v| format!("created environment {}", s(v, "name")));
+            }
+            EnvCommand::List => {
+                let v = api.get(&base).await?;
+                api.show_list(&v, |i| format!("{}  registry {}  targets {}", s(i, "name"), i["registry"]["host"], i["targets"]));
+            }
+            EnvCommand::Show { name } => {
+                let v = api.get(&format!("{base}/{name}")).await?;
+                api.show(&v, |v| v.to_string());
+            }
+            EnvCommand::Delete { name } => {
+                let v = api.delete(&format!("{base}/{name}")).await?;
+                api.show(&v, |_| format!("deleted environment {name}"));
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The project for `kiln experiment` and `kiln run`.
 #[derive(Args, Clone)]
 pub struct ProjectArg {

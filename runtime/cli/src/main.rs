@@ -108,6 +108,20 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
+    /// Execution targets of a work group.
+    Target {
+        #[command(subcommand)]
+        command: client::TargetCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Environments: registry and credentials, artifact store, targets, runtime nodes.
+    Env {
+        #[command(subcommand)]
+        command: client::EnvCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Deployments: images served as prediction endpoints.
     Deployment {
         #[command(subcommand)]
@@ -186,6 +200,14 @@ fn main() -> std::process::ExitCode {
             command,
             connection,
         } => client::deployment(command, &connection),
+        Command::Target {
+            command,
+            connection,
+        } => client::target(command, &connection),
+        Command::Env {
+            command,
+            connection,
+        } => client::env(command, &connection),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

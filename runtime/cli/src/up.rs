@@ -7,7 +7,7 @@ use crate::reconcile::{self, Runtime};
 use crate::transfer::RegistryArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use kiln_control::{ArtifactStore, ControlPlane, Db, Settings};
+use kiln_control::{ArtifactStore, ControlPlane, Db, SecretBox, Settings};
 use kiln_dataplane::{AppState, Dataplane, ServerLimits};
 use kiln_engine::{EngineConfig, ScoringEngine};
 use kiln_metrics::Metrics;
@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// Host names the management API answers to, besides its own address and localhost.
     #[arg(long = "api-host")]
     api_hosts: Vec<String>,
+    /// The key that seals secrets at rest: a file holding base64 of 32 bytes (default:
+    /// DATA/secret.key, created with a random key on the first start).
+    #[arg(long, env = "KILN_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
     /// Largest model upload, in MiB.
     #[arg(long, default_value_t = 512)]
     max_upload_mb: usize,
@@ -113,9 +117,16 @@ async fn up(args: UpArgs) -> Result<()> {
         format!("localhost:{}", api_addr.port()),
     ];
     allowed_hosts.extend(args.api_hosts.iter().cloned());
+    let secrets = SecretBox::load_or_create(
+        &args
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| data.join("secret.key")),
+    )?;
     let control = ControlPlane::new(
         db.clone(),
         artifacts,
+        secrets,
         Settings {
             max_upload_bytes: args.max_upload_mb << 20,
             store_dir: store_dir.clone(),

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "manifests",
         include_str!("../migrations/0003_manifests.sql"),
     ),
+    (
+        4,
+        "environments and execution targets",
+        include_str!("../migrations/0004_environments_targets.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

@@ -14,6 +14,7 @@ mod error;
 pub mod git;
 pub mod names;
 pub mod routes;
+pub mod secrets;
 
 pub use api::deployments::DeploymentLimits;
 pub use api::runtime::{DesiredDeployment, ServingState, StatusReport};
@@ -21,6 +22,7 @@ pub use artifacts::ArtifactStore;
 pub use db::{Backend, Db};
 pub use error::ControlError;
 pub use routes::{openapi, router};
+pub use secrets::SecretBox;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -51,6 +53,7 @@ pub struct Settings {
 struct Inner {
     db: Db,
     artifacts: ArtifactStore,
+    secrets: SecretBox,
     settings: Settings,
     changed: Notify,
 }
@@ -63,11 +66,17 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// A control plane over an open database and artifact store.
-    pub fn new(db: Db, artifacts: ArtifactStore, settings: Settings) -> ControlPlane {
+    pub fn new(
+        db: Db,
+        artifacts: ArtifactStore,
+        secrets: SecretBox,
+        settings: Settings,
+    ) -> ControlPlane {
         ControlPlane {
             inner: Arc::new(Inner {
                 db,
                 artifacts,
+                secrets,
                 settings,
                 changed: Notify::new(),
             }),
@@ -82,6 +91,11 @@ impl ControlPlane {
     /// The artifact store.
     pub fn artifacts(&self) -> &ArtifactStore {
         &self.inner.artifacts
+    }
+
+    /// The key that seals secrets at rest.
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
     }
 
     /// The settings.

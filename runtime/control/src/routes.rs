@@ -4,8 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, experiments, images, manifests, models, projects, runtime, teams, users,
-    workgroups,
+    deployments, environments, experiments, images, manifests, models, projects, runtime, teams,
+    users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -596,6 +596,78 @@ pub fn table() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(deployments::regenerate_key)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/targets",
+            "listTargets",
+            "Execution targets",
+            Workgroup(W::Reader),
+            Empty,
+            get(environments::list_targets)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/targets",
+            "createTarget",
+            "A new execution target (local, docker, spark)",
+            Workgroup(W::Contributor),
+            Json,
+            post(environments::create_target)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/targets/{target}",
+            "getTarget",
+            "An execution target",
+            Workgroup(W::Reader),
+            Empty,
+            get(environments::get_target)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/targets/{target}",
+            "deleteTarget",
+            "Delete an execution target",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(environments::delete_target)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/environments",
+            "listEnvironments",
+            "Environments",
+            Workgroup(W::Reader),
+            Empty,
+            get(environments::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/environments",
+            "createEnvironment",
+            "A new environment (secrets sealed, never returned)",
+            Workgroup(W::Contributor),
+            Json,
+            post(environments::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/environments/{environment}",
+            "getEnvironment",
+            "An environment, without its secrets",
+            Workgroup(W::Reader),
+            Empty,
+            get(environments::get)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/environments/{environment}",
+            "deleteEnvironment",
+            "Delete an environment",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(environments::delete)
         ),
         route!(
             GET,

@@ -25,6 +25,8 @@ pub struct NewImage {
     reference: Option<String>,
     /// A manifest of the work group, built into the local store.
     manifest: Option<String>,
+    /// An environment of the work group whose registry credentials the pull uses.
+    environment: Option<String>,
 }
 
 /// Resolves a reference to `(store reference pinned by digest, digest, registry, kind)`,
@@ -32,6 +34,7 @@ pub struct NewImage {
 async fn resolve(
     control: &ControlPlane,
     reference: &str,
+    registry_options: &kiln_registry::RegistryOptions,
 ) -> Result<(String, String, Option<String>, ImageKind), ControlError> {
     if reference.is_empty() || reference.len() > 512 || reference.chars().any(char::is_control) {
         return Err(ControlError::Invalid("invalid image reference".into()));
@@ -42,7 +45,7 @@ async fn resolve(
     let (name, registry) = if kiln_registry::is_registry_reference(text) {
         let parsed = kiln_registry::parse_reference(text)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
-        let client = kiln_registry::Registry::connect(&parsed, &control.settings().registry).await;
+        let client = kiln_registry::Registry::connect(&parsed, registry_options).await;
         let pulled = client
             .pull(&store, text, &|_, _, _| {})
             .await
@@ -89,7 +92,23 @@ pub async fn create(
     check_name("image", &body.name)?;
     let (pinned, digest, registry, kind, manifest_id) = match (&body.reference, &body.manifest) {
         (Some(reference), None) => {
-            let (pinned, digest, registry, kind) = resolve(&control, reference).await?;
+            let mut options = control.settings().registry.clone();
+            if let Some(environment) = &body.environment {
+                let credentials = super::environments::registry_credentials(
+                    &control,
+                    &scope.workgroup()?.id,
+                    environment,
+                )
+                .await?
+                .ok_or_else(|| {
+                    ControlError::Invalid(format!(
+                        "environment '{environment}' has no registry credentials"
+                    ))
+                })?;
+                options.username = Some(credentials.1);
+                options.password = Some(credentials.2);
+            }
+            let (pinned, digest, registry, kind) = resolve(&control, reference, &options).await?;
             (pinned, digest, registry, kind, None)
         }
         (None, Some(manifest)) => {
