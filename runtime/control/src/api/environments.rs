@@ -400,7 +400,9 @@ pub async fn registry_credentials(
     workgroup_id: &str,
     environment: &str,
 ) -> Result<Option<(String, String, String)>, ControlError> {
-    let row: Option<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    /// id, registry host, user name, sealed password.
+    type Credentials = (String, Option<String>, Option<String>, Option<String>);
+    let row: Option<Credentials> = sqlx::query_as(
         "SELECT id, registry, registry_username, registry_password_sealed FROM environments \
          WHERE workgroup_id = $1 AND name = $2",
     )
