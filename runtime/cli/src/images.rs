@@ -25,13 +25,17 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The store's directory.
+    pub fn dir(&self) -> Result<PathBuf> {
+        match &self.store {
+            Some(path) => Ok(path.clone()),
+            None => default_store().context("set --store or KILN_STORE: no home directory"),
+        }
+    }
+
     /// Opens (creating) the store.
     pub fn open(&self) -> Result<OciStore> {
-        let path = match &self.store {
-            Some(path) => path.clone(),
-            None => default_store().context("set --store or KILN_STORE: no home directory")?,
-        };
-        Ok(OciStore::open(path)?)
+        Ok(OciStore::open(self.dir()?)?)
     }
 }
 

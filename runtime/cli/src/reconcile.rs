@@ -37,16 +37,85 @@ struct Served {
     deployment: Option<Arc<Deployment>>,
 }
 
+/// Where the desired deployments come from.
+pub enum Source {
+    /// The control plane in this process (`kiln up`).
+    Local(ControlPlane),
+    /// A control plane over HTTP (`kiln serve --control URL --token T`).
+    Remote {
+        /// Its base URL.
+        url: String,
+        /// A runtime (administrator) token.
+        token: String,
+        /// The HTTP client.
+        http: reqwest::Client,
+    },
+}
+
+impl Source {
+    async fn desired(&self) -> Result<Vec<DesiredDeployment>> {
+        match self {
+            Source::Local(control) => Ok(control.desired().await?),
+            Source::Remote { url, token, http } => {
+                let response = http
+                    .get(format!("{url}/api/v1/runtime/deployments"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    anyhow::bail!("control plane at {url}: {status}: {body}");
+                }
+                #[derive(serde::Deserialize)]
+                struct Page {
+                    items: Vec<DesiredDeployment>,
+                }
+                let page: Page = serde_json::from_str(&body)
+                    .with_context(|| format!("control plane at {url}: unexpected answer"))?;
+                Ok(page.items)
+            }
+        }
+    }
+
+    async fn report(&self, name: &str, report: &StatusReport) -> Result<()> {
+        match self {
+            Source::Local(control) => Ok(control.report(name, report).await?),
+            Source::Remote { url, token, http } => {
+                let response = http
+                    .post(format!("{url}/api/v1/runtime/deployments/{name}/status"))
+                    .bearer_auth(token)
+                    .json(report)
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    anyhow::bail!("status report refused: {}", response.status());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Returns when the desired deployments may have changed.
+    async fn changed(&self) {
+        match self {
+            Source::Local(control) => control.changed().await,
+            Source::Remote { .. } => std::future::pending().await,
+        }
+    }
+}
+
 /// Keeps the runtime serving what the control plane wants, until the process ends.
-pub async fn run(runtime: Runtime, control: ControlPlane) {
+pub async fn run(runtime: Runtime, source: Source) {
     let mut served: HashMap<String, Served> = HashMap::new();
     loop {
-        match control.desired().await {
-            Ok(desired) => apply(&runtime, &control, &mut served, desired).await,
-            Err(e) => tracing::warn!("cannot read the desired deployments: {e}"),
+        match source.desired().await {
+            Ok(desired) => apply(&runtime, &source, &mut served, desired).await,
+            Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
         }
         tokio::select! {
-            () = control.changed() => {},
+            () = source.changed() => {},
             () = tokio::time::sleep(Duration::from_millis(500)) => {},
         }
     }
@@ -73,7 +142,7 @@ fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
 
 async fn apply(
     runtime: &Runtime,
-    control: &ControlPlane,
+    control: &Source,
     served: &mut HashMap<String, Served>,
     desired: Vec<DesiredDeployment>,
 ) {
@@ -150,7 +219,7 @@ async fn apply(
             }
         };
         if let Err(e) = control.report(&d.name, &report).await {
-            tracing::warn!(deployment = %d.name, "cannot report status: {e}");
+            tracing::warn!(deployment = %d.name, "cannot report status: {e:#}");
         }
     }
 }

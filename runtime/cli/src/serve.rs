@@ -63,6 +63,12 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long readiness reads false before the listener closes, in ms.
     #[arg(long)]
     shutdown_delay_ms: Option<u64>,
+    /// A control plane to take deployments from (and report their status to), as a runtime node.
+    #[arg(long, env = "KILN_CONTROL_URL", requires = "token")]
+    control: Option<String>,
+    /// The runtime's token for `--control` (an administrator's).
+    #[arg(long, env = "KILN_RUNTIME_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -83,6 +89,8 @@ struct Resolved {
     file_limits: LimitsConfig,
     store: StoreArgs,
     registry: kiln_registry::RegistryOptions,
+    /// `(control plane URL, token)` for a runtime node.
+    control: Option<(String, String)>,
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -108,7 +116,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
     for arg in &args.deploy {
         deployments.push(config::parse_deploy(arg)?);
     }
-    if deployments.is_empty() {
+    if deployments.is_empty() && args.control.is_none() {
         anyhow::bail!(
             "nothing to serve: give --deploy NAME=PATH.wasm or [[deployments]] in --config"
         );
@@ -167,6 +175,12 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         file_limits: file.limits,
         store: args.store,
         registry: args.registry.options(),
+        control: args.control.map(|url| {
+            (
+                url.trim_end_matches('/').to_string(),
+                args.token.unwrap_or_default(),
+            )
+        }),
     })
 }
 
@@ -346,13 +360,31 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
             }
         }
     }
-    if failures.len() == settings.deployments.len() {
+    if !settings.deployments.is_empty() && failures.len() == settings.deployments.len() {
         bail!(
             "no deployment could be served:\n  {}",
             failures.join("\n  ")
         );
     }
 
+    if let Some((url, token)) = &settings.control {
+        let store_dir = settings.store.dir()?;
+        tracing::info!("runtime node of the control plane at {url}");
+        tokio::spawn(crate::reconcile::run(
+            crate::reconcile::Runtime {
+                engine: engine.clone(),
+                metrics: metrics.clone(),
+                dataplane: dataplane.clone(),
+                store_dir,
+                registry: settings.registry.clone(),
+            },
+            crate::reconcile::Source::Remote {
+                url: url.clone(),
+                token: token.clone(),
+                http: reqwest::Client::new(),
+            },
+        ));
+    }
     let listener = TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;

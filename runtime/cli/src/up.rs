@@ -158,7 +158,7 @@ async fn up(args: UpArgs) -> Result<()> {
             store_dir,
             registry: args.registry.options(),
         },
-        control.clone(),
+        reconcile::Source::Local(control.clone()),
     ));
     tracing::info!(
         database = ?db.backend(),

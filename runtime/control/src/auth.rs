@@ -172,11 +172,20 @@ pub async fn bootstrap(db: &Db) -> Result<Option<String>, ControlError> {
         return Ok(None);
     }
     let id = new_id();
-    sqlx::query("INSERT INTO users (id, name, is_admin, created_at) VALUES ($1, 'admin', 1, $2)")
-        .bind(&id)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, name, is_admin, created_at) VALUES ($1, 'admin', 1, $2)",
+    )
+    .bind(&id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        // Another process starting at the same moment bootstrapped first.
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(None),
+        other => {
+            other?;
+        }
+    }
     let token = new_secret(TOKEN_PREFIX);
     sqlx::query(
         "INSERT INTO tokens (id, user_id, name, digest, created_at) VALUES ($1, $2, 'bootstrap', $3, $4)",

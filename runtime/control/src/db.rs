@@ -69,7 +69,8 @@ impl Db {
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| ControlError::Invalid(format!("database URL: {e}")))?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            // PostgreSQL allows 100 connections by default, shared by every process using it.
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {

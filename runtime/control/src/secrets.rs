@@ -55,9 +55,35 @@ impl SecretBox {
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(|e| {
-                    ControlError::Unavailable(format!("cannot create {}: {e}", path.display()))
-                })?;
+                let mut file = match options.open(path) {
+                    Ok(file) => file,
+                    // Another process starting at the same moment made it: use that one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        for _ in 0..100 {
+                            let text = std::fs::read_to_string(path).unwrap_or_default();
+                            if !text.trim().is_empty() {
+                                let key = engine.decode(text.trim()).map_err(|e| {
+                                    ControlError::Invalid(format!(
+                                        "secret key file {}: {e}",
+                                        path.display()
+                                    ))
+                                })?;
+                                return SecretBox::new(&key);
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        return Err(ControlError::Unavailable(format!(
+                            "secret key file {} stays empty",
+                            path.display()
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(ControlError::Unavailable(format!(
+                            "cannot create {}: {e}",
+                            path.display()
+                        )));
+                    }
+                };
                 std::io::Write::write_all(&mut file, engine.encode(key).as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(|e| {
