@@ -679,6 +679,74 @@ fn hostile_paths_and_bad_input(db: Database) {
             reply.error()
         );
     }
+    // Every other path-like field gets the same list: pushed project trees, experiment scripts,
+    // manifest files.
+    up.ok(
+        "POST",
+        &format!("{WG}/projects"),
+        &admin,
+        Some(&json!({ "name": "p" })),
+    );
+    for path in kiln_control::names::HOSTILE_PATHS
+        .iter()
+        .filter(|p| !p.is_empty())
+    {
+        let reply = call(
+            "POST",
+            &format!("{}{WG}/projects/p/commits", up.api),
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/x-tar"),
+            ],
+            Some(&tar_of(&[("ok.py", b"x"), (path, b"escaped")])),
+        );
+        assert_eq!(
+            reply.status,
+            400,
+            "push {path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let reply = up.api(
+            "POST",
+            &format!("{WG}/projects/p/experiments"),
+            Some(&admin),
+            Some(&json!({ "name": "e", "script": path })),
+        );
+        assert_eq!(reply.status, 400, "script {path}");
+        let manifest = format!(
+            "name = \"m\"\nversion = \"1\"\n[scorer]\ncomponent = \"iris:1\"\n[model]\nfiles = [\"{}\"]\n",
+            path.replace('\\', "\\\\")
+        );
+        let reply = up.api(
+            "POST",
+            &format!("{WG}/manifests"),
+            Some(&admin),
+            Some(&json!({ "name": "mf", "model": "m", "version": "1", "manifest": manifest })),
+        );
+        assert_eq!(
+            reply.status,
+            400,
+            "manifest {path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let log = up.ok("GET", &format!("{WG}/projects/p/commits"), &admin, None);
+    assert_eq!(log["items"], json!([]), "no refused push left a commit");
+    let reply = up.api(
+        "POST",
+        &format!("{WG}/deployments"),
+        Some(&admin),
+        Some(&json!({ "name": "d", "image": "x", "scale": { "min_instances": 3, "max_instances": 2 } })),
+    );
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply
+            .error()
+            .contains("min_instances must not exceed max_instances"),
+        "{}",
+        reply.error()
+    );
+
     // The Host check: a rebinding or cross-site request is refused.
     let reply = call(
         "GET",
@@ -1159,4 +1227,66 @@ fn two_processes_starting_together(db: Database) {
     for up in [&a, &b] {
         assert!(!up.log().contains("migration failed"), "{}", up.log());
     }
+}
+
+#[test]
+fn a_deployment_that_cannot_start_fails_alone_with_its_reason() {
+    let dir = temp_dir("control-failing");
+    let up = Up::start(&dir, &[]);
+    let admin = up.admin();
+    build_iris_image(&up.store());
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "w" })),
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/images"),
+        &admin,
+        Some(&json!({ "name": "img", "reference": "iris:1" })),
+    );
+    // One MiB of linear memory is too little for the iris scorer to load.
+    up.ok(
+        "POST",
+        &format!("{WG}/deployments"),
+        &admin,
+        Some(&json!({ "name": "starved", "image": "img", "public": true, "limits": { "memory_mb": 1 } })),
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/deployments"),
+        &admin,
+        Some(&json!({ "name": "healthy", "image": "img", "public": true })),
+    );
+    let starved = up.wait_deployment(&admin, &format!("{WG}/deployments/starved"));
+    assert_eq!(starved["status"], "failed", "{starved}");
+    let reason = starved["reason"].as_str().unwrap().to_string();
+    assert!(!reason.is_empty());
+    let healthy = up.wait_deployment(&admin, &format!("{WG}/deployments/healthy"));
+    assert_eq!(healthy["status"], "ready", "{healthy}");
+    let body = serde_json::to_vec(&v2_fp32("input", &[1, 4], &IRIS_ROWS[0])).unwrap();
+    let headers = [("Content-Type", "application/json")];
+    let ok = call(
+        "POST",
+        &format!("{}/v2/models/healthy/infer", up.base),
+        &headers,
+        Some(&body),
+    );
+    assert_eq!(ok.status, 200);
+    let refused = call(
+        "POST",
+        &format!("{}/v2/models/starved/infer", up.base),
+        &headers,
+        Some(&body),
+    );
+    assert_eq!(refused.status, 503);
+    assert!(refused.error().contains("not ready"), "{}", refused.error());
 }

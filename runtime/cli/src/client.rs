@@ -654,6 +654,14 @@ pub enum DeploymentCommand {
         deadline_ms: Option<u64>,
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Instances kept warm (0: released when idle).
+        #[arg(long)]
+        min_instances: Option<usize>,
+        #[arg(long)]
+        max_instances: Option<usize>,
+        /// Seconds idle before instances above the minimum go.
+        #[arg(long)]
+        idle_timeout_s: Option<u64>,
     },
     /// List deployments.
     List,
@@ -1319,13 +1327,30 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
     runtime()?.block_on(async {
         let base = format!("{}/deployments", api.workgroup_path()?);
         match command {
-            DeploymentCommand::Create { name, image, public, memory_mb, deadline_ms, concurrency } => {
+            DeploymentCommand::Create {
+                name,
+                image,
+                public,
+                memory_mb,
+                deadline_ms,
+                concurrency,
+                min_instances,
+                max_instances,
+                idle_timeout_s,
+            } => {
+                let mut scale = serde_json::Map::new();
+                scale.extend(min_instances.map(|v| ("min_instances".to_string(), json!(v))));
+                scale.extend(max_instances.map(|v| ("max_instances".to_string(), json!(v))));
+                scale.extend(idle_timeout_s.map(|v| ("idle_timeout_s".to_string(), json!(v))));
                 let mut limits = serde_json::Map::new();
                 limits.extend(memory_mb.map(|v| ("memory_mb".to_string(), json!(v))));
                 limits.extend(deadline_ms.map(|v| ("deadline_ms".to_string(), json!(v))));
                 limits.extend(concurrency.map(|v| ("concurrency".to_string(), json!(v))));
                 let v = api
-                    .post(&base, json!({ "name": name, "image": image, "public": public, "limits": limits }))
+                    .post(
+                        &base,
+                        json!({ "name": name, "image": image, "public": public, "limits": limits, "scale": scale }),
+                    )
                     .await?;
                 api.show(&v, |v| {
                     format!(

@@ -44,6 +44,45 @@ impl DeploymentLimits {
     }
 }
 
+/// How a deployment scales (applied by the runtime's serverless scaling; recorded now).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSettings {
+    /// Instances kept warm; 0 lets an idle deployment release them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instances: Option<usize>,
+    /// Most instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<usize>,
+    /// Seconds without requests before instances above the minimum go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_s: Option<u64>,
+}
+
+impl ScaleSettings {
+    fn check(&self) -> Result<(), ControlError> {
+        let bad = |m: &str| Err(ControlError::Invalid(m.to_string()));
+        if self.max_instances.is_some_and(|m| !(1..=1024).contains(&m)) {
+            return bad("max_instances must be 1 to 1024");
+        }
+        if self.min_instances.is_some_and(|m| m > 1024) {
+            return bad("min_instances must be 0 to 1024");
+        }
+        if let (Some(min), Some(max)) = (self.min_instances, self.max_instances)
+            && min > max
+        {
+            return bad("min_instances must not exceed max_instances");
+        }
+        if self
+            .idle_timeout_s
+            .is_some_and(|t| !(1..=86_400).contains(&t))
+        {
+            return bad("idle_timeout_s must be 1 to 86400");
+        }
+        Ok(())
+    }
+}
+
 /// A new deployment.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +95,8 @@ pub struct NewDeployment {
     public: bool,
     #[serde(default)]
     limits: DeploymentLimits,
+    #[serde(default)]
+    scale: ScaleSettings,
 }
 
 fn urls(control: &ControlPlane, name: &str) -> Value {
@@ -76,6 +117,7 @@ pub async fn create(
 ) -> Reply {
     check_name("deployment", &body.name)?;
     body.limits.check()?;
+    body.scale.check()?;
     let wg = scope.workgroup()?;
     let image: Option<(String, String, String)> = sqlx::query_as(
         "SELECT id, digest, reference FROM images WHERE workgroup_id = $1 AND name = $2",
@@ -92,7 +134,7 @@ pub async fn create(
     })?;
     let (primary, secondary) = (new_secret(KEY_PREFIX), new_secret(KEY_PREFIX));
     let now = now_ms();
-    let settings = serde_json::to_string(&json!({ "limits": body.limits }))
+    let settings = serde_json::to_string(&json!({ "limits": body.limits, "scale": body.scale }))
         .map_err(|e| ControlError::Internal(e.to_string()))?;
     sqlx::query(
         "INSERT INTO deployments (id, workgroup_id, name, image_id, image_digest, image_reference, \
@@ -122,6 +164,7 @@ pub async fn create(
             "digest": image_digest,
             "public": body.public,
             "limits": body.limits,
+            "scale": body.scale,
             "status": "pending",
             "urls": urls(&control, &body.name),
             "keys": { "primary": primary, "secondary": secondary, "note": "shown once: store them now" },
@@ -148,10 +191,9 @@ const SELECT: &str = "SELECT d.name, i.name, d.image_digest, d.settings, d.publi
 fn deployment_json(control: &ControlPlane, row: Row) -> Value {
     let (name, image, digest, settings, public, status, reason, generation, reported, updated) =
         row;
-    let limits = serde_json::from_str::<Value>(&settings)
-        .ok()
-        .and_then(|s| s.get("limits").cloned())
-        .unwrap_or_else(|| json!({}));
+    let settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
+    let limits = settings.get("limits").cloned().unwrap_or_else(|| json!({}));
+    let scale = settings.get("scale").cloned().unwrap_or_else(|| json!({}));
     // A status reported for an older generation says nothing about the current one.
     let status = if reported < generation && status != "pending" {
         "pending".to_string()
@@ -164,6 +206,7 @@ fn deployment_json(control: &ControlPlane, row: Row) -> Value {
         "digest": digest,
         "public": public != 0,
         "limits": limits,
+        "scale": scale,
         "status": status,
         "reason": if reason.is_empty() { Value::Null } else { json!(reason) },
         "generation": generation,
