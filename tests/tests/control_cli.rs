@@ -47,9 +47,20 @@ fn infer(up: &Up, name: &str, key: Option<&str>) -> Reply {
 }
 
 #[test]
-fn a_model_goes_from_files_to_a_keyed_endpoint_with_the_cli() {
+fn files_to_a_keyed_endpoint_with_the_cli_sqlite() {
+    files_to_a_keyed_endpoint_with_the_cli(Database::Sqlite);
+}
+
+#[test]
+fn files_to_a_keyed_endpoint_with_the_cli_postgres() {
+    files_to_a_keyed_endpoint_with_the_cli(Database::Postgres);
+}
+
+/// A model goes from files to a keyed endpoint with the CLI alone.
+fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
     let dir = temp_dir("control-cli");
-    let up = Up::start(&dir, &[]);
+    let args = db.args("cli");
+    let up = Up::start(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let context = dir.join("context.json");
     let admin = up.admin();
 
