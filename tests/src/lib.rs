@@ -554,7 +554,13 @@ pub struct Up {
 impl Up {
     /// Starts `kiln up` on `data` (ephemeral ports) and waits until it serves.
     pub fn start(data: &Path, args: &[&str]) -> Up {
+        Up::start_with_env(data, args, &[])
+    }
+
+    /// [`Up::start`] with extra environment variables.
+    pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         let mut child = Command::new(kiln_bin())
+            .envs(env.iter().copied())
             .arg("up")
             .args(["--data-dir", data.to_str().unwrap()])
             .args(["--api-addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"])
@@ -777,4 +783,78 @@ pub fn postgres_database(tag: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     format!("{server}/{name}")
+}
+
+/// An S3-compatible server (`s3rver`, installed by tests/run into `target/npm`) on a loopback
+/// port with one bucket; stopped on drop.
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// Where it keeps objects.
+    pub dir: PathBuf,
+}
+
+impl S3Server {
+    /// Starts it with `bucket` created.
+    pub fn start(bucket: &str) -> S3Server {
+        let bin = repo().join("target/npm/node_modules/.bin/s3rver");
+        assert!(
+            bin.exists(),
+            "{} is missing: tests/run installs it with npm",
+            bin.display()
+        );
+        let dir = temp_dir("s3");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "--directory",
+                dir.to_str().unwrap(),
+                "--address",
+                "127.0.0.1",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--configure-bucket",
+                bucket,
+                "--silent",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3rver");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3rver did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    /// The environment `kiln up` reads to reach it.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "S3RVER".into()),
+            ("AWS_SECRET_ACCESS_KEY", "S3RVER".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

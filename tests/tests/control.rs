@@ -1290,3 +1290,95 @@ fn a_deployment_that_cannot_start_fails_alone_with_its_reason() {
     assert_eq!(refused.status, 503);
     assert!(refused.error().contains("not ready"), "{}", refused.error());
 }
+
+#[test]
+fn artifacts_go_to_an_s3_compatible_store_and_other_clouds_are_accepted() {
+    let s3 = S3Server::start("kiln-artifacts");
+    let dir = temp_dir("control-s3");
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let up = Up::start_with_env(&dir, &["--artifacts", "s3://kiln-artifacts/team-a"], &env);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "w" })),
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/models"),
+        &admin,
+        Some(&json!({ "name": "m" })),
+    );
+    let weights = std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap();
+    let bearer = format!("Bearer {admin}");
+    let reply = call(
+        "POST",
+        &format!("{}{WG}/models/m/versions", up.api),
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&tar_of(&[("weights.json", &weights)])),
+    );
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let file = call(
+        "GET",
+        &format!("{}{WG}/models/m/versions/1/files/weights.json", up.api),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!((file.status, &file.body), (200, &weights));
+    // The object is in the bucket, under the prefix; nothing went to a local directory.
+    let mut objects = Vec::new();
+    fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                walk(&entry.path(), found);
+            } else {
+                found.push(entry.path().display().to_string());
+            }
+        }
+    }
+    walk(&s3.dir.join("kiln-artifacts/team-a/models"), &mut objects);
+    assert!(
+        objects.iter().any(|o| o.contains("weights.json")),
+        "{objects:?}"
+    );
+    assert!(!dir.join("artifacts").exists());
+
+    // Azure Blob and GCS URLs are accepted by configuration (credentials from the environment).
+    let azure = Up::start_with_env(
+        &temp_dir("control-azure"),
+        &["--artifacts", "az://models/prefix"],
+        &[("AZURE_STORAGE_USE_EMULATOR", "true")],
+    );
+    assert_eq!(azure.api("GET", "/api/v1/health", None, None).status, 200);
+    let (status, output) = run_kiln(&[
+        "up",
+        "--data-dir",
+        temp_dir("control-ftp").to_str().unwrap(),
+        "--artifacts",
+        "ftp://example.com/x",
+        "--api-addr",
+        "127.0.0.1:0",
+        "--addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!status.success());
+    assert!(output.contains("unknown scheme 'ftp'"), "{output}");
+}

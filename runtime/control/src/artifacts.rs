@@ -51,13 +51,40 @@ impl ArtifactStore {
                 url: url.to_string(),
             });
         }
-        let (store, prefix) = object_store::parse_url(&url).map_err(|e| {
-            ControlError::Invalid(format!(
-                "artifact store {url}: {e} (this build reads local directories and file:// URLs)"
-            ))
-        })?;
+        // Cloud stores take their credentials and endpoints from the usual environment
+        // variables (AWS_*, AZURE_*, GOOGLE_*), as their own tools do.
+        let fail =
+            |e: object_store::Error| ControlError::Invalid(format!("artifact store {url}: {e}"));
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "s3" | "s3a" => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(fail)?,
+            ),
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(fail)?,
+            ),
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(fail)?,
+            ),
+            other => {
+                return Err(ControlError::Invalid(format!(
+                    "artifact store {url}: unknown scheme '{other}' (a directory, file://, s3://, az:// or gs://)"
+                )));
+            }
+        };
+        // The bucket or container is in the URL's host; the rest of the path is the prefix.
+        let prefix = StorePath::parse(url.path().trim_start_matches('/'))
+            .map_err(|e| ControlError::Invalid(format!("artifact store {url}: {e}")))?;
         Ok(ArtifactStore {
-            store: Arc::from(store),
+            store,
             prefix,
             url: url.to_string(),
         })
