@@ -109,7 +109,8 @@ fn verdict(role: &str, access: &str) -> Option<bool> {
     let wg_roles = ["reader", "contributor", "owner"];
     let (team_role, wg_role): (Option<&str>, Option<&str>) = match role {
         "outsider" | "otherteam" => (None, None),
-        "member" => (Some("member"), None),
+        // A team member whose role is in another work group of the team.
+        "member" | "otherwg" => (Some("member"), None),
         "reader" => (Some("member"), Some("reader")),
         "contributor" => (Some("member"), Some("contributor")),
         "wgowner" => (Some("member"), Some("owner")),
@@ -170,6 +171,7 @@ fn fixture(db: Database) -> Fixture {
         "wgowner",
         "outsider",
         "otherteam",
+        "otherwg",
     ] {
         tokens.insert(name, user(&up, &admin, name));
     }
@@ -187,6 +189,7 @@ fn fixture(db: Database) -> Fixture {
         ("reader", "member"),
         ("contributor", "member"),
         ("wgowner", "member"),
+        ("otherwg", "member"),
     ] {
         up.ok(
             "PUT",
@@ -213,6 +216,18 @@ fn fixture(db: Database) -> Fixture {
             Some(&json!({ "role": role })),
         );
     }
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &owner,
+        Some(&json!({ "name": "w3" })),
+    );
+    up.ok(
+        "PUT",
+        "/api/v1/teams/t/workgroups/w3/members/otherwg",
+        &owner,
+        Some(&json!({ "role": "owner" })),
+    );
     let other = tokens["otherteam"].clone();
     up.ok(
         "POST",
@@ -477,7 +492,7 @@ fn authorization_matrix(db: Database) {
         checked + deferred,
         operations.len() * tokens.len() + DELETE_ORDER.len()
     );
-    assert!(operations.len() >= 69 && tokens.len() == 9);
+    assert!(operations.len() >= 69 && tokens.len() == 10);
 }
 
 #[test]
