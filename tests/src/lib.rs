@@ -128,7 +128,11 @@ fn agent() -> ureq::Agent {
 }
 
 fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = result.expect("HTTP request failed");
+    read_reply(result.expect("HTTP request failed")).expect("read body")
+}
+
+/// Status, headers and body of a response; `None` when the body cannot be read.
+fn read_reply(mut response: ureq::http::Response<ureq::Body>) -> Option<Reply> {
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -140,12 +144,12 @@ fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply
         .with_config()
         .limit(1 << 30)
         .read_to_vec()
-        .expect("read body");
-    Reply {
+        .ok()?;
+    Some(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// GET a URL.
@@ -517,24 +521,7 @@ pub fn try_call(
         request = request.header(*k, *v);
     }
     let request = request.body(body.unwrap_or_default().to_vec()).unwrap();
-    let mut response = agent().run(request).ok()?;
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .ok()?;
-    Some(Reply {
-        status,
-        headers,
-        body,
-    })
+    read_reply(agent().run(request).ok()?)
 }
 
 /// A running `kiln up` (control plane, runtime, metrics), killed on drop.

@@ -174,6 +174,24 @@ impl Api {
         Ok(value)
     }
 
+    /// POSTs a tar archive, with query parameters.
+    async fn post_tar(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        archive: Vec<u8>,
+    ) -> Result<Value> {
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.url), query)
+            .map_err(|e| anyhow!("invalid URL: {e}"))?;
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(archive);
+        self.finish(request, &reqwest::Method::POST, path).await
+    }
+
     async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
@@ -907,23 +925,10 @@ pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
             }
             ProjectCommand::Push { name, dir, message } => {
                 let (archive, count) = tar_of_tree(&dir)?;
-                let mut url = reqwest::Url::parse(&format!("{}{base}/{name}/commits", api.url))
-                    .map_err(|e| anyhow!("invalid URL: {e}"))?;
-                if let Some(message) = &message {
-                    url.query_pairs_mut().append_pair("message", message);
-                }
-                let request = api
-                    .http
-                    .post(url)
-                    .bearer_auth(&api.token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
-                    .body(archive);
+                let query: Vec<(&str, String)> =
+                    message.map(|m| ("message", m)).into_iter().collect();
                 let v = api
-                    .finish(
-                        request,
-                        &reqwest::Method::POST,
-                        &format!("{base}/{name}/commits"),
-                    )
+                    .post_tar(&format!("{base}/{name}/commits"), &query, archive)
                     .await?;
                 api.show(&v, |v| {
                     format!(
@@ -1182,23 +1187,8 @@ pub fn model(command: ModelCommand, connection: &Connection) -> Result<()> {
                 let mut query = vec![("description", description)];
                 query.extend(run.map(|r| ("run", r)));
                 query.extend(commit.map(|c| ("commit", c)));
-                let url = reqwest::Url::parse_with_params(
-                    &format!("{}{base}/{name}/versions", api.url),
-                    &query,
-                )
-                .map_err(|e| anyhow!("invalid URL: {e}"))?;
-                let request = api
-                    .http
-                    .post(url)
-                    .bearer_auth(&api.token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
-                    .body(archive);
                 let v = api
-                    .finish(
-                        request,
-                        &reqwest::Method::POST,
-                        &format!("{base}/{name}/versions"),
-                    )
+                    .post_tar(&format!("{base}/{name}/versions"), &query, archive)
                     .await?;
                 api.show(&v, |v| {
                     format!(

@@ -162,6 +162,28 @@ pub struct VersionInfo {
     commit: Option<String>,
 }
 
+/// Refuses an upload that is not `application/x-tar`, saying what should be sent.
+pub(crate) fn require_tar(headers: &HeaderMap, what: &str) -> Result<(), ControlError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/x-tar" {
+        return Err(ControlError::UnsupportedMedia(format!(
+            "send {what} as a tar archive with Content-Type: application/x-tar"
+        )));
+    }
+    Ok(())
+}
+
+/// An upload's bytes, within the installation's upload limit.
+pub(crate) async fn read_upload(control: &ControlPlane, body: Body) -> Result<Bytes, ControlError> {
+    let limit = control.settings().max_upload_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
+    })
+}
+
 /// The regular files of a tar archive, every path checked; directories are implied.
 pub(crate) fn untar(bytes: &[u8]) -> Result<Vec<(String, Bytes)>, ControlError> {
     let bad = |m: String| ControlError::Invalid(format!("archive: {m}"));
@@ -231,20 +253,9 @@ pub async fn create_version(
     body: Body,
 ) -> Reply {
     check_lineage(&info)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type != "application/x-tar" {
-        return Err(ControlError::UnsupportedMedia(
-            "send the model's files as a tar archive with Content-Type: application/x-tar".into(),
-        ));
-    }
+    require_tar(&headers, "the model's files")?;
     let id = model_id(&control, &scope, &model).await?;
-    let limit = control.settings().max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
-    })?;
+    let bytes = read_upload(&control, body).await?;
     let files = tokio::task::spawn_blocking(move || untar(&bytes))
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))??;

@@ -1,6 +1,6 @@
 //! Projects: the logical container for the work of a solution, inside a work group.
 
-use super::models::untar;
+use super::models::{read_upload, require_tar, untar};
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
@@ -9,7 +9,7 @@ use crate::names::check_name;
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -173,20 +173,9 @@ pub async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type != "application/x-tar" {
-        return Err(ControlError::UnsupportedMedia(
-            "send the working tree as a tar archive with Content-Type: application/x-tar".into(),
-        ));
-    }
+    require_tar(&headers, "the working tree")?;
     let id = project_id(&control, &scope, &project).await?;
-    let limit = control.settings().max_upload_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
-    })?;
+    let bytes = read_upload(&control, body).await?;
     let message = info
         .message
         .filter(|m| !m.trim().is_empty())
