@@ -28,6 +28,13 @@ pub struct Connection {
     output: Output,
 }
 
+impl Connection {
+    /// The output format asked for.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// The login context file (`~/.config/kiln/context.json`, mode 0600).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +93,7 @@ fn write_context(context: &LoginContext) -> Result<PathBuf> {
 }
 
 /// A connection resolved against the context file.
-struct Api {
+pub(crate) struct Api {
     url: String,
     token: String,
     team: Option<String>,
@@ -96,7 +103,7 @@ struct Api {
 }
 
 impl Api {
-    fn new(connection: &Connection) -> Result<Api> {
+    pub(crate) fn new(connection: &Connection) -> Result<Api> {
         let context = read_context()?.unwrap_or_default();
         let url = connection
             .url
@@ -118,13 +125,13 @@ impl Api {
         })
     }
 
-    fn team(&self) -> Result<String> {
+    pub(crate) fn team(&self) -> Result<String> {
         self.team
             .clone()
             .context("no team: give --team, set KILN_TEAM, or `kiln login --team`")
     }
 
-    fn workgroup_path(&self) -> Result<String> {
+    pub(crate) fn workgroup_path(&self) -> Result<String> {
         let workgroup = self.workgroup.clone().context(
             "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
         )?;
@@ -134,7 +141,7 @@ impl Api {
         ))
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -150,7 +157,7 @@ impl Api {
         self.finish(request, &method, path).await
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         request: reqwest::RequestBuilder,
         method: &reqwest::Method,
@@ -175,7 +182,7 @@ impl Api {
     }
 
     /// POSTs a tar archive, with query parameters.
-    async fn post_tar(
+    pub(crate) async fn post_tar(
         &self,
         path: &str,
         query: &[(&str, String)],
@@ -192,21 +199,42 @@ impl Api {
         self.finish(request, &reqwest::Method::POST, path).await
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    /// GETs a response to read as it comes (logs), after checking its status.
+    pub(crate) async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or(text);
+            bail!("GET {path}: {status}: {message}");
+        }
+        Ok(response)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
-    async fn put(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
-    async fn delete(&self, path: &str) -> Result<Value> {
+    pub(crate) async fn delete(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::DELETE, path, None).await
     }
 
     /// Prints a result: JSON as received, or the text a person wants.
-    fn show(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
+    pub(crate) fn show(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
         match self.output {
             Output::Json => println!("{value}"),
             Output::Text => println!("{}", text(value)),
@@ -214,7 +242,7 @@ impl Api {
     }
 
     /// Prints a list: JSON as received, else one line per item.
-    fn show_list(&self, value: &Value, line: impl Fn(&Value) -> String) {
+    pub(crate) fn show_list(&self, value: &Value, line: impl Fn(&Value) -> String) {
         match self.output {
             Output::Json => println!("{value}"),
             Output::Text => {
@@ -226,7 +254,7 @@ impl Api {
     }
 }
 
-fn s(value: &Value, key: &str) -> String {
+pub(crate) fn s(value: &Value, key: &str) -> String {
     match &value[key] {
         Value::String(text) => text.clone(),
         Value::Null => "-".into(),
@@ -277,7 +305,7 @@ pub fn login(args: LoginArgs) -> Result<()> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -422,26 +450,6 @@ pub enum ExperimentCommand {
     Delete { name: String },
 }
 
-/// `kiln run ...` (in `--project`).
-#[derive(Subcommand)]
-pub enum RunCommand {
-    /// Queue a run of an experiment, pinned to a commit (default: the head of main).
-    Submit {
-        experiment: String,
-        #[arg(long)]
-        commit: Option<String>,
-        #[arg(long)]
-        target: Option<String>,
-        /// Arguments (default: the experiment's).
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
-    /// List the runs of an experiment.
-    List { experiment: String },
-    /// Show a run.
-    Show { experiment: String, number: i64 },
-}
-
 /// `kiln target ...`.
 #[derive(Subcommand)]
 pub enum TargetCommand {
@@ -461,6 +469,8 @@ pub enum TargetCommand {
     Show { name: String },
     /// Delete an execution target.
     Delete { name: String },
+    /// Check a target is reachable: its Docker API, Spark master or interpreter.
+    Test { name: String },
 }
 
 /// `kiln env ...`.
@@ -542,6 +552,24 @@ pub fn target(command: TargetCommand, connection: &Connection) -> Result<()> {
                 let v = api.delete(&format!("{base}/{name}")).await?;
                 api.show(&v, |_| format!("deleted target {name}"));
             }
+            TargetCommand::Test { name } => {
+                let v = api.post(&format!("{base}/{name}/test"), json!({})).await?;
+                api.show(&v, |v| {
+                    format!(
+                        "{} ({}): {}",
+                        s(v, "name"),
+                        if v["reachable"] == json!(true) {
+                            "reachable"
+                        } else {
+                            "NOT reachable"
+                        },
+                        s(v, "message")
+                    )
+                });
+                if v["reachable"] != json!(true) {
+                    bail!("target {name} is not reachable");
+                }
+            }
         }
         Ok(())
     })
@@ -607,7 +635,7 @@ pub struct ProjectArg {
 }
 
 impl ProjectArg {
-    fn name(&self) -> Result<&str> {
+    pub(crate) fn name(&self) -> Result<&str> {
         self.project
             .as_deref()
             .context("no project: give --project or set KILN_PROJECT")
@@ -632,14 +660,19 @@ pub enum ModelCommand {
     /// Register the next version from a file or directory (created with the model if needed).
     Register {
         name: String,
-        /// The model's files.
+        /// The model's files: a local file or directory, or with --run a path in the run's
+        /// artifacts (`model/`).
         #[arg(long)]
         path: PathBuf,
         #[arg(long, default_value = "")]
         description: String,
-        /// The run that produced it.
+        /// The run that produced it. With --run, --path names the run's artifacts and the
+        /// lineage (run and commit) comes from the run.
         #[arg(long)]
         run: Option<String>,
+        /// Upload local files as the version even with --run (lineage only).
+        #[arg(long)]
+        local: bool,
         /// The commit it was trained from.
         #[arg(long)]
         commit: Option<String>,
@@ -956,7 +989,7 @@ pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
 
 /// A tar of a working tree: every file `.gitignore` (and `.git/info/exclude`, `.ignore`) does not
 /// ignore, `.git` left out, symlinks refused. Returns the archive and its file count.
-fn tar_of_tree(dir: &Path) -> Result<(Vec<u8>, usize)> {
+pub(crate) fn tar_of_tree(dir: &Path) -> Result<(Vec<u8>, usize)> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let walker = ignore::WalkBuilder::new(dir)
@@ -1050,59 +1083,6 @@ pub fn experiment(
     })
 }
 
-/// Runs `kiln run ...`.
-pub fn run(command: RunCommand, project: &ProjectArg, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        let base = format!(
-            "{}/projects/{}/experiments",
-            api.workgroup_path()?,
-            project.name()?
-        );
-        let line = |v: &Value| {
-            format!(
-                "{} #{} {}  commit {}  on {}  id {}",
-                s(v, "experiment"),
-                s(v, "number"),
-                s(v, "status"),
-                s(v, "commit"),
-                s(v, "target"),
-                s(v, "id")
-            )
-        };
-        match command {
-            RunCommand::Submit {
-                experiment,
-                commit,
-                target,
-                args,
-            } => {
-                let mut body = serde_json::Map::new();
-                body.extend(commit.map(|c| ("commit".to_string(), json!(c))));
-                body.extend(target.map(|t| ("target".to_string(), json!(t))));
-                if !args.is_empty() {
-                    body.insert("args".into(), json!(args));
-                }
-                let v = api
-                    .post(&format!("{base}/{experiment}/runs"), Value::Object(body))
-                    .await?;
-                api.show(&v, line);
-            }
-            RunCommand::List { experiment } => {
-                let v = api.get(&format!("{base}/{experiment}/runs")).await?;
-                api.show_list(&v, line);
-            }
-            RunCommand::Show { experiment, number } => {
-                let v = api
-                    .get(&format!("{base}/{experiment}/runs/{number}"))
-                    .await?;
-                api.show(&v, line);
-            }
-        }
-        Ok(())
-    })
-}
-
 /// A tar of a file or of a directory's regular files (paths relative to it; symlinks refused).
 fn tar_of(path: &Path) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -1175,15 +1155,44 @@ pub fn model(command: ModelCommand, connection: &Connection) -> Result<()> {
                 path,
                 description,
                 run,
+                local,
                 commit,
             } => {
-                let archive = tar_of(&path)?;
                 if let Err(e) = api.get(&format!("{base}/{name}")).await {
                     if !e.to_string().contains("404") {
                         return Err(e);
                     }
                     api.post(&base, json!({ "name": name })).await?;
                 }
+                if let (Some(run), false) = (&run, local) {
+                    if commit.is_some() {
+                        bail!(
+                            "--commit comes from the run with --run (add --local to upload files)"
+                        );
+                    }
+                    let v = api
+                        .post(
+                            &format!("{base}/{name}/versions/from-run"),
+                            json!({
+                                "run": run,
+                                "path": path.to_string_lossy(),
+                                "description": description,
+                            }),
+                        )
+                        .await?;
+                    api.show(&v, |v| {
+                        format!(
+                            "registered {} version {} from run {} at commit {} ({} file(s))",
+                            s(v, "model"),
+                            s(v, "version"),
+                            s(v, "run"),
+                            s(v, "commit"),
+                            v["files"].as_array().map_or(0, Vec::len)
+                        )
+                    });
+                    return Ok(());
+                }
+                let archive = tar_of(&path)?;
                 let mut query = vec![("description", description)];
                 query.extend(run.map(|r| ("run", r)));
                 query.extend(commit.map(|c| ("commit", c)));

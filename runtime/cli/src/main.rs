@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod images;
 mod reconcile;
+mod runs;
 mod serve;
 mod transfer;
 mod up;
@@ -92,10 +93,10 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
-    /// Runs of an experiment (records; executors come next).
+    /// Runs: submit a script from a project directory, follow its logs, cancel it.
     Run {
         #[command(subcommand)]
-        command: client::RunCommand,
+        command: runs::RunCommand,
         #[command(flatten)]
         project: client::ProjectArg,
         #[command(flatten)]
@@ -195,7 +196,7 @@ fn main() -> std::process::ExitCode {
             command,
             project,
             connection,
-        } => client::run(command, &project, &connection),
+        } => runs::run(command, &project, &connection),
         Command::Deployment {
             command,
             connection,

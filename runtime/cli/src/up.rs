@@ -134,7 +134,15 @@ async fn up(args: UpArgs) -> Result<()> {
             registry: args.registry.options(),
             prediction_url: format!("http://{addr}"),
             allowed_hosts,
+            api_url: format!("http://{api_addr}"),
+            runs_dir: data.join("runs"),
+            cache_dir: data.join("cache"),
         },
+        vec![
+            Arc::new(kiln_executor_local::LocalExecutor),
+            Arc::new(kiln_executor_docker::DockerExecutor),
+            Arc::new(kiln_executor_spark::SparkExecutor),
+        ],
     );
     if let Some(token) = kiln_control::auth::bootstrap(&db).await? {
         println!("bootstrap admin token (shown once, store it now): {token}");
@@ -160,6 +168,7 @@ async fn up(args: UpArgs) -> Result<()> {
         },
         reconcile::Source::Local(control.clone()),
     ));
+    kiln_control::runs::start(control.clone());
     tracing::info!(
         database = ?db.backend(),
         "kiln up: API http://{api_addr}, predictions http://{addr}, metrics http://{metrics_addr}/metrics"

@@ -130,6 +130,11 @@ async fn resolve(
         return Ok(scope);
     }
     let principal = authenticate(control.db(), headers).await?;
+    if principal.only_workgroup.is_some() && !matches!(access, Access::Workgroup(_)) {
+        return Err(ControlError::Forbidden(
+            "a run's token acts only in its run's work group".into(),
+        ));
+    }
     match access {
         Access::Open | Access::User => {}
         Access::Admin | Access::Runtime => {
@@ -153,7 +158,16 @@ async fn resolve(
         }
         Access::Workgroup(need) => {
             let team = team_scope(control, &principal, params).await?;
-            let workgroup = workgroup_scope(control, &principal, &team, params).await?;
+            let mut workgroup = workgroup_scope(control, &principal, &team, params).await?;
+            if let Some(only) = &principal.only_workgroup {
+                if *only != workgroup.id {
+                    return Err(ControlError::NotFound(format!(
+                        "work group '{}' not found",
+                        workgroup.name
+                    )));
+                }
+                workgroup.role = workgroup.role.min(WorkgroupRole::Contributor);
+            }
             if workgroup.role < need {
                 return Err(ControlError::Forbidden(format!(
                     "this needs the {} role in work group '{}'; you are {}",

@@ -139,16 +139,64 @@ impl ArtifactStore {
             .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))
     }
 
-    /// Deletes everything under `area` (best effort: an already missing object is fine).
-    pub async fn delete_area(&self, area: &[&str]) {
-        use futures_util::StreamExt;
+    /// The key of an area (made of Kiln ids), under the store's prefix.
+    fn area_key(&self, area: &[&str]) -> Result<StorePath, ControlError> {
         let mut parts: Vec<String> = self
             .prefix
             .parts()
             .map(|p| p.as_ref().to_string())
             .collect();
         parts.extend(area.iter().map(|a| a.to_string()));
-        let Ok(prefix) = StorePath::parse(parts.join("/")) else {
+        StorePath::parse(parts.join("/"))
+            .map_err(|e| ControlError::Internal(format!("artifact area {area:?}: {e}")))
+    }
+
+    /// Every object under `area`: its path relative to the area and its size, in path order.
+    pub async fn list(&self, area: &[&str]) -> Result<Vec<(String, u64)>, ControlError> {
+        use futures_util::StreamExt;
+        let prefix = self.area_key(area)?;
+        let depth = prefix.parts().count();
+        let mut listing = self.store.list(Some(&prefix));
+        let mut items = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta =
+                meta.map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+            let relative: Vec<String> = meta
+                .location
+                .parts()
+                .skip(depth)
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            items.push((relative.join("/"), meta.size));
+        }
+        items.sort();
+        Ok(items)
+    }
+
+    /// Reads `length` bytes of `area/relative` from `offset`.
+    pub async fn get_range(
+        &self,
+        area: &[&str],
+        relative: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, ControlError> {
+        let key = self.key(area, relative)?;
+        self.store
+            .get_range(&key, offset..offset + length)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    ControlError::NotFound(format!("artifact '{relative}' not found"))
+                }
+                e => ControlError::Unavailable(format!("artifact store: {e}")),
+            })
+    }
+
+    /// Deletes everything under `area` (best effort: an already missing object is fine).
+    pub async fn delete_area(&self, area: &[&str]) {
+        use futures_util::StreamExt;
+        let Ok(prefix) = self.area_key(area) else {
             return;
         };
         let mut listing = self.store.list(Some(&prefix));

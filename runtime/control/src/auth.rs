@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// user id, user name, admin flag, token expiry, token revocation.
-type TokenOwner = (String, String, i64, Option<i64>, Option<i64>);
+type TokenOwner = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
 /// Prefix of API tokens (deployment keys have their own).
 pub const TOKEN_PREFIX: &str = "kiln_";
@@ -48,6 +55,8 @@ pub struct Principal {
     pub name: String,
     /// An installation administrator: every role everywhere.
     pub admin: bool,
+    /// A run's token: it acts only in this work group (id), at most as a contributor.
+    pub only_workgroup: Option<String>,
 }
 
 /// A role in a team.
@@ -121,14 +130,14 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
         ControlError::Unauthorized("a token is required: Authorization: Bearer <token>".into())
     })?;
     let row: Option<TokenOwner> = sqlx::query_as(
-        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at FROM tokens t \
+        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id FROM tokens t \
          JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
     )
     .bind(digest(token))
     .fetch_optional(db.pool())
     .await?;
     let invalid = || ControlError::Unauthorized("the token is invalid, expired or revoked".into());
-    let (user_id, name, admin, expires_at, revoked_at) = row.ok_or_else(invalid)?;
+    let (user_id, name, admin, expires_at, revoked_at, only_workgroup) = row.ok_or_else(invalid)?;
     if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now_ms()) {
         return Err(invalid());
     }
@@ -136,6 +145,7 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
         user_id,
         name,
         admin: admin != 0,
+        only_workgroup,
     })
 }
 
@@ -160,6 +170,43 @@ pub async fn issue_token(
     .execute(db.pool())
     .await?;
     Ok((id, token))
+}
+
+/// Issues a run's token: the submitting user's, acting only in the run's work group (at most as
+/// a contributor) until `expires_at`; revoked when the run ends.
+pub async fn issue_run_token(
+    db: &Db,
+    user_id: &str,
+    workgroup_id: &str,
+    run_id: &str,
+    expires_at: i64,
+) -> Result<(String, String), ControlError> {
+    let id = new_id();
+    let token = new_secret(TOKEN_PREFIX);
+    sqlx::query(
+        "INSERT INTO tokens (id, user_id, name, digest, created_at, expires_at, workgroup_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(format!("run {run_id}"))
+    .bind(digest(&token))
+    .bind(now_ms())
+    .bind(expires_at)
+    .bind(workgroup_id)
+    .execute(db.pool())
+    .await?;
+    Ok((id, token))
+}
+
+/// Revokes a token by id (a run's, when the run ends).
+pub async fn revoke_token(db: &Db, token_id: &str) -> Result<(), ControlError> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(token_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// On the first start only (no user yet), creates the `admin` user and returns its token.

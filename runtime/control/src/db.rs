@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "environments and execution targets",
         include_str!("../migrations/0004_environments_targets.sql"),
     ),
+    (
+        5,
+        "run execution and tracking",
+        include_str!("../migrations/0005_run_execution_tracking.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

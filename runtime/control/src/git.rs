@@ -196,6 +196,31 @@ impl Repository {
         Ok((sha, files))
     }
 
+    /// Writes the tree of `commit` into `dir` (created), with a private index so concurrent
+    /// checkouts never meet.
+    pub fn checkout(&self, commit: &str, dir: &Path) -> Result<(), ControlError> {
+        let sha = self.resolve(commit)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ControlError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let index = dir.with_extension("index");
+        self.run(
+            "read-tree",
+            self.git()
+                .env("GIT_INDEX_FILE", &index)
+                .args(["read-tree", &sha]),
+        )?;
+        let mut checkout = self.git();
+        checkout
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_WORK_TREE", dir)
+            .current_dir(dir)
+            .args(["checkout-index", "--all", "--force"]);
+        let done = self.run("checkout-index", &mut checkout);
+        let _ = std::fs::remove_file(&index);
+        done.map(|_| ())
+    }
+
     /// Resolves a commit-ish to a full SHA.
     pub fn resolve(&self, commit: &str) -> Result<String, ControlError> {
         let hex = (4..=64).contains(&commit.len()) && commit.chars().all(|c| c.is_ascii_hexdigit());

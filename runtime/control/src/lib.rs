@@ -14,6 +14,7 @@ mod error;
 pub mod git;
 pub mod names;
 pub mod routes;
+pub mod runs;
 pub mod secrets;
 
 pub use api::deployments::DeploymentLimits;
@@ -28,6 +29,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use kiln_executor::Executor;
 use kiln_registry::RegistryOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +50,12 @@ pub struct Settings {
     pub prediction_url: String,
     /// `Host` values the API answers to (`host` or `host:port`); empty for any.
     pub allowed_hosts: Vec<String>,
+    /// Base URL of this API as runs reach it (their tracking URL), unless a target says.
+    pub api_url: String,
+    /// Where runs get their working directories.
+    pub runs_dir: PathBuf,
+    /// What runs share (virtual environments).
+    pub cache_dir: PathBuf,
 }
 
 struct Inner {
@@ -56,6 +64,9 @@ struct Inner {
     secrets: SecretBox,
     settings: Settings,
     changed: Notify,
+    executors: Vec<Arc<dyn Executor>>,
+    runs_changed: Notify,
+    log_written: Notify,
 }
 
 /// The control plane: cheap to clone, shared by every handler.
@@ -71,6 +82,7 @@ impl ControlPlane {
         artifacts: ArtifactStore,
         secrets: SecretBox,
         settings: Settings,
+        executors: Vec<Arc<dyn Executor>>,
     ) -> ControlPlane {
         ControlPlane {
             inner: Arc::new(Inner {
@@ -79,8 +91,40 @@ impl ControlPlane {
                 secrets,
                 settings,
                 changed: Notify::new(),
+                executors,
+                runs_changed: Notify::new(),
+                log_written: Notify::new(),
             }),
         }
+    }
+
+    /// The executor plugged in for a target kind.
+    pub fn executor(&self, kind: &str) -> Option<Arc<dyn Executor>> {
+        self.inner
+            .executors
+            .iter()
+            .find(|e| e.kind() == kind)
+            .cloned()
+    }
+
+    /// Wakes the runner: a run was submitted or asked to stop.
+    pub fn notify_runs(&self) {
+        self.inner.runs_changed.notify_one();
+    }
+
+    /// Waits until [`ControlPlane::notify_runs`] is called.
+    pub async fn runs_changed(&self) {
+        self.inner.runs_changed.notified().await;
+    }
+
+    /// Wakes log followers: a run's log grew or its run ended.
+    pub fn log_written(&self) {
+        self.inner.log_written.notify_waiters();
+    }
+
+    /// Waits until [`ControlPlane::log_written`] is called.
+    pub async fn log_written_notified(&self) {
+        self.inner.log_written.notified().await;
     }
 
     /// The database.

@@ -4,8 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, environments, experiments, images, manifests, models, projects, runtime, teams,
-    users, workgroups,
+    deployments, environments, experiments, images, manifests, models, projects, runs, runtime,
+    teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -26,6 +26,8 @@ pub enum Body {
     Json,
     /// A tar archive (`application/x-tar`).
     Tar,
+    /// A file, as it is (`application/octet-stream`).
+    Bytes,
 }
 
 /// One management route.
@@ -370,7 +372,7 @@ pub fn table() -> Vec<Route> {
             "Runs of an experiment",
             Workgroup(W::Reader),
             Empty,
-            get(experiments::runs)
+            get(runs::list_for_experiment)
         ),
         route!(
             POST,
@@ -379,7 +381,7 @@ pub fn table() -> Vec<Route> {
             "Queue a run pinned to a commit",
             Workgroup(W::Contributor),
             Json,
-            post(experiments::submit)
+            post(runs::submit)
         ),
         route!(
             GET,
@@ -388,7 +390,88 @@ pub fn table() -> Vec<Route> {
             "A run",
             Workgroup(W::Reader),
             Empty,
-            get(experiments::run)
+            get(runs::get_by_number)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs",
+            "listWorkgroupRuns",
+            "The work group's runs, newest first (?status=&project=&limit=)",
+            Workgroup(W::Reader),
+            Empty,
+            get(runs::list)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}",
+            "getRunById",
+            "A run by id, with its params, latest metrics and tags",
+            Workgroup(W::Reader),
+            Empty,
+            get(runs::get)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/cancel",
+            "cancelRun",
+            "Cancel a run (queued: at once; running: its executor stops it)",
+            Workgroup(W::Contributor),
+            Empty,
+            post(runs::cancel)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/logs",
+            "getRunLogs",
+            "The run's output as text (?offset=&follow=true streams it live until the run ends)",
+            Workgroup(W::Reader),
+            Empty,
+            get(runs::logs)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/log-batch",
+            "logRunBatch",
+            "Log params, metrics and tags (at most 100, 1000 and 100)",
+            Workgroup(W::Contributor),
+            Json,
+            post(tracking::log_batch)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/metrics/{key}",
+            "getRunMetricHistory",
+            "Every value of a metric, by step",
+            Workgroup(W::Reader),
+            Empty,
+            get(tracking::metric_history)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/artifacts",
+            "listRunArtifacts",
+            "A directory of the run's artifacts (?path=)",
+            Workgroup(W::Reader),
+            Empty,
+            get(tracking::list_artifacts)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/artifacts/{*path}",
+            "putRunArtifact",
+            "Upload one artifact of the run",
+            Workgroup(W::Contributor),
+            Bytes,
+            put(tracking::put_artifact)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/artifacts/{*path}",
+            "getRunArtifact",
+            "Download one artifact of the run",
+            Workgroup(W::Reader),
+            Empty,
+            get(tracking::get_artifact)
         ),
         route!(
             GET,
@@ -443,6 +526,15 @@ pub fn table() -> Vec<Route> {
             Workgroup(W::Contributor),
             Tar,
             post(models::create_version)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions/from-run",
+            "createModelVersionFromRun",
+            "Register the next version from a run's artifacts (lineage: the run and its commit)",
+            Workgroup(W::Contributor),
+            Json,
+            post(models::create_version_from_run)
         ),
         route!(
             GET,
@@ -634,6 +726,15 @@ pub fn table() -> Vec<Route> {
             delete(environments::delete_target)
         ),
         route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/targets/{target}/test",
+            "testTarget",
+            "Check the target is reachable (Docker API, Spark master, interpreter)",
+            Workgroup(W::Reader),
+            Empty,
+            post(environments::test_target)
+        ),
+        route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/environments",
             "listEnvironments",
@@ -704,7 +805,7 @@ pub fn router(control: ControlPlane) -> Router {
     let upload_limit = DefaultBodyLimit::max(control.settings().max_upload_bytes);
     let mut router = Router::new();
     for route in table() {
-        let limit = if route.body == Body::Tar {
+        let limit = if matches!(route.body, Body::Tar | Body::Bytes) {
             upload_limit
         } else {
             json_limit
@@ -777,6 +878,12 @@ pub fn openapi() -> Value {
                 operation["requestBody"] = json!({
                     "required": true,
                     "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } },
+                });
+            }
+            Body::Bytes => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
                 });
             }
         }

@@ -32,19 +32,25 @@ fn check_target(kind: &str, config: &Map<String, Value>) -> Result<(), ControlEr
             ("interpreter", "string"),
             ("requirements", "string"),
             ("concurrency", "number"),
+            ("tracking_url", "string"),
         ],
         "docker" => &[
             ("host", "string"),
             ("image", "string"),
             ("memory_mb", "number"),
             ("cpus", "number"),
+            ("network", "string"),
+            ("interpreter", "string"),
             ("concurrency", "number"),
+            ("tracking_url", "string"),
         ],
         "spark" => &[
             ("master", "string"),
             ("spark_submit", "string"),
+            ("python", "string"),
             ("conf", "object"),
             ("concurrency", "number"),
+            ("tracking_url", "string"),
         ],
         other => {
             return Err(ControlError::Invalid(format!(
@@ -135,6 +141,36 @@ pub async fn list_targets(
     .await?;
     let items = rows.into_iter().map(target_json).collect();
     Ok((StatusCode::OK, Json(page.respond(items, "name"))))
+}
+
+/// `POST .../targets/{target}/test`: asks the target's executor whether it can run anything.
+/// A built-in target (`local`, `docker`, `spark`) can be tested without being added.
+pub async fn test_target(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, target)): Path<(String, String, String)>,
+) -> Reply {
+    let target = crate::runs::resolve_target(&control, &scope.workgroup()?.id, &target)
+        .await
+        .map_err(|e| match e {
+            ControlError::Invalid(m) => ControlError::NotFound(m),
+            other => other,
+        })?;
+    let executor = crate::runs::executor_for(&control, &target)?;
+    let checked = executor.check(&target).await;
+    let (reachable, message) = match checked {
+        Ok(message) => (true, message),
+        Err(e) => (false, e.to_string()),
+    };
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "name": target.name,
+            "kind": target.kind,
+            "reachable": reachable,
+            "message": message,
+        })),
+    ))
 }
 
 /// `GET .../targets/{target}`.

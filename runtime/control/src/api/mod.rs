@@ -8,8 +8,10 @@ pub mod images;
 pub mod manifests;
 pub mod models;
 pub mod projects;
+pub mod runs;
 pub mod runtime;
 pub mod teams;
+pub mod tracking;
 pub mod users;
 pub mod workgroups;
 

@@ -157,9 +157,9 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct VersionInfo {
     #[serde(default)]
-    description: String,
-    run: Option<String>,
-    commit: Option<String>,
+    pub(crate) description: String,
+    pub(crate) run: Option<String>,
+    pub(crate) commit: Option<String>,
 }
 
 /// Refuses an upload that is not `application/x-tar`, saying what should be sent.
@@ -259,9 +259,40 @@ pub async fn create_version(
     let files = tokio::task::spawn_blocking(move || untar(&bytes))
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))??;
+    let (version, listed) = store_version(&control, &id, &files, &info).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(version_json(&model, version, &info, &listed)),
+    ))
+}
+
+fn version_json(
+    model: &str,
+    version: i64,
+    info: &VersionInfo,
+    listed: &[(String, i64, String)],
+) -> Value {
+    json!({
+        "model": model,
+        "version": version,
+        "description": info.description,
+        "run": info.run,
+        "commit": info.commit,
+        "files": listed.iter().map(|(p, s, h)| json!({ "path": p, "size": s, "sha256": h })).collect::<Vec<_>>(),
+    })
+}
+
+/// Stores a new version's files and records it (all or nothing); returns its number and its
+/// files with their sizes and digests.
+pub(crate) async fn store_version(
+    control: &ControlPlane,
+    model_id: &str,
+    files: &[(String, Bytes)],
+    info: &VersionInfo,
+) -> Result<(i64, Vec<(String, i64, String)>), ControlError> {
     let version_id = new_id();
     let mut listed = Vec::new();
-    for (path, content) in &files {
+    for (path, content) in files {
         listed.push((
             path.clone(),
             content.len() as i64,
@@ -269,36 +300,104 @@ pub async fn create_version(
         ));
         if let Err(e) = control
             .artifacts()
-            .put(&["models", &id, &version_id], path, content.clone())
+            .put(&["models", model_id, &version_id], path, content.clone())
             .await
         {
             control
                 .artifacts()
-                .delete_area(&["models", &id, &version_id])
+                .delete_area(&["models", model_id, &version_id])
                 .await;
             return Err(e);
         }
     }
-    match insert_version(&control, &id, &version_id, &info, &listed).await {
-        Ok(version) => Ok((
-            StatusCode::CREATED,
-            Json(json!({
-                "model": model,
-                "version": version,
-                "description": info.description,
-                "run": info.run,
-                "commit": info.commit,
-                "files": listed.iter().map(|(p, s, h)| json!({ "path": p, "size": s, "sha256": h })).collect::<Vec<_>>(),
-            })),
-        )),
+    match insert_version(control, model_id, &version_id, info, &listed).await {
+        Ok(version) => Ok((version, listed)),
         Err(e) => {
             control
                 .artifacts()
-                .delete_area(&["models", &id, &version_id])
+                .delete_area(&["models", model_id, &version_id])
                 .await;
             Err(e)
         }
     }
+}
+
+/// A version made from a run's artifacts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionFromRun {
+    /// The run's id.
+    run: String,
+    /// A directory (or file) of the run's artifacts; its contents become the version's files.
+    path: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Most files a version made from a run may hold.
+const MAX_RUN_FILES: usize = 10_000;
+
+/// The files under `path` in a run's artifacts, named relative to it (a single file keeps its
+/// own name). The total is bounded by the upload limit.
+pub(crate) async fn run_files(
+    control: &ControlPlane,
+    run_id: &str,
+    path: &str,
+) -> Result<Vec<(String, Bytes)>, ControlError> {
+    let path = crate::runs::tracking::check_artifact(path)?;
+    let area = crate::runs::tracking::artifact_area(run_id);
+    let all = control.artifacts().list(&area).await?;
+    let mut chosen: Vec<(String, String, u64)> = Vec::new();
+    for (stored, size) in all {
+        if stored == path {
+            let name = stored.rsplit('/').next().unwrap_or(&stored).to_string();
+            chosen.push((stored.clone(), name, size));
+        } else if let Some(rest) = stored.strip_prefix(path).and_then(|r| r.strip_prefix('/')) {
+            chosen.push((stored.clone(), rest.to_string(), size));
+        }
+    }
+    if chosen.is_empty() {
+        return Err(ControlError::Invalid(format!(
+            "run {run_id} has no artifacts under '{path}'"
+        )));
+    }
+    let total: u64 = chosen.iter().map(|(_, _, size)| size).sum();
+    if chosen.len() > MAX_RUN_FILES || total > control.settings().max_upload_bytes as u64 {
+        return Err(ControlError::TooLarge(format!(
+            "'{path}' holds {} files of {total} bytes: at most {MAX_RUN_FILES} files and {} bytes",
+            chosen.len(),
+            control.settings().max_upload_bytes
+        )));
+    }
+    let mut files = Vec::with_capacity(chosen.len());
+    for (stored, name, _) in chosen {
+        files.push((name, control.artifacts().get(&area, &stored).await?));
+    }
+    Ok(files)
+}
+
+/// `POST .../models/{model}/versions/from-run`: registers the next version from a run's
+/// artifacts; its lineage names the run and the run's commit.
+pub async fn create_version_from_run(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((team, workgroup, model)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<VersionFromRun>,
+) -> Reply {
+    let _ = (team, workgroup);
+    let id = model_id(&control, &scope, &model).await?;
+    let run = super::runs::run_in_scope(&control, &scope, &body.run).await?;
+    let files = run_files(&control, &run.id, &body.path).await?;
+    let info = VersionInfo {
+        description: body.description,
+        run: Some(run.id.clone()),
+        commit: (!run.commit.is_empty()).then(|| run.commit.clone()),
+    };
+    let (version, listed) = store_version(&control, &id, &files, &info).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(version_json(&model, version, &info, &listed)),
+    ))
 }
 
 async fn insert_version(

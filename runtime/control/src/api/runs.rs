@@ -1,0 +1,424 @@
+//! Runs: submitted to an experiment (queued, pinned to a commit, executed by the runner in
+//! [`crate::runs`]), listed, shown with what they logged, canceled, and their logs read or
+//! followed live.
+
+use super::experiments::{check_args, check_target, experiment_id};
+use super::projects::{project_id, repository};
+use super::{JsonBody, time};
+use crate::access::Scope;
+use crate::db::{new_id, now_ms};
+use crate::names::{check_artifact_path, check_name};
+use crate::runs::{is_final, log, tracking};
+use crate::{ControlError, ControlPlane};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+type Reply = Result<(StatusCode, Json<Value>), ControlError>;
+
+/// Longest timeout a run may ask for: 30 days.
+const MAX_TIMEOUT_S: u64 = 30 * 24 * 3600;
+
+/// The columns of [`RunView`], joined with their experiment, project and creator.
+pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.number, r.name, r.script, r.commit_sha, \
+    r.target, r.args, r.status, r.reason, r.exit_code, r.executed, r.log_bytes, u.name AS created_by, \
+    r.created_at, r.started_at, r.finished_at, e.id AS experiment_id, e.name AS experiment, \
+    p.name AS project FROM runs r JOIN users u ON u.id = r.created_by \
+    JOIN experiments e ON e.id = r.experiment_id JOIN projects p ON p.id = e.project_id";
+
+/// A run as the API shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct RunView {
+    pub id: String,
+    pub number: i64,
+    pub name: String,
+    pub script: String,
+    pub commit: String,
+    pub target: String,
+    pub args: Value,
+    pub status: String,
+    pub reason: String,
+    pub exit_code: Option<i64>,
+    pub executed: bool,
+    pub log_bytes: i64,
+    pub created_by: String,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub experiment_id: String,
+    pub experiment: String,
+    pub project: String,
+}
+
+impl RunView {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<RunView, ControlError> {
+        let text = |name: &str| row.try_get::<String, _>(name);
+        Ok(RunView {
+            id: text("id")?,
+            number: row.try_get("number")?,
+            name: text("name")?,
+            script: text("script")?,
+            commit: text("commit_sha")?,
+            target: text("target")?,
+            args: serde_json::from_str(&text("args")?).unwrap_or_else(|_| json!([])),
+            status: text("status")?,
+            reason: text("reason")?,
+            exit_code: row.try_get("exit_code")?,
+            executed: row.try_get::<i64, _>("executed")? != 0,
+            log_bytes: row.try_get("log_bytes")?,
+            created_by: text("created_by")?,
+            created: row.try_get("created_at")?,
+            started: row.try_get("started_at")?,
+            finished: row.try_get("finished_at")?,
+            experiment_id: text("experiment_id")?,
+            experiment: text("experiment")?,
+            project: text("project")?,
+        })
+    }
+
+    /// The run's name: the one it was given, else `<experiment>-<number>`.
+    pub(crate) fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("{}-{}", self.experiment, self.number)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "project": self.project,
+            "experiment": self.experiment,
+            "number": self.number,
+            "name": self.display_name(),
+            "script": if self.script.is_empty() { Value::Null } else { json!(self.script) },
+            "commit": if self.commit.is_empty() { Value::Null } else { json!(self.commit) },
+            "target": self.target,
+            "args": self.args,
+            "status": self.status,
+            "reason": if self.reason.is_empty() { Value::Null } else { json!(self.reason) },
+            "exit_code": self.exit_code,
+            "executed": self.executed,
+            "log_bytes": self.log_bytes,
+            "created_by": self.created_by,
+            "created": time(self.created),
+            "started": self.started.map(time),
+            "finished": self.finished.map(time),
+        })
+    }
+}
+
+/// The run `run` (its id) if it is in the scope's work group.
+pub(crate) async fn run_in_scope(
+    control: &ControlPlane,
+    scope: &Scope,
+    run: &str,
+) -> Result<RunView, ControlError> {
+    let not_found = || ControlError::NotFound(format!("run '{run}' not found"));
+    if run.len() != 32 || !run.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE r.id = $1 AND p.workgroup_id = $2"
+    )))
+    .bind(run)
+    .bind(&scope.workgroup()?.id)
+    .fetch_optional(control.db().pool())
+    .await?
+    .ok_or_else(not_found)?;
+    RunView::from_row(&row)
+}
+
+/// A new run.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRun {
+    /// A commit of the project (default: the head of `main`).
+    commit: Option<String>,
+    /// Default: the experiment's.
+    script: Option<String>,
+    /// Default: the experiment's.
+    target: Option<String>,
+    /// Default: the experiment's.
+    args: Option<Vec<String>>,
+    /// A name (default `<experiment>-<number>`).
+    name: Option<String>,
+    /// Seconds the run may take (default seven days).
+    timeout: Option<u64>,
+}
+
+/// `POST .../experiments/{experiment}/runs`: a queued run pinned to a commit.
+pub async fn submit(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project, experiment)): Path<(String, String, String, String)>,
+    JsonBody(body): JsonBody<NewRun>,
+) -> Reply {
+    let project_id = project_id(&control, &scope, &project).await?;
+    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let (default_script, default_args, default_target): (String, String, String) =
+        sqlx::query_as("SELECT script, args, target FROM experiments WHERE id = $1")
+            .bind(&experiment_id)
+            .fetch_one(control.db().pool())
+            .await?;
+    let target = body.target.unwrap_or(default_target);
+    check_target(&target)?;
+    crate::runs::resolve_target(&control, &scope.workgroup()?.id, &target).await?;
+    let script = body.script.unwrap_or(default_script);
+    if script.is_empty() {
+        return Err(ControlError::Invalid(format!(
+            "the run needs a script: experiment '{experiment}' names none"
+        )));
+    }
+    check_artifact_path(&script)?;
+    let args = match body.args {
+        Some(args) => {
+            check_args(&args)?;
+            json!(args).to_string()
+        }
+        None => default_args,
+    };
+    if let Some(name) = &body.name {
+        check_name("run", name)?;
+    }
+    if body.timeout.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_S) {
+        return Err(ControlError::Invalid(format!(
+            "timeout: 1 to {MAX_TIMEOUT_S} seconds"
+        )));
+    }
+    let repository = repository(&control, &project_id);
+    let wanted = body.commit.unwrap_or_else(|| "main".into());
+    let (commit, files) = tokio::task::spawn_blocking(move || repository.files(&wanted))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            ControlError::NotFound(m) => {
+                ControlError::Invalid(format!("{m}: push the project first (`kiln project push`)"))
+            }
+            other => other,
+        })?;
+    if !files.contains(&script) {
+        return Err(ControlError::Invalid(format!(
+            "script '{script}' is not in commit {}: push it first",
+            &commit[..12]
+        )));
+    }
+    let id = new_id();
+    let mut tx = control.db().begin().await?;
+    if control.db().backend() == crate::Backend::Postgres {
+        sqlx::query("SELECT id FROM experiments WHERE id = $1 FOR UPDATE")
+            .bind(&experiment_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO runs (id, experiment_id, number, commit_sha, target, args, status, created_by, \
+         created_at, script, name, timeout_s) \
+         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, 'queued', $6, $7, $8, $9, $10 \
+         FROM runs WHERE experiment_id = $2",
+    )
+    .bind(&id)
+    .bind(&experiment_id)
+    .bind(&commit)
+    .bind(&target)
+    .bind(&args)
+    .bind(&scope.principal()?.user_id)
+    .bind(now_ms())
+    .bind(&script)
+    .bind(body.name.unwrap_or_default())
+    .bind(body.timeout.map(|t| t as i64))
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE r.id = $1")))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    control.notify_runs();
+    Ok((StatusCode::CREATED, Json(RunView::from_row(&row)?.json())))
+}
+
+/// `?limit=`: the newest runs first.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFilter {
+    /// Runs per page (default 100, at most 1000).
+    limit: Option<u32>,
+    /// Only runs in this status.
+    status: Option<String>,
+    /// Only runs of this project.
+    project: Option<String>,
+}
+
+/// `GET .../experiments/{experiment}/runs`.
+pub async fn list_for_experiment(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project, experiment)): Path<(String, String, String, String)>,
+    Query(filter): Query<RunFilter>,
+) -> Reply {
+    let project_id = project_id(&control, &scope, &project).await?;
+    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE r.experiment_id = $1 AND ($2 = '' OR r.status = $2) \
+         ORDER BY r.number DESC LIMIT $3"
+    )))
+    .bind(&experiment_id)
+    .bind(filter.status.clone().unwrap_or_default())
+    .bind(i64::from(filter.limit.unwrap_or(100).clamp(1, 1000)))
+    .fetch_all(control.db().pool())
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| RunView::from_row(r).map(|v| v.json()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((StatusCode::OK, Json(json!({ "items": items }))))
+}
+
+/// `GET .../workgroups/{workgroup}/runs`: the work group's runs, newest first.
+pub async fn list(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Query(filter): Query<RunFilter>,
+) -> Reply {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE p.workgroup_id = $1 AND ($2 = '' OR r.status = $2) \
+         AND ($3 = '' OR p.name = $3) ORDER BY r.created_at DESC, r.id LIMIT $4"
+    )))
+    .bind(&scope.workgroup()?.id)
+    .bind(filter.status.clone().unwrap_or_default())
+    .bind(filter.project.clone().unwrap_or_default())
+    .bind(i64::from(filter.limit.unwrap_or(100).clamp(1, 1000)))
+    .fetch_all(control.db().pool())
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| RunView::from_row(r).map(|v| v.json()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((StatusCode::OK, Json(json!({ "items": items }))))
+}
+
+/// `GET .../experiments/{experiment}/runs/{run}`: by number.
+pub async fn get_by_number(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, project, experiment, run)): Path<(String, String, String, String, String)>,
+) -> Reply {
+    let number: i64 = run
+        .parse()
+        .map_err(|_| ControlError::NotFound(format!("run '{run}' not found")))?;
+    let project_id = project_id(&control, &scope, &project).await?;
+    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE r.experiment_id = $1 AND r.number = $2"
+    )))
+    .bind(&experiment_id)
+    .bind(number)
+    .fetch_optional(control.db().pool())
+    .await?
+    .ok_or_else(|| ControlError::NotFound(format!("run '{run}' not found")))?;
+    let view = RunView::from_row(&row)?;
+    with_data(&control, view).await
+}
+
+async fn with_data(control: &ControlPlane, view: RunView) -> Reply {
+    let data = tracking::run_data(control, &view.id).await?;
+    let mut body = view.json();
+    body["data"] = data.json();
+    Ok((StatusCode::OK, Json(body)))
+}
+
+/// `GET .../workgroups/{workgroup}/runs/{run}`: a run by id, with what it logged.
+pub async fn get(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, run)): Path<(String, String, String)>,
+) -> Reply {
+    let view = run_in_scope(&control, &scope, &run).await?;
+    with_data(&control, view).await
+}
+
+/// `POST .../runs/{run}/cancel`: a queued run is canceled at once; a preparing or running one
+/// is stopped by its executor (the answer says `cancel_requested` until it has).
+pub async fn cancel(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, run)): Path<(String, String, String)>,
+) -> Reply {
+    let view = run_in_scope(&control, &scope, &run).await?;
+    let by = scope.principal()?.name.clone();
+    if is_final(&view.status) {
+        return Err(ControlError::Conflict(format!(
+            "run {} already ended ({})",
+            view.id, view.status
+        )));
+    }
+    // Queued, or logged by a tracking client: nothing executes it, so it ends now.
+    let ended = sqlx::query(
+        "UPDATE runs SET status = 'canceled', reason = $1, finished_at = $2, cancel_requested_by = $3 \
+         WHERE id = $4 AND (status = 'queued' OR executed = 0) AND status NOT IN ('completed', 'failed', 'canceled')",
+    )
+    .bind(format!("canceled by {by}"))
+    .bind(now_ms())
+    .bind(&by)
+    .bind(&view.id)
+    .execute(control.db().pool())
+    .await?;
+    if ended.rows_affected() == 0 {
+        sqlx::query(
+            "UPDATE runs SET cancel_requested_by = $1 WHERE id = $2 AND cancel_requested_by IS NULL",
+        )
+        .bind(&by)
+        .bind(&view.id)
+        .execute(control.db().pool())
+        .await?;
+    }
+    control.notify_runs();
+    control.log_written();
+    let view = run_in_scope(&control, &scope, &run).await?;
+    let mut body = view.json();
+    body["cancel_requested"] = json!(!is_final(&view.status));
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// `?offset=&follow=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Start at this byte.
+    #[serde(default)]
+    offset: u64,
+    /// Keep the response open and send output as it arrives, until the run ends.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// `GET .../runs/{run}/logs`: the run's output as text, streamed; with `follow=true`, live
+/// until the run ends.
+pub async fn logs(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, run)): Path<(String, String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, ControlError> {
+    let view = run_in_scope(&control, &scope, &run).await?;
+    let stream = log::read(control.clone(), view.id, query.offset, query.follow)
+        .map(|item| item.map_err(|e| std::io::Error::other(e.to_string())));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

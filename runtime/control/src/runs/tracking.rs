@@ -1,0 +1,387 @@
+//! Tracking of runs: parameters (immutable once set), metrics (every value with its step and
+//! timestamp), tags, and artifacts in the artifact store under `runs/<id>/artifacts/`. Kiln's
+//! own API and the MLflow-compatible one both write through here, with MLflow's rules: at most
+//! 1000 metrics, 100 parameters and 100 tags per batch; NaN kept as NaN and infinities stored as
+//! the largest finite doubles.
+
+use crate::names::check_artifact_path;
+use crate::{ControlError, ControlPlane};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value, json};
+
+/// Most metrics in one batch.
+pub const MAX_METRICS: usize = 1000;
+/// Most parameters in one batch.
+pub const MAX_PARAMS: usize = 100;
+/// Most tags in one batch.
+pub const MAX_TAGS: usize = 100;
+/// Longest key.
+pub const MAX_KEY: usize = 250;
+/// Longest parameter value.
+pub const MAX_PARAM_VALUE: usize = 6000;
+/// Longest tag value.
+pub const MAX_TAG_VALUE: usize = 8000;
+
+/// One value of a metric.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Metric {
+    /// Its name.
+    pub key: String,
+    /// Its value (JSON numbers, or `"NaN"`, `"Infinity"`, `"-Infinity"`).
+    #[serde(deserialize_with = "metric_value")]
+    pub value: f64,
+    /// Milliseconds since the epoch (default: now).
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    /// Its step (default 0).
+    #[serde(default)]
+    pub step: Option<i64>,
+}
+
+/// A metric value as a JSON number or as the strings protobuf's JSON uses for non-finite ones.
+pub fn metric_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| serde::de::Error::custom("not a number")),
+        Value::String(s) => match s.as_str() {
+            "NaN" | "nan" => Ok(f64::NAN),
+            "Infinity" | "inf" => Ok(f64::INFINITY),
+            "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+            other => other
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("'{other}' is not a number"))),
+        },
+        other => Err(serde::de::Error::custom(format!(
+            "a metric value is a number, not {other}"
+        ))),
+    }
+}
+
+/// A stored value as JSON: NaN as `"NaN"` (JSON has no NaN).
+pub fn value_json(value: f64, is_nan: bool) -> Value {
+    if is_nan || value.is_nan() {
+        json!("NaN")
+    } else {
+        json!(value)
+    }
+}
+
+/// A key of a parameter, metric or tag, by MLflow's rule: letters, digits, `_ - . / ` and
+/// space, at most 250 characters, not a path that climbs.
+pub fn check_key(kind: &str, key: &str) -> Result<(), ControlError> {
+    let fits = !key.is_empty()
+        && key.len() <= MAX_KEY
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ' '))
+        && !key.starts_with('/')
+        && !key.split('/').any(|part| part == ".." || part == ".");
+    if fits {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid(format!(
+            "invalid {kind} name '{key}': 1 to {MAX_KEY} letters, digits, '_', '-', '.', ' ' or '/', not a path that climbs"
+        )))
+    }
+}
+
+/// Records one batch in one transaction: all of it or none.
+pub async fn log_batch(
+    control: &ControlPlane,
+    run_id: &str,
+    metrics: &[Metric],
+    params: &[(String, String)],
+    tags: &[(String, String)],
+) -> Result<(), ControlError> {
+    if metrics.len() > MAX_METRICS || params.len() > MAX_PARAMS || tags.len() > MAX_TAGS {
+        return Err(ControlError::Invalid(format!(
+            "a batch holds at most {MAX_METRICS} metrics, {MAX_PARAMS} params and {MAX_TAGS} tags; this one has {}, {} and {}",
+            metrics.len(),
+            params.len(),
+            tags.len()
+        )));
+    }
+    for metric in metrics {
+        check_key("metric", &metric.key)?;
+    }
+    for (key, value) in params {
+        check_key("param", key)?;
+        if value.len() > MAX_PARAM_VALUE {
+            return Err(ControlError::Invalid(format!(
+                "param '{key}': a value holds at most {MAX_PARAM_VALUE} bytes"
+            )));
+        }
+    }
+    for (key, value) in tags {
+        check_key("tag", key)?;
+        if value.len() > MAX_TAG_VALUE {
+            return Err(ControlError::Invalid(format!(
+                "tag '{key}': a value holds at most {MAX_TAG_VALUE} bytes"
+            )));
+        }
+    }
+    for (i, (key, value)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(k, v)| k == key && v != value) {
+            return Err(ControlError::Invalid(format!(
+                "param '{key}' appears twice in the batch with different values"
+            )));
+        }
+    }
+    let now = crate::db::now_ms();
+    let mut tx = control.db().begin().await?;
+    for (key, value) in params {
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT value FROM run_params WHERE run_id = $1 AND key = $2")
+                .bind(run_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some(old) if old == *value => {}
+            Some(old) => {
+                return Err(ControlError::Invalid(format!(
+                    "param '{key}' is already '{old}': a run's params cannot change (tried '{value}')"
+                )));
+            }
+            None => {
+                sqlx::query("INSERT INTO run_params (run_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(run_id)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    for (key, value) in tags {
+        sqlx::query(
+            "INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for metric in metrics {
+        let (value, is_nan) = if metric.value.is_nan() {
+            (0.0, 1i64)
+        } else if metric.value == f64::INFINITY {
+            (f64::MAX, 0)
+        } else if metric.value == f64::NEG_INFINITY {
+            (-f64::MAX, 0)
+        } else {
+            (metric.value, 0)
+        };
+        sqlx::query(
+            "INSERT INTO run_metrics (run_id, key, value, is_nan, step, timestamp) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(run_id)
+        .bind(&metric.key)
+        .bind(value)
+        .bind(is_nan)
+        .bind(metric.step.unwrap_or(0))
+        .bind(metric.timestamp.unwrap_or(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes a tag.
+pub async fn delete_tag(
+    control: &ControlPlane,
+    run_id: &str,
+    key: &str,
+) -> Result<(), ControlError> {
+    let deleted = sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
+        .bind(run_id)
+        .bind(key)
+        .execute(control.db().pool())
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ControlError::NotFound(format!("tag '{key}' not found")));
+    }
+    Ok(())
+}
+
+/// A metric's latest value (highest step, then latest timestamp) or history entry.
+#[derive(Clone, Debug)]
+pub struct MetricValue {
+    /// Its name.
+    pub key: String,
+    /// The value (0 when NaN).
+    pub value: f64,
+    /// Whether the value is NaN.
+    pub is_nan: bool,
+    /// Its step.
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+impl MetricValue {
+    /// As Kiln's API shows it.
+    pub fn json(&self) -> Value {
+        json!({
+            "key": self.key,
+            "value": value_json(self.value, self.is_nan),
+            "step": self.step,
+            "timestamp": self.timestamp,
+        })
+    }
+}
+
+type MetricRow = (String, f64, i64, i64, i64);
+
+fn metric_of((key, value, is_nan, step, timestamp): MetricRow) -> MetricValue {
+    MetricValue {
+        key,
+        value,
+        is_nan: is_nan != 0,
+        step,
+        timestamp,
+    }
+}
+
+/// What a run logged: params, tags, and each metric's latest value.
+#[derive(Clone, Debug, Default)]
+pub struct RunData {
+    /// Parameters in key order.
+    pub params: Vec<(String, String)>,
+    /// Tags in key order.
+    pub tags: Vec<(String, String)>,
+    /// Latest value of each metric, in key order.
+    pub metrics: Vec<MetricValue>,
+}
+
+impl RunData {
+    /// As Kiln's API shows it.
+    pub fn json(&self) -> Value {
+        let params: Map<String, Value> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let tags: Map<String, Value> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let metrics: Map<String, Value> = self
+            .metrics
+            .iter()
+            .map(|m| (m.key.clone(), value_json(m.value, m.is_nan)))
+            .collect();
+        json!({ "params": params, "metrics": metrics, "tags": tags })
+    }
+}
+
+/// A run's params, tags and latest metrics.
+pub async fn run_data(control: &ControlPlane, run_id: &str) -> Result<RunData, ControlError> {
+    let pool = control.db().pool();
+    let params = sqlx::query_as("SELECT key, value FROM run_params WHERE run_id = $1 ORDER BY key")
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?;
+    let tags = sqlx::query_as("SELECT key, value FROM run_tags WHERE run_id = $1 ORDER BY key")
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?;
+    // The latest of each key: highest step, then latest timestamp (MLflow's rule).
+    let rows: Vec<MetricRow> = sqlx::query_as(
+        "SELECT key, value, is_nan, step, timestamp FROM run_metrics WHERE run_id = $1 \
+         ORDER BY key, step DESC, timestamp DESC",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let mut metrics: Vec<MetricValue> = Vec::new();
+    for row in rows {
+        if metrics.last().is_some_and(|m| m.key == row.0) {
+            continue;
+        }
+        metrics.push(metric_of(row));
+    }
+    Ok(RunData {
+        params,
+        tags,
+        metrics,
+    })
+}
+
+/// Every value of one metric, by step then timestamp.
+pub async fn metric_history(
+    control: &ControlPlane,
+    run_id: &str,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<MetricValue>, ControlError> {
+    let rows: Vec<MetricRow> = sqlx::query_as(
+        "SELECT key, value, is_nan, step, timestamp FROM run_metrics WHERE run_id = $1 AND key = $2 \
+         ORDER BY step, timestamp LIMIT $3",
+    )
+    .bind(run_id)
+    .bind(key)
+    .bind(limit)
+    .fetch_all(control.db().pool())
+    .await?;
+    Ok(rows.into_iter().map(metric_of).collect())
+}
+
+/// The artifact store area of a run's artifacts.
+pub fn artifact_area(run_id: &str) -> [&str; 3] {
+    ["runs", run_id, "artifacts"]
+}
+
+/// Checks an artifact path (relative, no climbing, no oddities) and returns it without a
+/// trailing `/`.
+pub fn check_artifact(path: &str) -> Result<&str, ControlError> {
+    let path = path.trim_end_matches('/');
+    check_artifact_path(path)?;
+    Ok(path)
+}
+
+/// The artifacts directly under `dir` ("" for the top): `(path, is_dir, size)`.
+pub async fn list_artifacts(
+    control: &ControlPlane,
+    run_id: &str,
+    dir: &str,
+) -> Result<Vec<(String, bool, u64)>, ControlError> {
+    let dir = if dir.is_empty() {
+        ""
+    } else {
+        check_artifact(dir)?
+    };
+    let all = control.artifacts().list(&artifact_area(run_id)).await?;
+    let mut items: Vec<(String, bool, u64)> = Vec::new();
+    for (path, size) in all {
+        let rest = if dir.is_empty() {
+            path.as_str()
+        } else if let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) {
+            rest
+        } else {
+            continue;
+        };
+        let full = |name: &str| {
+            if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
+        match rest.split_once('/') {
+            Some((child, _)) => {
+                let child = full(child);
+                if !items.iter().any(|(p, d, _)| *d && *p == child) {
+                    items.push((child, true, 0));
+                }
+            }
+            None => items.push((full(rest), false, size)),
+        }
+    }
+    Ok(items)
+}
