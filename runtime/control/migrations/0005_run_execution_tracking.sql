@@ -43,3 +43,6 @@ CREATE TABLE run_metrics (
     timestamp BIGINT NOT NULL
 );
 CREATE INDEX run_metrics_key ON run_metrics (run_id, key, step, timestamp);
+
+-- Where a model version's files came from, as its registrar named it (an MLflow source URI).
+ALTER TABLE model_versions ADD COLUMN source TEXT NOT NULL DEFAULT '';

@@ -4,8 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, environments, experiments, images, manifests, models, projects, runs, runtime,
-    teams, tracking, users, workgroups,
+    deployments, environments, experiments, images, manifests, mlflow, models, projects, runs,
+    runtime, teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -472,6 +472,60 @@ pub fn table() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(tracking::get_artifact)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
+            "mlflowGet",
+            "MLflow tracking and registry API (reads: reader; writes: contributor, checked per operation)",
+            Workgroup(W::Reader),
+            Empty,
+            get(mlflow::dispatch)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
+            "mlflowPost",
+            "MLflow tracking and registry API (reads: reader; writes: contributor, checked per operation)",
+            Workgroup(W::Reader),
+            Json,
+            post(mlflow::dispatch)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
+            "mlflowDelete",
+            "MLflow tracking and registry API (reads: reader; writes: contributor, checked per operation)",
+            Workgroup(W::Reader),
+            Empty,
+            delete(mlflow::dispatch)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts",
+            "mlflowListArtifacts",
+            "MLflow artifact proxy: list a directory of a run's artifacts (?path=)",
+            Workgroup(W::Reader),
+            Empty,
+            get(mlflow::list_artifacts)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            "mlflowGetArtifact",
+            "MLflow artifact proxy: download a run's artifact",
+            Workgroup(W::Reader),
+            Empty,
+            get(mlflow::artifact)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            "mlflowPutArtifact",
+            "MLflow artifact proxy: upload a run's artifact (contributor)",
+            Workgroup(W::Reader),
+            Bytes,
+            put(mlflow::artifact)
         ),
         route!(
             GET,

@@ -6,6 +6,7 @@ pub mod environments;
 pub mod experiments;
 pub mod images;
 pub mod manifests;
+pub mod mlflow;
 pub mod models;
 pub mod projects;
 pub mod runs;
