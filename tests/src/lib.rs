@@ -5,6 +5,8 @@
 //! in the README builds both before `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod runs;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -550,7 +552,12 @@ impl Up {
             .envs(env.iter().copied())
             .arg("up")
             .args(["--data-dir", data.to_str().unwrap()])
-            .args(["--api-addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"])
+            .args(if args.contains(&"--api-addr") {
+                &[][..]
+            } else {
+                &["--api-addr", "127.0.0.1:0"][..]
+            })
+            .args(["--addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--cache-dir", &test_cache()])
             .args(args)
@@ -662,6 +669,17 @@ impl Up {
     /// Everything logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// A field of the process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

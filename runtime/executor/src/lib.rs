@@ -64,6 +64,8 @@ pub struct Job {
     pub cache: PathBuf,
     /// Environment variables for the run: tracking URL, token, run id.
     pub env: Vec<(String, String)>,
+    /// Python modules Kiln gives every run (its tracking helper), to put on `PYTHONPATH`.
+    pub helpers: PathBuf,
 }
 
 /// Where a run is.

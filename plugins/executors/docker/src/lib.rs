@@ -81,12 +81,17 @@ fn container_name(run_id: &str) -> String {
     format!("kiln-run-{run_id}")
 }
 
-/// The run's code as a tar archive rooted at [`CODE_DIR`].
-fn code_archive(code: &Path) -> Result<Vec<u8>, ExecError> {
+/// Where Kiln's Python helpers are copied to in the container (on `PYTHONPATH`).
+const HELPERS_DIR: &str = "/kiln/python";
+
+/// The run's code and Kiln's helpers as one tar archive, rooted at [`CODE_DIR`] and
+/// [`HELPERS_DIR`].
+fn code_archive(code: &Path, helpers: &Path) -> Result<Vec<u8>, ExecError> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     builder
         .append_dir_all(CODE_DIR.trim_start_matches('/'), code)
+        .and_then(|_| builder.append_dir_all(HELPERS_DIR.trim_start_matches('/'), helpers))
         .and_then(|_| builder.into_inner())
         .map_err(|e| ExecError::Failed(format!("cannot archive the run's code: {e}")))
 }
@@ -206,6 +211,7 @@ impl Executor for DockerExecutor {
             cmd.extend(job.args.iter().cloned());
             let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             env.push("PYTHONUNBUFFERED=1".into());
+            env.push(format!("PYTHONPATH={HELPERS_DIR}"));
             let host_config = HostConfig {
                 memory: target.number("memory_mb").map(|m| (m as i64) << 20),
                 nano_cpus: target.number("cpus").map(|c| c as i64 * 1_000_000_000),
@@ -233,8 +239,8 @@ impl Executor for DockerExecutor {
                 .map_err(|e| api_error(&host, "creating the container", e))?;
             let id = created.id;
             let started = async {
-                let code = job.code.clone();
-                let archive = tokio::task::spawn_blocking(move || code_archive(&code))
+                let (code, helpers) = (job.code.clone(), job.helpers.clone());
+                let archive = tokio::task::spawn_blocking(move || code_archive(&code, &helpers))
                     .await
                     .map_err(|e| ExecError::Failed(e.to_string()))??;
                 docker

@@ -168,6 +168,10 @@ impl Executor for LocalExecutor {
             }
             let mut env = job.env.clone();
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+            env.push((
+                "PYTHONPATH".into(),
+                job.helpers.to_string_lossy().into_owned(),
+            ));
             let mut args = vec![job.script.clone()];
             args.extend(job.args.iter().cloned());
             let handle = process::spawn(&Spec {

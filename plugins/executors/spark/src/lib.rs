@@ -171,6 +171,10 @@ impl Executor for SparkExecutor {
             env.push(("PYSPARK_PYTHON".into(), python.to_string()));
             env.push(("PYSPARK_DRIVER_PYTHON".into(), python.to_string()));
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+            env.push((
+                "PYTHONPATH".into(),
+                job.helpers.to_string_lossy().into_owned(),
+            ));
             let handle = process::spawn(&Spec {
                 program: spark_submit(target).to_string(),
                 args,

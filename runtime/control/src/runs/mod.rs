@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// Kiln's Python tracking helper (`sdk/python/kiln_tracking.py`), on every run's `PYTHONPATH`.
+const TRACKING_HELPER: &str = include_str!("../../../../sdk/python/kiln_tracking.py");
+
 /// The states a run ends in.
 pub const FINAL: &[&str] = &["completed", "failed", "canceled"];
 
@@ -630,6 +633,15 @@ impl Runner {
             ("MLFLOW_RUN_ID".into(), run.id.clone()),
             ("MLFLOW_EXPERIMENT_ID".into(), run.experiment_id.clone()),
         ];
+        let helpers = work.join("python");
+        tokio::fs::create_dir_all(&helpers).await.map_err(|e| {
+            ControlError::Unavailable(format!("cannot create {}: {e}", helpers.display()))
+        })?;
+        tokio::fs::write(helpers.join("kiln_tracking.py"), TRACKING_HELPER)
+            .await
+            .map_err(|e| {
+                ControlError::Unavailable(format!("cannot write the tracking helper: {e}"))
+            })?;
         let job = Job {
             run_id: run.id.clone(),
             script: run.script.clone(),
@@ -638,6 +650,7 @@ impl Runner {
             work: work.to_path_buf(),
             cache: self.control.settings().cache_dir.clone(),
             env,
+            helpers,
         };
         let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
         let submitting = async move {

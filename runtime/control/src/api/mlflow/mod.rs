@@ -110,7 +110,11 @@ impl Request {
                 .map_err(|e| ControlError::Invalid(format!("the body is not JSON: {e}")))?;
             match parsed {
                 Value::Object(map) => fields.extend(map),
-                _ => return Err(ControlError::Invalid("the body is not a JSON object".into())),
+                _ => {
+                    return Err(ControlError::Invalid(
+                        "the body is not a JSON object".into(),
+                    ));
+                }
             }
         }
         Ok(Request { fields })
@@ -128,9 +132,9 @@ impl Request {
 
     /// A required text field.
     pub fn required(&self, key: &str) -> Result<String, ControlError> {
-        self.text(key)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ControlError::Invalid(format!("missing value for required parameter '{key}'")))
+        self.text(key).filter(|s| !s.is_empty()).ok_or_else(|| {
+            ControlError::Invalid(format!("missing value for required parameter '{key}'"))
+        })
     }
 
     /// An integer field (a JSON number or a string of one), if given.
@@ -377,7 +381,9 @@ pub async fn artifact(
         let path = params.get("path").cloned().unwrap_or_default();
         let (run, rest) = artifact_target(&control, &project, &path).await?;
         if rest.is_empty() {
-            return Err(ControlError::Invalid("an artifact path names a file".into()));
+            return Err(ControlError::Invalid(
+                "an artifact path names a file".into(),
+            ));
         }
         match method {
             Method::PUT => {
@@ -391,11 +397,7 @@ pub async fn artifact(
             }
             Method::GET => {
                 let bytes = control.artifacts().get(&artifact_area(&run), &rest).await?;
-                Ok((
-                    [(header::CONTENT_TYPE, "application/octet-stream")],
-                    bytes,
-                )
-                    .into_response())
+                Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
             }
             _ => Err(ControlError::Invalid(format!(
                 "{method} is not supported on artifacts"

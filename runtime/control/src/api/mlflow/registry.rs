@@ -156,7 +156,10 @@ pub async fn search_models(control: &ControlPlane, scope: &Scope, r: &Request) -
 }
 
 /// A filter on names: `name = 'x'`, `name LIKE 'x%'`, `name ILIKE '%x%'`, or none.
-fn name_filter(filter: &str) -> Result<Box<dyn Fn(&str) -> bool + Send + Sync>, ControlError> {
+/// A test of a model's name.
+type NameFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+fn name_filter(filter: &str) -> Result<NameFilter, ControlError> {
     let filter = filter.trim();
     if filter.is_empty() {
         return Ok(Box::new(|_| true));
@@ -164,7 +167,11 @@ fn name_filter(filter: &str) -> Result<Box<dyn Fn(&str) -> bool + Send + Sync>, 
     let rest = filter
         .strip_prefix("name")
         .map(str::trim_start)
-        .ok_or_else(|| ControlError::Invalid(format!("unsupported filter '{filter}': name = / LIKE / ILIKE")))?;
+        .ok_or_else(|| {
+            ControlError::Invalid(format!(
+                "unsupported filter '{filter}': name = / LIKE / ILIKE"
+            ))
+        })?;
     let unquote = |v: &str| v.trim().trim_matches(['\'', '"']).to_string();
     if let Some(value) = rest.strip_prefix('=') {
         let wanted = kiln_name(&unquote(value));
@@ -180,7 +187,9 @@ fn name_filter(filter: &str) -> Result<Box<dyn Fn(&str) -> bool + Send + Sync>, 
             "unsupported filter '{filter}': name = / LIKE / ILIKE"
         )));
     };
-    Ok(Box::new(move |name| super::runs::like(name, &pattern, fold)))
+    Ok(Box::new(move |name| {
+        super::runs::like(name, &pattern, fold)
+    }))
 }
 
 /// `registered-models/get-latest-versions`: the latest version (Kiln has no stages).
@@ -206,7 +215,10 @@ fn parse_source(source: &str) -> Result<(String, String), ControlError> {
         ))
     };
     if let Some(rest) = source.strip_prefix("runs:/") {
-        let (run, path) = rest.trim_start_matches('/').split_once('/').ok_or_else(bad)?;
+        let (run, path) = rest
+            .trim_start_matches('/')
+            .split_once('/')
+            .ok_or_else(bad)?;
         return Ok((run.to_string(), path.to_string()));
     }
     let rest = source
@@ -363,9 +375,9 @@ pub async fn delete_alias(control: &ControlPlane, scope: &Scope, r: &Request) ->
 pub async fn get_by_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
     let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
     let alias = r.required("alias")?;
-    let (_, version) = version_of(control, &id, &alias).await.map_err(|_| {
-        ControlError::NotFound(format!("alias '{alias}' of {name} not found"))
-    })?;
+    let (_, version) = version_of(control, &id, &alias)
+        .await
+        .map_err(|_| ControlError::NotFound(format!("alias '{alias}' of {name} not found")))?;
     Ok(Json(json!({
         "model_version": version_json(control, &name, &id, version).await?,
     })))
@@ -383,7 +395,8 @@ mod tests {
             (run.to_string(), "model".to_string())
         );
         assert_eq!(
-            parse_source(&format!("mlflow-artifacts:/e1/{run}/artifacts/model/sub")).expect("proxy"),
+            parse_source(&format!("mlflow-artifacts:/e1/{run}/artifacts/model/sub"))
+                .expect("proxy"),
             (run.to_string(), "model/sub".to_string())
         );
         assert!(parse_source("s3://bucket/model").is_err());

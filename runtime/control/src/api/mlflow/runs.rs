@@ -73,15 +73,13 @@ async fn experiment(
             None => match insert_experiment(control, project, DEFAULT_EXPERIMENT).await {
                 Ok(made) => made,
                 // Made by a concurrent request meanwhile.
-                Err(ControlError::Conflict(_)) => {
-                    sqlx::query_as(
-                        "SELECT id, created_at FROM experiments WHERE project_id = $1 AND name = $2",
-                    )
-                    .bind(&project.id)
-                    .bind(DEFAULT_EXPERIMENT)
-                    .fetch_one(control.db().pool())
-                    .await?
-                }
+                Err(ControlError::Conflict(_)) => sqlx::query_as(
+                    "SELECT id, created_at FROM experiments WHERE project_id = $1 AND name = $2",
+                )
+                .bind(&project.id)
+                .bind(DEFAULT_EXPERIMENT)
+                .fetch_one(control.db().pool())
+                .await?,
                 Err(e) => return Err(e),
             },
         };
@@ -107,7 +105,9 @@ pub async fn create_experiment(control: &ControlPlane, project: &Project, r: &Re
 /// `experiments/get`.
 pub async fn get_experiment(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let (id, name, created) = experiment(control, project, &r.required("experiment_id")?).await?;
-    Ok(Json(json!({ "experiment": experiment_json(&id, &name, created) })))
+    Ok(Json(
+        json!({ "experiment": experiment_json(&id, &name, created) }),
+    ))
 }
 
 /// `experiments/get-by-name`.
@@ -128,15 +128,18 @@ pub async fn get_experiment_by_name(
     .bind(&name)
     .fetch_optional(control.db().pool())
     .await?;
-    let (id, name, created) = found.ok_or_else(|| {
-        ControlError::NotFound(format!("experiment '{wanted}' does not exist"))
-    })?;
-    Ok(Json(json!({ "experiment": experiment_json(&id, &name, created) })))
+    let (id, name, created) = found
+        .ok_or_else(|| ControlError::NotFound(format!("experiment '{wanted}' does not exist")))?;
+    Ok(Json(
+        json!({ "experiment": experiment_json(&id, &name, created) }),
+    ))
 }
 
 async fn get_experiment_by_id(control: &ControlPlane, project: &Project, id: &str) -> Reply {
     let (id, name, created) = experiment(control, project, id).await?;
-    Ok(Json(json!({ "experiment": experiment_json(&id, &name, created) })))
+    Ok(Json(
+        json!({ "experiment": experiment_json(&id, &name, created) }),
+    ))
 }
 
 /// `experiments/search`: the project's experiments (by name).
@@ -234,7 +237,9 @@ async fn run_of(
         .text("run_id")
         .or_else(|| r.text("run_uuid"))
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ControlError::Invalid("missing value for required parameter 'run_id'".into()))?;
+        .ok_or_else(|| {
+            ControlError::Invalid("missing value for required parameter 'run_id'".into())
+        })?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{RUN_SELECT} WHERE r.id = $1 AND e.project_id = $2"
     )))
@@ -258,7 +263,11 @@ pub async fn create_run(
     let tags = r.pairs("tags")?;
     let run_name = r
         .text("run_name")
-        .or_else(|| tags.iter().find(|(k, _)| k == "mlflow.runName").map(|(_, v)| v.clone()))
+        .or_else(|| {
+            tags.iter()
+                .find(|(k, _)| k == "mlflow.runName")
+                .map(|(_, v)| v.clone())
+        })
         .unwrap_or_default();
     if run_name.len() > 250 || run_name.chars().any(char::is_control) {
         return Err(MlflowError(ControlError::Invalid(
@@ -416,7 +425,10 @@ pub async fn log_batch(control: &ControlPlane, project: &Project, r: &Request) -
 pub async fn metric_history(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
     let key = r.required("metric_key")?;
-    let limit = r.integer("max_results")?.unwrap_or(100_000).clamp(1, 100_000);
+    let limit = r
+        .integer("max_results")?
+        .unwrap_or(100_000)
+        .clamp(1, 100_000);
     let history = tracking::metric_history(control, &view.id, &key, limit).await?;
     let metrics: Vec<Value> = history
         .iter()
@@ -685,8 +697,12 @@ impl Candidate {
             match (&actual, expected) {
                 (Literal::Number(a), Literal::Number(b)) => a.partial_cmp(b),
                 (Literal::Text(a), Literal::Text(b)) => Some(a.cmp(b)),
-                (Literal::Number(a), Literal::Text(b)) => b.parse::<f64>().ok().and_then(|b| a.partial_cmp(&b)),
-                (Literal::Text(a), Literal::Number(b)) => a.parse::<f64>().ok().and_then(|a| a.partial_cmp(b)),
+                (Literal::Number(a), Literal::Text(b)) => {
+                    b.parse::<f64>().ok().and_then(|b| a.partial_cmp(&b))
+                }
+                (Literal::Text(a), Literal::Number(b)) => {
+                    a.parse::<f64>().ok().and_then(|a| a.partial_cmp(b))
+                }
             }
         };
         let expected = &clause.values;
@@ -719,7 +735,11 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
     let mut experiment_ids: Vec<String> = match r.value("experiment_ids") {
         Some(Value::Array(ids)) => ids
             .iter()
-            .filter_map(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+            .filter_map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_i64().map(|n| n.to_string()))
+            })
             .collect(),
         Some(Value::String(id)) => vec![id.clone()],
         _ => vec![],
@@ -732,7 +752,10 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
     let offset: usize = r
         .text("page_token")
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse().map_err(|_| ControlError::Invalid("invalid page_token".into())))
+        .map(|t| {
+            t.parse()
+                .map_err(|_| ControlError::Invalid("invalid page_token".into()))
+        })
         .transpose()?
         .unwrap_or(0);
     let mut candidates = Vec::new();

@@ -1,0 +1,199 @@
+//! Support for the run tests: a work group with a project, pushes, targets, submissions, waits.
+
+use crate::{Up, call, tar_of};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The Python of `target/py` (scikit-learn, mlflow, pyspark), installed by tests/run.
+pub fn test_python() -> PathBuf {
+    let python = crate::repo().join("target/py/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/run (it makes the venv)",
+        python.display()
+    );
+    python
+}
+
+/// A training script: scikit-learn's logistic regression on iris, logged with Kiln's Python
+/// helper; `--fail N` exits with N, `--sleep S` waits first, printing a line a tenth of a
+/// second.
+pub const TRAIN_PY: &str = r#"import argparse, json, os, sys, time
+import kiln_tracking as kiln
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--C", type=float, default=1.0)
+parser.add_argument("--fail", type=int, default=0)
+parser.add_argument("--sleep", type=float, default=0)
+args = parser.parse_args()
+print("training with C", args.C, flush=True)
+deadline = time.time() + args.sleep
+tick = 0
+while time.time() < deadline:
+    print("tick", tick, flush=True)
+    tick += 1
+    time.sleep(0.1)
+if args.fail:
+    print("failing on purpose", file=sys.stderr, flush=True)
+    sys.exit(args.fail)
+X, y = load_iris(return_X_y=True)
+model = LogisticRegression(C=args.C, max_iter=1000).fit(X, y)
+accuracy = model.score(X, y)
+kiln.log_params({"C": args.C, "solver": model.solver})
+for step, loss in enumerate([1.0, 0.5, 0.25]):
+    kiln.log_metric("loss", loss, step=step)
+kiln.log_metric("accuracy", accuracy)
+kiln.set_tag("dataset", "iris")
+os.makedirs("out/model", exist_ok=True)
+with open("out/model/weights.json", "w") as f:
+    json.dump({"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist()}, f)
+kiln.log_artifacts("out/model", "model")
+print("accuracy", accuracy, flush=True)
+"#;
+
+/// A team `lab`, a work group `vision` and a project `flowers` on a running `kiln up`.
+pub struct Lab<'a> {
+    /// The installation.
+    pub up: &'a Up,
+    /// The admin's token.
+    pub token: String,
+}
+
+/// The work group's API path.
+pub const WG: &str = "/api/v1/teams/lab/workgroups/vision";
+
+impl<'a> Lab<'a> {
+    /// Creates the team, work group and project.
+    pub fn new(up: &'a Up, token: &str) -> Lab<'a> {
+        let lab = Lab {
+            up,
+            token: token.to_string(),
+        };
+        lab.ok("POST", "/api/v1/teams", Some(&json!({ "name": "lab" })));
+        lab.ok(
+            "POST",
+            "/api/v1/teams/lab/workgroups",
+            Some(&json!({ "name": "vision" })),
+        );
+        lab.ok(
+            "POST",
+            &format!("{WG}/projects"),
+            Some(&json!({ "name": "flowers" })),
+        );
+        lab
+    }
+
+    /// An API call that must succeed.
+    pub fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.up.ok(method, path, &self.token, body)
+    }
+
+    /// Pushes files as the project's next commit; returns it.
+    pub fn push(&self, files: &[(&str, &[u8])]) -> String {
+        let reply = call(
+            "POST",
+            &format!("{}{WG}/projects/flowers/commits", self.up.api),
+            &[
+                ("Authorization", &format!("Bearer {}", self.token)),
+                ("Content-Type", "application/x-tar"),
+            ],
+            Some(&tar_of(files)),
+        );
+        assert_eq!(
+            reply.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["commit"].as_str().unwrap().to_string()
+    }
+
+    /// Adds an execution target.
+    pub fn target(&self, name: &str, kind: &str, config: Value) -> Value {
+        self.ok(
+            "POST",
+            &format!("{WG}/targets"),
+            Some(&json!({ "name": name, "kind": kind, "config": config })),
+        )
+    }
+
+    /// Creates experiment `name` running `script` (once; later calls find it).
+    pub fn experiment(&self, name: &str, script: &str) {
+        let path = format!("{WG}/projects/flowers/experiments");
+        let exists = self
+            .up
+            .api("GET", &format!("{path}/{name}"), Some(&self.token), None);
+        if exists.status == 404 {
+            self.ok(
+                "POST",
+                &path,
+                Some(&json!({ "name": name, "script": script })),
+            );
+        }
+    }
+
+    /// Submits a run; returns the reply (its status and body).
+    pub fn try_submit(&self, experiment: &str, body: Value) -> crate::Reply {
+        self.up.api(
+            "POST",
+            &format!("{WG}/projects/flowers/experiments/{experiment}/runs"),
+            Some(&self.token),
+            Some(&body),
+        )
+    }
+
+    /// Submits a run that must be accepted; returns its id.
+    pub fn submit(&self, experiment: &str, body: Value) -> String {
+        let reply = self.try_submit(experiment, body);
+        assert_eq!(
+            reply.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// The run, with what it logged.
+    pub fn run(&self, id: &str) -> Value {
+        self.ok("GET", &format!("{WG}/runs/{id}"), None)
+    }
+
+    /// Waits (at most `limit`) until the run is in one of `states`; returns it.
+    pub fn wait_for(&self, id: &str, states: &[&str], limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let run = self.run(id);
+            if states.iter().any(|s| run["status"] == *s) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} is still {} after {limit:?}: {run}\nlog:\n{}\n{}",
+                run["status"],
+                self.logs(id),
+                self.up.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the run has ended; returns it.
+    pub fn wait(&self, id: &str, limit: Duration) -> Value {
+        self.wait_for(id, &["completed", "failed", "canceled"], limit)
+    }
+
+    /// The run's log so far.
+    pub fn logs(&self, id: &str) -> String {
+        let reply = self.up.api(
+            "GET",
+            &format!("{WG}/runs/{id}/logs"),
+            Some(&self.token),
+            None,
+        );
+        String::from_utf8_lossy(&reply.body).into_owned()
+    }
+}
