@@ -72,8 +72,11 @@ impl Executor for SparkExecutor {
             let master = master(target)?;
             let reached = reach_master(master).await?;
             let submit = spark_submit(target);
+            // pip's spark-submit finds Spark through the Python that has pyspark.
             let output = tokio::process::Command::new(submit)
                 .arg("--version")
+                .env("PYSPARK_PYTHON", python(target))
+                .env("PYSPARK_DRIVER_PYTHON", python(target))
                 .output()
                 .await
                 .map_err(|e| ExecError::Unreachable(format!("'{submit}' cannot run: {e}")))?;

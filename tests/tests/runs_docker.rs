@@ -1,0 +1,164 @@
+//! Runs on the docker target against a real Docker Engine API: podman's, which tests/run
+//! starts (`$KILN_TEST_DOCKER_HOST`) with a Debian image holding Python and scikit-learn that it
+//! builds locally (`$KILN_TEST_PYTHON_IMAGE`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kiln_tests::runs::{Lab, TRAIN_PY, WG};
+use kiln_tests::{Up, temp_dir};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(300);
+
+fn docker_host() -> String {
+    let host = std::env::var("KILN_TEST_DOCKER_HOST")
+        .unwrap_or_else(|_| "unix:///tmp/podman.sock".into());
+    let socket = host.strip_prefix("unix://").unwrap_or(&host);
+    assert!(
+        std::path::Path::new(socket).exists(),
+        "no Docker API at {host}: run tests/run, which starts podman's"
+    );
+    host
+}
+
+fn python_image() -> String {
+    std::env::var("KILN_TEST_PYTHON_IMAGE").unwrap_or_else(|_| "localhost/kiln-python:test".into())
+}
+
+/// `GET path` on the Docker API itself, as `(status, body)`.
+fn docker_api(path: &str) -> (u16, Value) {
+    let host = docker_host();
+    let socket = host.strip_prefix("unix://").unwrap();
+    let output = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--unix-socket", socket])
+        .arg(format!("http://docker/v1.41{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn docker_target(lab: &Lab, name: &str, extra: Value) {
+    let mut config = json!({
+        "host": docker_host(),
+        "image": python_image(),
+        "network": "host",
+        "memory_mb": 1024,
+        "cpus": 1,
+    });
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    lab.target(name, "docker", config);
+}
+
+#[test]
+fn the_training_script_runs_in_a_container() {
+    let data = temp_dir("docker-train");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    let commit = lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+    docker_target(&lab, "docker", json!({}));
+    let test = lab.ok("POST", &format!("{WG}/targets/docker/test"), None);
+    assert_eq!(test["reachable"], true, "{test}");
+    let message = test["message"].as_str().unwrap();
+    assert!(message.contains("Podman Engine") || message.contains("Docker"), "{test}");
+    assert!(message.contains("is present"), "{test}");
+    lab.experiment("train", "train.py");
+    let id = lab.submit("train", json!({ "target": "docker", "args": ["--C", "0.5"] }));
+    let run = lab.wait(&id, LONG);
+    let log = lab.logs(&id);
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["commit"], json!(commit));
+    assert!(log.contains("kiln: container "), "{log}");
+    assert!(log.contains("training with C 0.5"), "{log}");
+    assert_eq!(run["data"]["params"]["C"], "0.5");
+    assert!(run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{run}");
+    let artifacts = lab.ok("GET", &format!("{WG}/runs/{id}/artifacts?path=model"), None);
+    assert_eq!(artifacts["items"][0]["path"], "model/weights.json");
+    // The container is removed once the run ended.
+    let (status, _) = docker_api(&format!("/containers/kiln-run-{id}/json"));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn container_failures_end_in_a_clear_state() {
+    let data = temp_dir("docker-fail");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+    docker_target(&lab, "docker", json!({}));
+    docker_target(&lab, "nowhere", json!({ "image": "localhost/kiln-no-such-image:1" }));
+    docker_target(&lab, "closed", json!({ "host": "unix:///tmp/kiln-no-docker.sock" }));
+    lab.experiment("train", "train.py");
+
+    let id = lab.submit("train", json!({ "target": "docker", "args": ["--fail", "3"] }));
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["exit_code"], 3);
+    assert_eq!(run["reason"], "exit code 3");
+    assert!(lab.logs(&id).contains("failing on purpose"));
+
+    let id = lab.submit("train", json!({ "target": "nowhere" }));
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "failed");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("image 'localhost/kiln-no-such-image:1' is not on the Docker host")
+            && reason.contains("cannot be pulled"),
+        "{reason}"
+    );
+
+    let test = lab.ok("POST", &format!("{WG}/targets/closed/test"), None);
+    assert_eq!(test["reachable"], false);
+    assert!(
+        test["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the Docker API at unix:///tmp/kiln-no-docker.sock"),
+        "{test}"
+    );
+    let id = lab.submit("train", json!({ "target": "closed" }));
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the Docker API at unix:///tmp/kiln-no-docker.sock"),
+        "{run}"
+    );
+    assert!(lab.logs(&id).contains("kiln: failed: cannot reach the Docker API"));
+}
+
+#[test]
+fn a_canceled_container_is_stopped_and_removed() {
+    let data = temp_dir("docker-cancel");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+    docker_target(&lab, "docker", json!({}));
+    lab.experiment("train", "train.py");
+    let id = lab.submit("train", json!({ "target": "docker", "args": ["--sleep", "120"] }));
+    lab.wait_for(&id, &["running"], LONG);
+    while !lab.logs(&id).contains("tick 2") {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, inspected) = docker_api(&format!("/containers/kiln-run-{id}/json"));
+    assert_eq!(status, 200);
+    assert_eq!(inspected["State"]["Running"], true);
+    assert_eq!(inspected["Config"]["Labels"]["kiln.run"], json!(id));
+    assert_eq!(inspected["HostConfig"]["Memory"], 1024 * 1024 * 1024);
+    lab.ok("POST", &format!("{WG}/runs/{id}/cancel"), None);
+    let run = lab.wait(&id, Duration::from_secs(60));
+    assert_eq!(run["status"], "canceled");
+    let (status, _) = docker_api(&format!("/containers/kiln-run-{id}/json"));
+    assert_eq!(status, 404);
+}
