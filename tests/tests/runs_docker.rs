@@ -12,8 +12,8 @@ use std::time::Duration;
 const LONG: Duration = Duration::from_secs(300);
 
 fn docker_host() -> String {
-    let host = std::env::var("KILN_TEST_DOCKER_HOST")
-        .unwrap_or_else(|_| "unix:///tmp/podman.sock".into());
+    let host =
+        std::env::var("KILN_TEST_DOCKER_HOST").unwrap_or_else(|_| "unix:///tmp/podman.sock".into());
     let socket = host.strip_prefix("unix://").unwrap_or(&host);
     assert!(
         std::path::Path::new(socket).exists(),
@@ -68,10 +68,16 @@ fn the_training_script_runs_in_a_container() {
     let test = lab.ok("POST", &format!("{WG}/targets/docker/test"), None);
     assert_eq!(test["reachable"], true, "{test}");
     let message = test["message"].as_str().unwrap();
-    assert!(message.contains("Podman Engine") || message.contains("Docker"), "{test}");
+    assert!(
+        message.contains("Podman Engine") || message.contains("Docker"),
+        "{test}"
+    );
     assert!(message.contains("is present"), "{test}");
     lab.experiment("train", "train.py");
-    let id = lab.submit("train", json!({ "target": "docker", "args": ["--C", "0.5"] }));
+    let id = lab.submit(
+        "train",
+        json!({ "target": "docker", "args": ["--C", "0.5"] }),
+    );
     let run = lab.wait(&id, LONG);
     let log = lab.logs(&id);
     assert_eq!(run["status"], "completed", "{run}\n{log}");
@@ -80,7 +86,10 @@ fn the_training_script_runs_in_a_container() {
     assert!(log.contains("kiln: container "), "{log}");
     assert!(log.contains("training with C 0.5"), "{log}");
     assert_eq!(run["data"]["params"]["C"], "0.5");
-    assert!(run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{run}");
+    assert!(
+        run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9,
+        "{run}"
+    );
     let artifacts = lab.ok("GET", &format!("{WG}/runs/{id}/artifacts?path=model"), None);
     assert_eq!(artifacts["items"][0]["path"], "model/weights.json");
     // The container is removed once the run ended.
@@ -95,11 +104,22 @@ fn container_failures_end_in_a_clear_state() {
     let lab = Lab::new(&up, &up.admin());
     lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
     docker_target(&lab, "docker", json!({}));
-    docker_target(&lab, "nowhere", json!({ "image": "localhost/kiln-no-such-image:1" }));
-    docker_target(&lab, "closed", json!({ "host": "unix:///tmp/kiln-no-docker.sock" }));
+    docker_target(
+        &lab,
+        "nowhere",
+        json!({ "image": "localhost/kiln-no-such-image:1" }),
+    );
+    docker_target(
+        &lab,
+        "closed",
+        json!({ "host": "unix:///tmp/kiln-no-docker.sock" }),
+    );
     lab.experiment("train", "train.py");
 
-    let id = lab.submit("train", json!({ "target": "docker", "args": ["--fail", "3"] }));
+    let id = lab.submit(
+        "train",
+        json!({ "target": "docker", "args": ["--fail", "3"] }),
+    );
     let run = lab.wait(&id, LONG);
     assert_eq!(run["status"], "failed");
     assert_eq!(run["exit_code"], 3);
@@ -135,7 +155,10 @@ fn container_failures_end_in_a_clear_state() {
             .contains("cannot reach the Docker API at unix:///tmp/kiln-no-docker.sock"),
         "{run}"
     );
-    assert!(lab.logs(&id).contains("kiln: failed: cannot reach the Docker API"));
+    assert!(
+        lab.logs(&id)
+            .contains("kiln: failed: cannot reach the Docker API")
+    );
 }
 
 #[test]
@@ -146,7 +169,10 @@ fn a_canceled_container_is_stopped_and_removed() {
     lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
     docker_target(&lab, "docker", json!({}));
     lab.experiment("train", "train.py");
-    let id = lab.submit("train", json!({ "target": "docker", "args": ["--sleep", "120"] }));
+    let id = lab.submit(
+        "train",
+        json!({ "target": "docker", "args": ["--sleep", "120"] }),
+    );
     lab.wait_for(&id, &["running"], LONG);
     while !lab.logs(&id).contains("tick 2") {
         std::thread::sleep(Duration::from_millis(100));

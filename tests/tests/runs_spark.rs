@@ -25,7 +25,11 @@ spark.stop()
 
 fn spark_bin(name: &str) -> String {
     let path = kiln_tests::repo().join("target/py/bin").join(name);
-    assert!(path.exists(), "{} is missing: tests/run installs pyspark", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run installs pyspark",
+        path.display()
+    );
     path.display().to_string()
 }
 
@@ -110,7 +114,10 @@ fn a_pyspark_job_runs_locally_and_on_a_standalone_cluster() {
     spark_target(&lab, "local2", "local[2]");
     let test = lab.ok("POST", &format!("{WG}/targets/local2/test"), None);
     assert_eq!(test["reachable"], true, "{test}");
-    assert!(test["message"].as_str().unwrap().starts_with("Spark 4"), "{test}");
+    assert!(
+        test["message"].as_str().unwrap().starts_with("Spark 4"),
+        "{test}"
+    );
     let id = lab.submit("sum", json!({ "target": "local2" }));
     let run = lab.wait(&id, LONG);
     let log = lab.logs(&id);
@@ -152,14 +159,20 @@ fn a_pyspark_job_runs_locally_and_on_a_standalone_cluster() {
     let test = lab.ok("POST", &format!("{WG}/targets/cluster/test"), None);
     assert_eq!(test["reachable"], true, "{test}");
     assert!(
-        test["message"].as_str().unwrap().contains("accepts connections"),
+        test["message"]
+            .as_str()
+            .unwrap()
+            .contains("accepts connections"),
         "{test}"
     );
     let id = lab.submit("sum", json!({ "target": "cluster" }));
     let run = lab.wait(&id, LONG);
     let log = lab.logs(&id);
     assert_eq!(run["status"], "completed", "{log}");
-    assert!(log.contains(&format!("sum 499500 on {master_url}")), "{log}");
+    assert!(
+        log.contains(&format!("sum 499500 on {master_url}")),
+        "{log}"
+    );
     assert_eq!(run["data"]["params"]["master"], json!(master_url));
 }
 

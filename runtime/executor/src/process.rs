@@ -41,7 +41,7 @@ const INHERITED: &[&str] = &[
 const CHUNK: usize = 64 << 10;
 
 /// How often a follower looks for new output.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -47,8 +47,9 @@ fn host(target: &Target) -> String {
 
 fn connect(target: &Target) -> Result<(Docker, String), ExecError> {
     let host = host(target);
-    let docker = Docker::connect_with_host(&host)
-        .map_err(|e| ExecError::Unreachable(format!("cannot reach the Docker API at {host}: {e}")))?;
+    let docker = Docker::connect_with_host(&host).map_err(|e| {
+        ExecError::Unreachable(format!("cannot reach the Docker API at {host}: {e}"))
+    })?;
     Ok((docker, host))
 }
 

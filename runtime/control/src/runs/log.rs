@@ -17,7 +17,8 @@ use tokio::time::Instant;
 /// Largest segment.
 pub const SEGMENT: usize = 1 << 20;
 
-/// Output waits at most this long before it is written.
+/// Segments are written at most this often (unless full): output after a quiet spell is
+/// written at once, output that keeps coming is gathered for this long.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
 /// How often a follower looks for more when nothing told it (another process writes the log).
@@ -37,7 +38,7 @@ pub struct LogWriter {
     run_id: String,
     offset: u64,
     buffer: BytesMut,
-    first_unwritten: Option<Instant>,
+    last_flush: Option<Instant>,
 }
 
 impl LogWriter {
@@ -48,7 +49,7 @@ impl LogWriter {
             run_id,
             offset,
             buffer: BytesMut::new(),
-            first_unwritten: None,
+            last_flush: None,
         }
     }
 
@@ -66,7 +67,14 @@ impl LogWriter {
     /// is left, so the log holds all of it.
     pub async fn drain(&mut self, source: &mut mpsc::Receiver<Bytes>) {
         loop {
-            let due = self.first_unwritten.map(|t| t + FLUSH_AFTER);
+            let due = (!self.buffer.is_empty()).then(|| {
+                self.last_flush
+                    .map_or_else(Instant::now, |t| t + FLUSH_AFTER)
+            });
+            if due.is_some_and(|due| due <= Instant::now()) {
+                self.flush().await;
+                continue;
+            }
             let next = match due {
                 Some(due) => tokio::select! {
                     next = source.recv() => next,
@@ -97,7 +105,6 @@ impl LogWriter {
             let take = room.min(bytes.len());
             self.buffer.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            self.first_unwritten.get_or_insert_with(Instant::now);
             if self.buffer.len() >= SEGMENT {
                 self.flush().await;
             }
@@ -111,7 +118,7 @@ impl LogWriter {
             return;
         }
         let segment = self.buffer.split().freeze();
-        self.first_unwritten = None;
+        self.last_flush = Some(Instant::now());
         let name = segment_name(self.offset);
         let mut attempt = 0;
         loop {
