@@ -152,7 +152,16 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
     );
     let run = kiln_json(
         &context,
-        &["run", "submit", "train", "--project", "flowers"],
+        &[
+            "run",
+            "submit",
+            "--experiment",
+            "train",
+            "--commit",
+            &commit,
+            "--project",
+            "flowers",
+        ],
     );
     assert_eq!(run["status"], "queued");
     assert_eq!(run["number"], 1);
@@ -170,6 +179,7 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
             &iris_model(),
             "--run",
             &run_id,
+            "--local",
             "--commit",
             &commit,
         ],

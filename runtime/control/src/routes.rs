@@ -495,8 +495,8 @@ pub fn table() -> Vec<Route> {
             DELETE,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
             "mlflowDelete",
-            "MLflow tracking and registry API (reads: reader; writes: contributor, checked per operation)",
-            Workgroup(W::Reader),
+            "MLflow registry API: deletes (aliases)",
+            Workgroup(W::Contributor),
             Empty,
             delete(mlflow::dispatch)
         ),
@@ -522,8 +522,8 @@ pub fn table() -> Vec<Route> {
             PUT,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts/{*path}",
             "mlflowPutArtifact",
-            "MLflow artifact proxy: upload a run's artifact (contributor)",
-            Workgroup(W::Reader),
+            "MLflow artifact proxy: upload a run's artifact",
+            Workgroup(W::Contributor),
             Bytes,
             put(mlflow::artifact)
         ),
