@@ -1,8 +1,12 @@
 """Train the iris model with scikit-learn and write the weights Kiln's iris scorer reads.
 
 Usage: python train.py [OUT_DIR]   (default: model/ beside this file)
+
+Run by Kiln (`kiln run submit -f train.py model`), it also logs its params, its accuracy and the
+weights (as the run's `model/` artifacts) with Kiln's tracking helper.
 """
 import json
+import os
 import pathlib
 import sys
 
@@ -28,7 +32,14 @@ def main():
         "intercept": model.intercept_.tolist(),
     }
     (out / "weights.json").write_text(json.dumps(weights, indent=2) + "\n")
-    print(f"wrote {out / 'weights.json'} (training accuracy {model.score(data.data, data.target):.3f})")
+    accuracy = model.score(data.data, data.target)
+    print(f"wrote {out / 'weights.json'} (training accuracy {accuracy:.3f})")
+    if os.environ.get("KILN_RUN_URL"):
+        import kiln_tracking as kiln  # on the PYTHONPATH of every Kiln run
+
+        kiln.log_params({"max_iter": model.max_iter, "solver": model.solver})
+        kiln.log_metric("accuracy", accuracy)
+        kiln.log_artifacts(str(out), "model")
 
 
 if __name__ == "__main__":

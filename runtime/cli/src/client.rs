@@ -453,7 +453,8 @@ pub enum ExperimentCommand {
 /// `kiln target ...`.
 #[derive(Subcommand)]
 pub enum TargetCommand {
-    /// Create an execution target.
+    /// Add an execution target.
+    #[command(visible_alias = "add")]
     Create {
         name: String,
         /// local, docker or spark.
