@@ -188,3 +188,109 @@ fn a_canceled_container_is_stopped_and_removed() {
     let (status, _) = docker_api(&format!("/containers/kiln-run-{id}/json"));
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_container_is_reattached_after_the_control_plane_restarts() {
+    let data = temp_dir("docker-restart");
+    // The same API address before and after, as a restarted service has.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api_addr = format!("127.0.0.1:{port}");
+    let mut up = Up::start(&data, &["--api-addr", &api_addr]);
+    let token = up.admin();
+    let id = {
+        let lab = Lab::new(&up, &token);
+        lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+        docker_target(&lab, "docker", json!({}));
+        lab.experiment("train", "train.py");
+        let id = lab.submit(
+            "train",
+            json!({ "target": "docker", "args": ["--sleep", "8"] }),
+        );
+        lab.wait_for(&id, &["running"], LONG);
+        while !lab.logs(&id).contains("tick 5") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        id
+    };
+    up.kill();
+    // The container does not depend on the control plane.
+    let (status, inspected) = docker_api(&format!("/containers/kiln-run-{id}/json"));
+    assert_eq!(status, 200);
+    assert_eq!(inspected["State"]["Running"], true);
+    let up = Up::start(&data, &["--api-addr", &api_addr]);
+    let lab = Lab {
+        up: &up,
+        token: token.clone(),
+    };
+    let run = lab.wait(&id, LONG);
+    let log = lab.logs(&id);
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9);
+    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick ")).collect();
+    assert!(ticks.len() >= 70, "{log}");
+    for (n, line) in ticks.iter().enumerate() {
+        assert_eq!(
+            *line,
+            format!("tick {n}"),
+            "each line once, in order:\n{log}"
+        );
+    }
+    assert_eq!(log.matches("training with C").count(), 1, "{log}");
+    let (status, _) = docker_api(&format!("/containers/kiln-run-{id}/json"));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn an_environment_gives_its_runs_their_image() {
+    let data = temp_dir("docker-env");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+    // A target with no image of its own: the environment names it.
+    lab.target(
+        "bare",
+        "docker",
+        json!({ "host": docker_host(), "network": "host" }),
+    );
+    lab.target("other", "local", json!({}));
+    lab.ok(
+        "POST",
+        &format!("{WG}/environments"),
+        Some(&json!({ "name": "sklearn", "run_image": python_image(), "targets": ["bare"] })),
+    );
+    lab.experiment("train", "train.py");
+    let id = lab.submit(
+        "train",
+        json!({ "target": "bare", "environment": "sklearn" }),
+    );
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "completed", "{run}\n{}", lab.logs(&id));
+    assert_eq!(run["environment"], "sklearn");
+    assert!(lab.logs(&id).contains(&format!("({})", python_image())));
+    // Without the environment the target has no image: a clear reason.
+    let id = lab.submit("train", json!({ "target": "bare" }));
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no image for the run"),
+        "{run}"
+    );
+    // An environment allows only its targets.
+    let refused = lab.try_submit(
+        "train",
+        json!({ "target": "other", "environment": "sklearn" }),
+    );
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.error().contains("not one of environment 'sklearn'"),
+        "{}",
+        refused.error()
+    );
+}

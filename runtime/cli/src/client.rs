@@ -499,6 +499,9 @@ pub enum EnvCommand {
         /// Runtime node URLs (repeatable).
         #[arg(long = "runtime-node")]
         runtime_nodes: Vec<String>,
+        /// The container image of its runs on docker targets.
+        #[arg(long)]
+        run_image: Option<String>,
     },
     /// List environments.
     List,
@@ -591,6 +594,7 @@ pub fn env(command: EnvCommand, connection: &Connection) -> Result<()> {
                 artifact_store,
                 targets,
                 runtime_nodes,
+                run_image,
             } => {
                 let registry = registry.map(|host| {
                     json!({ "host": host, "username": registry_username, "password": registry_password })
@@ -605,6 +609,7 @@ pub fn env(command: EnvCommand, connection: &Connection) -> Result<()> {
                             "artifact_store": artifact_store,
                             "targets": targets,
                             "runtime_nodes": runtime_nodes,
+                            "run_image": run_image,
                         }),
                     )
                     .await?;

@@ -40,6 +40,9 @@ pub enum RunCommand {
         /// Seconds the run may take.
         #[arg(long)]
         timeout: Option<u64>,
+        /// An environment: its run image and registry credentials (docker targets).
+        #[arg(long = "env")]
+        environment: Option<String>,
         /// Follow the run's log until it ends; exit non-zero unless it completed.
         #[arg(long, short = 'f')]
         follow: bool,
@@ -163,6 +166,7 @@ pub fn run(command: RunCommand, project: &ProjectArg, connection: &Connection) -
                 dir,
                 name,
                 timeout,
+                environment,
                 follow,
             } => {
                 let project = project_name(project, &dir)?;
@@ -219,6 +223,7 @@ pub fn run(command: RunCommand, project: &ProjectArg, connection: &Connection) -
                 body.extend(target.map(|t| ("target".to_string(), json!(t))));
                 body.extend(name.map(|n| ("name".to_string(), json!(n))));
                 body.extend(timeout.map(|t| ("timeout".to_string(), json!(t))));
+                body.extend(environment.map(|e| ("environment".to_string(), json!(e))));
                 if !args.is_empty() {
                     body.insert("args".into(), json!(args));
                 }

@@ -46,3 +46,8 @@ CREATE INDEX run_metrics_key ON run_metrics (run_id, key, step, timestamp);
 
 -- Where a model version's files came from, as its registrar named it (an MLflow source URI).
 ALTER TABLE model_versions ADD COLUMN source TEXT NOT NULL DEFAULT '';
+
+-- The container image an environment gives its runs on docker targets, and the environment a run
+-- names (its registry credentials pull that image).
+ALTER TABLE environments ADD COLUMN run_image TEXT;
+ALTER TABLE runs ADD COLUMN environment TEXT NOT NULL DEFAULT '';

@@ -66,6 +66,31 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     /// Python modules Kiln gives every run (its tracking helper), to put on `PYTHONPATH`.
     pub helpers: PathBuf,
+    /// The container image the run's environment names (container targets prefer it).
+    pub image: Option<String>,
+    /// Registry credentials of the run's environment.
+    pub registry: Option<RegistryCredentials>,
+}
+
+/// Credentials for a registry, from an environment.
+#[derive(Clone)]
+pub struct RegistryCredentials {
+    /// `host[:port]`.
+    pub host: String,
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// Where a run is.

@@ -13,6 +13,7 @@
 //! `cpus`, `network` (a network mode such as `host`), `interpreter`, `concurrency`.
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -22,7 +23,9 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use kiln_executor::{ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script};
+use kiln_executor::{
+    ExecError, Executor, Job, Output, PrepareLog, RegistryCredentials, Status, Target, check_script,
+};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -102,6 +105,7 @@ async fn ensure_image(
     docker: &Docker,
     host: &str,
     image: &str,
+    registry: Option<&RegistryCredentials>,
     prepare: &PrepareLog,
 ) -> Result<(), ExecError> {
     match docker.inspect_image(image).await {
@@ -116,7 +120,16 @@ async fn ensure_image(
         from_image: Some(image.to_string()),
         ..Default::default()
     };
-    let mut pull = docker.create_image(Some(options), None, None);
+    // The environment's credentials go only to its own registry.
+    let credentials = registry
+        .filter(|r| image.split('/').next() == Some(r.host.as_str()))
+        .map(|r| DockerCredentials {
+            username: Some(r.username.clone()),
+            password: Some(r.password.clone()),
+            serveraddress: Some(r.host.clone()),
+            ..Default::default()
+        });
+    let mut pull = docker.create_image(Some(options), None, credentials);
     while let Some(step) = pull.next().await {
         match step {
             Ok(info) => {
@@ -183,9 +196,10 @@ impl Executor for DockerExecutor {
     ) -> BoxFuture<'a, Result<String, ExecError>> {
         async move {
             check_script(job)?;
-            let image = target.string("image").ok_or_else(|| {
+            // The run's environment says what software it needs; the target, where it runs.
+            let image = job.image.as_deref().or(target.string("image")).ok_or_else(|| {
                 ExecError::Invalid(format!(
-                    "the docker target '{}' names no image: add one with `kiln target add {} --kind docker --set image=IMAGE`",
+                    "no image for the run: give its environment a run image, or the docker target '{}' one (`kiln target add {} --kind docker --set image=IMAGE`)",
                     target.name, target.name
                 ))
             })?;
@@ -194,7 +208,7 @@ impl Executor for DockerExecutor {
                 .ping()
                 .await
                 .map_err(|e| api_error(&host, "ping", e))?;
-            ensure_image(&docker, &host, image, prepare).await?;
+            ensure_image(&docker, &host, image, job.registry.as_ref(), prepare).await?;
 
             let name = container_name(&job.run_id);
             // A container left by an attempt that never started is replaced.

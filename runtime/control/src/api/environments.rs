@@ -239,6 +239,9 @@ pub struct NewEnvironment {
     /// Runtime node URLs.
     #[serde(default)]
     runtime_nodes: Vec<String>,
+    /// The container image of its runs on docker targets (pulled with the registry's
+    /// credentials when it is on that registry).
+    run_image: Option<String>,
 }
 
 /// `POST .../environments`.
@@ -278,6 +281,13 @@ pub async fn create(
                 ))
             })?;
     }
+    if let Some(image) = &body.run_image
+        && (image.is_empty() || image.len() > 512 || !image.chars().all(|c| c.is_ascii_graphic()))
+    {
+        return Err(ControlError::Invalid(format!(
+            "invalid run image '{image}'"
+        )));
+    }
     for node in &body.runtime_nodes {
         url::Url::parse(node)
             .ok()
@@ -310,8 +320,8 @@ pub async fn create(
     let created = now_ms();
     sqlx::query(
         "INSERT INTO environments (id, workgroup_id, name, description, registry, registry_username, \
-         registry_password_sealed, artifact_store, targets, runtime_nodes, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         registry_password_sealed, artifact_store, targets, runtime_nodes, created_at, run_image) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&id)
     .bind(&wg.id)
@@ -324,6 +334,7 @@ pub async fn create(
     .bind(json!(body.targets).to_string())
     .bind(json!(body.runtime_nodes).to_string())
     .bind(created)
+    .bind(&body.run_image)
     .execute(control.db().pool())
     .await
     .map_err(ControlError::exists("environment", &body.name))?;
@@ -341,6 +352,7 @@ type EnvironmentRow = (
     String,
     String,
     i64,
+    Option<String>,
 );
 
 async fn environment_row(
@@ -350,7 +362,7 @@ async fn environment_row(
 ) -> Result<EnvironmentRow, ControlError> {
     let row: Option<EnvironmentRow> = sqlx::query_as(
         "SELECT name, description, registry, registry_username, registry_password_sealed, \
-         artifact_store, targets, runtime_nodes, created_at FROM environments \
+         artifact_store, targets, runtime_nodes, created_at, run_image FROM environments \
          WHERE workgroup_id = $1 AND name = $2",
     )
     .bind(workgroup_id)
@@ -361,7 +373,8 @@ async fn environment_row(
 }
 
 fn environment_json(row: EnvironmentRow) -> Value {
-    let (name, description, registry, username, sealed, store, targets, nodes, created) = row;
+    let (name, description, registry, username, sealed, store, targets, nodes, created, image) =
+        row;
     json!({
         "name": name,
         "description": description,
@@ -374,6 +387,7 @@ fn environment_json(row: EnvironmentRow) -> Value {
         "artifact_store": store,
         "targets": serde_json::from_str::<Value>(&targets).unwrap_or_else(|_| json!([])),
         "runtime_nodes": serde_json::from_str::<Value>(&nodes).unwrap_or_else(|_| json!([])),
+        "run_image": image,
         "created": time(created),
     })
 }
@@ -386,7 +400,7 @@ pub async fn list(
 ) -> Reply {
     let rows: Vec<EnvironmentRow> = sqlx::query_as(
         "SELECT name, description, registry, registry_username, registry_password_sealed, \
-         artifact_store, targets, runtime_nodes, created_at FROM environments \
+         artifact_store, targets, runtime_nodes, created_at, run_image FROM environments \
          WHERE workgroup_id = $1 AND name > $2 ORDER BY name LIMIT $3",
     )
     .bind(&scope.workgroup()?.id)
@@ -453,4 +467,34 @@ pub async fn registry_credentials(
         .secrets()
         .open(&sealed, &format!("environment:{id}:registry_password"))?;
     Ok(Some((host, user, password)))
+}
+
+/// What a run takes from its environment: the image for docker targets, the registry
+/// credentials `(host, user, password)`, and the targets it allows (none listed: any).
+pub(crate) struct RunEnvironment {
+    pub image: Option<String>,
+    pub credentials: Option<(String, String, String)>,
+    pub targets: Vec<String>,
+}
+
+/// The environment `name` of a work group, for a run.
+pub(crate) async fn run_environment(
+    control: &ControlPlane,
+    workgroup_id: &str,
+    name: &str,
+) -> Result<RunEnvironment, ControlError> {
+    let row: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT run_image, targets FROM environments WHERE workgroup_id = $1 AND name = $2",
+    )
+    .bind(workgroup_id)
+    .bind(name)
+    .fetch_optional(control.db().pool())
+    .await?;
+    let (image, targets) =
+        row.ok_or_else(|| ControlError::Invalid(format!("environment '{name}' not found")))?;
+    Ok(RunEnvironment {
+        image,
+        credentials: registry_credentials(control, workgroup_id, name).await?,
+        targets: serde_json::from_str(&targets).unwrap_or_default(),
+    })
 }

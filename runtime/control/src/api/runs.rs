@@ -28,7 +28,8 @@ const MAX_TIMEOUT_S: u64 = 30 * 24 * 3600;
 
 /// The columns of [`RunView`], joined with their experiment, project and creator.
 pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.number, r.name, r.script, r.commit_sha, \
-    r.target, r.args, r.status, r.reason, r.exit_code, r.executed, r.log_bytes, u.name AS created_by, \
+    r.target, r.args, r.status, r.reason, r.exit_code, r.executed, r.log_bytes, r.environment, \
+    u.name AS created_by, \
     r.created_at, r.started_at, r.finished_at, e.id AS experiment_id, e.name AS experiment, \
     p.name AS project FROM runs r JOIN users u ON u.id = r.created_by \
     JOIN experiments e ON e.id = r.experiment_id JOIN projects p ON p.id = e.project_id";
@@ -48,6 +49,7 @@ pub(crate) struct RunView {
     pub exit_code: Option<i64>,
     pub executed: bool,
     pub log_bytes: i64,
+    pub environment: String,
     pub created_by: String,
     pub created: i64,
     pub started: Option<i64>,
@@ -73,6 +75,7 @@ impl RunView {
             exit_code: row.try_get("exit_code")?,
             executed: row.try_get::<i64, _>("executed")? != 0,
             log_bytes: row.try_get("log_bytes")?,
+            environment: text("environment")?,
             created_by: text("created_by")?,
             created: row.try_get("created_at")?,
             started: row.try_get("started_at")?,
@@ -108,6 +111,7 @@ impl RunView {
             "exit_code": self.exit_code,
             "executed": self.executed,
             "log_bytes": self.log_bytes,
+            "environment": if self.environment.is_empty() { Value::Null } else { json!(self.environment) },
             "created_by": self.created_by,
             "created": time(self.created),
             "started": self.started.map(time),
@@ -153,6 +157,9 @@ pub struct NewRun {
     name: Option<String>,
     /// Seconds the run may take (default seven days).
     timeout: Option<u64>,
+    /// An environment of the work group: its run image and registry credentials (docker
+    /// targets); the run's target must be one it lists, if it lists any.
+    environment: Option<String>,
 }
 
 /// `POST .../experiments/{experiment}/runs`: a queued run pinned to a commit.
@@ -172,6 +179,17 @@ pub async fn submit(
     let target = body.target.unwrap_or(default_target);
     check_target(&target)?;
     crate::runs::resolve_target(&control, &scope.workgroup()?.id, &target).await?;
+    if let Some(environment) = &body.environment {
+        let found =
+            super::environments::run_environment(&control, &scope.workgroup()?.id, environment)
+                .await?;
+        if !found.targets.is_empty() && !found.targets.contains(&target) {
+            return Err(ControlError::Invalid(format!(
+                "target '{target}' is not one of environment '{environment}' ({})",
+                found.targets.join(", ")
+            )));
+        }
+    }
     let script = body.script.unwrap_or(default_script);
     if script.is_empty() {
         return Err(ControlError::Invalid(format!(
@@ -221,8 +239,8 @@ pub async fn submit(
     }
     sqlx::query(
         "INSERT INTO runs (id, experiment_id, number, commit_sha, target, args, status, created_by, \
-         created_at, script, name, timeout_s) \
-         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, 'queued', $6, $7, $8, $9, $10 \
+         created_at, script, name, timeout_s, environment) \
+         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11 \
          FROM runs WHERE experiment_id = $2",
     )
     .bind(&id)
@@ -235,6 +253,7 @@ pub async fn submit(
     .bind(&script)
     .bind(body.name.unwrap_or_default())
     .bind(body.timeout.map(|t| t as i64))
+    .bind(body.environment.clone().unwrap_or_default())
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE r.id = $1")))

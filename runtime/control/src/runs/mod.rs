@@ -129,6 +129,7 @@ struct RunRecord {
     log_base: i64,
     started_at: Option<i64>,
     token_id: Option<String>,
+    environment: String,
     experiment_id: String,
     project_id: String,
     project: String,
@@ -151,13 +152,14 @@ type RunRow = (
     Option<i64>,
     Option<String>,
     String,
+    String,
 );
 
 async fn load(control: &ControlPlane, run_id: &str) -> Result<RunRecord, ControlError> {
     let pool = control.db().pool();
     let row: RunRow = sqlx::query_as(
         "SELECT id, script, args, commit_sha, target, timeout_s, created_by, handle, log_bytes, \
-         log_base, started_at, token_id, experiment_id FROM runs WHERE id = $1",
+         log_base, started_at, token_id, experiment_id, environment FROM runs WHERE id = $1",
     )
     .bind(run_id)
     .fetch_one(pool)
@@ -189,6 +191,7 @@ async fn load(control: &ControlPlane, run_id: &str) -> Result<RunRecord, Control
         log_base: row.9,
         started_at: row.10,
         token_id: row.11,
+        environment: row.13,
         experiment_id: row.12,
         project_id,
         project,
@@ -449,9 +452,14 @@ impl Runner {
                 return;
             }
             None => {
+                // The run's timeout covers its preparation too (a pull that never ends).
+                let timeout_s = run.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
                 let prepared = tokio::select! {
                     prepared = self.prepare(&run, &target, &executor, &work, &mut writer) => prepared,
                     _ = stop.changed() => Err(ControlError::Conflict(stop_reason(&stop.borrow()))),
+                    _ = tokio::time::sleep(Duration::from_secs(timeout_s as u64)) => Err(ControlError::Conflict(
+                        format!("timed out after {timeout_s} s while preparing"),
+                    )),
                 };
                 match prepared {
                     Ok(handle) => {
@@ -477,7 +485,7 @@ impl Runner {
                         } else {
                             "failed"
                         };
-                        writer.note(&reason).await;
+                        writer.note(&format!("{status}: {reason}")).await;
                         self.finish(&run, status, &reason, None, None).await;
                         return;
                     }
@@ -642,6 +650,26 @@ impl Runner {
             .map_err(|e| {
                 ControlError::Unavailable(format!("cannot write the tracking helper: {e}"))
             })?;
+        let environment = match run.environment.as_str() {
+            "" => None,
+            name => Some(
+                crate::api::environments::run_environment(&self.control, &run.workgroup_id, name)
+                    .await?,
+            ),
+        };
+        let (image, registry) = match environment {
+            Some(env) => (
+                env.image,
+                env.credentials.map(|(host, username, password)| {
+                    kiln_executor::RegistryCredentials {
+                        host,
+                        username,
+                        password,
+                    }
+                }),
+            ),
+            None => (None, None),
+        };
         let job = Job {
             run_id: run.id.clone(),
             script: run.script.clone(),
@@ -651,6 +679,8 @@ impl Runner {
             cache: self.control.settings().cache_dir.clone(),
             env,
             helpers,
+            image,
+            registry,
         };
         let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
         let submitting = async move {
