@@ -631,3 +631,69 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn run_lists_come_newest_first_a_page_at_a_time() {
+    let data = temp_dir("runs-pages");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("hi.py", b"print('hi')\n")]);
+    py_target(&lab, "py", json!({}));
+    lab.experiment("hi", "hi.py");
+    let submitted: Vec<String> = (0..5)
+        .map(|_| lab.submit("hi", json!({ "target": "py" })))
+        .collect();
+    // In an experiment, by number; in the work group, by creation time (then id), which is the
+    // same order unless two runs share a millisecond.
+    let newest_first: Vec<String> = submitted.iter().rev().cloned().collect();
+    let all = lab.ok("GET", &format!("{WG}/runs?limit=100"), None);
+    let listed: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    let mut expected_set = submitted.clone();
+    expected_set.sort();
+    assert_eq!(sorted, expected_set);
+    assert!(all["next"].is_null());
+    for (base, expected) in [
+        (format!("{WG}/runs?limit=2"), &listed),
+        (
+            format!("{WG}/projects/flowers/experiments/hi/runs?limit=2"),
+            &newest_first,
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..3 {
+            let path = match &next {
+                Some(cursor) => format!("{base}&after={cursor}"),
+                None => base.clone(),
+            };
+            let page = lab.ok("GET", &path, None);
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_string()),
+            );
+            next = page["next"].as_str().map(str::to_string);
+        }
+        assert_eq!(&seen, expected, "{base}");
+        assert!(next.is_none(), "{base}: the last page says no more");
+    }
+    let bad = up.api(
+        "GET",
+        &format!("{WG}/runs?after=nonsense"),
+        Some(&up.admin()),
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    for id in &submitted {
+        lab.wait(id, LONG);
+    }
+}

@@ -275,6 +275,35 @@ pub struct RunFilter {
     status: Option<String>,
     /// Only runs of this project.
     project: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+impl RunFilter {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000) as usize
+    }
+}
+
+/// `{"items": [...], "next": cursor}` from `limit + 1` rows: the cursor (made by `cursor` from
+/// the last run shown) when another page follows.
+fn page(
+    rows: &[sqlx::any::AnyRow],
+    limit: usize,
+    cursor: impl Fn(&RunView) -> String,
+) -> Result<Value, ControlError> {
+    let mut views = rows
+        .iter()
+        .map(RunView::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if views.len() > limit {
+        views.truncate(limit);
+        views.last().map(&cursor)
+    } else {
+        None
+    };
+    let items: Vec<Value> = views.iter().map(RunView::json).collect();
+    Ok(json!({ "items": items, "next": next }))
 }
 
 /// `GET .../experiments/{experiment}/runs`.
@@ -286,20 +315,25 @@ pub async fn list_for_experiment(
 ) -> Reply {
     let project_id = project_id(&control, &scope, &project).await?;
     let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    // Newest first: the cursor is the number of the last run shown.
+    let before: i64 = match &filter.after {
+        Some(after) => after
+            .parse()
+            .map_err(|_| ControlError::Invalid(format!("invalid cursor '{after}'")))?,
+        None => i64::MAX,
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{RUN_SELECT} WHERE r.experiment_id = $1 AND ($2 = '' OR r.status = $2) \
-         ORDER BY r.number DESC LIMIT $3"
+        "{RUN_SELECT} WHERE r.experiment_id = $1 AND ($2 = '' OR r.status = $2) AND r.number < $3 \
+         ORDER BY r.number DESC LIMIT $4"
     )))
     .bind(&experiment_id)
     .bind(filter.status.clone().unwrap_or_default())
-    .bind(i64::from(filter.limit.unwrap_or(100).clamp(1, 1000)))
+    .bind(before)
+    .bind(filter.limit() as i64 + 1)
     .fetch_all(control.db().pool())
     .await?;
-    let items = rows
-        .iter()
-        .map(|r| RunView::from_row(r).map(|v| v.json()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((StatusCode::OK, Json(json!({ "items": items }))))
+    let body = page(&rows, filter.limit(), |v| v.number.to_string())?;
+    Ok((StatusCode::OK, Json(body)))
 }
 
 /// `GET .../workgroups/{workgroup}/runs`: the work group's runs, newest first.
@@ -308,21 +342,29 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(filter): Query<RunFilter>,
 ) -> Reply {
+    // Newest first, then by id: the cursor is `CREATED_MS.ID` of the last run shown.
+    let (created, id) = match &filter.after {
+        Some(after) => after
+            .split_once('.')
+            .and_then(|(c, i)| Some((c.parse::<i64>().ok()?, i.to_string())))
+            .ok_or_else(|| ControlError::Invalid(format!("invalid cursor '{after}'")))?,
+        None => (i64::MAX, String::new()),
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{RUN_SELECT} WHERE p.workgroup_id = $1 AND ($2 = '' OR r.status = $2) \
-         AND ($3 = '' OR p.name = $3) ORDER BY r.created_at DESC, r.id LIMIT $4"
+         AND ($3 = '' OR p.name = $3) AND (r.created_at < $4 OR (r.created_at = $4 AND r.id > $5)) \
+         ORDER BY r.created_at DESC, r.id LIMIT $6"
     )))
     .bind(&scope.workgroup()?.id)
     .bind(filter.status.clone().unwrap_or_default())
     .bind(filter.project.clone().unwrap_or_default())
-    .bind(i64::from(filter.limit.unwrap_or(100).clamp(1, 1000)))
+    .bind(created)
+    .bind(&id)
+    .bind(filter.limit() as i64 + 1)
     .fetch_all(control.db().pool())
     .await?;
-    let items = rows
-        .iter()
-        .map(|r| RunView::from_row(r).map(|v| v.json()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((StatusCode::OK, Json(json!({ "items": items }))))
+    let body = page(&rows, filter.limit(), |v| format!("{}.{}", v.created, v.id))?;
+    Ok((StatusCode::OK, Json(body)))
 }
 
 /// `GET .../experiments/{experiment}/runs/{run}`: by number.
