@@ -157,8 +157,7 @@ async fn resolve(
             scope.team = Some(team);
         }
         Access::Workgroup(need) => {
-            let team = team_scope(control, &principal, params).await?;
-            let mut workgroup = workgroup_scope(control, &principal, &team, params).await?;
+            let (team, mut workgroup) = workgroup_scope(control, &principal, params).await?;
             if let Some(only) = &principal.only_workgroup {
                 if *only != workgroup.id {
                     return Err(ControlError::NotFound(format!(
@@ -214,36 +213,62 @@ async fn team_scope(
     })
 }
 
+/// The path's team and work group as the caller sees them, in one query.
 async fn workgroup_scope(
     control: &ControlPlane,
     principal: &Principal,
-    team: &TeamScope,
     params: &HashMap<String, String>,
-) -> Result<WorkgroupScope, ControlError> {
+) -> Result<(TeamScope, WorkgroupScope), ControlError> {
+    let team_name = params
+        .get("team")
+        .ok_or_else(|| ControlError::Internal("team route without {team}".into()))?;
     let name = params
         .get("workgroup")
         .ok_or_else(|| ControlError::Internal("work group route without {workgroup}".into()))?;
+    let team_not_found = || ControlError::NotFound(format!("team '{team_name}' not found"));
     let not_found = || ControlError::NotFound(format!("work group '{name}' not found"));
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT w.id, m.role FROM workgroups w LEFT JOIN workgroup_members m \
-         ON m.workgroup_id = w.id AND m.user_id = $3 WHERE w.team_id = $1 AND w.name = $2",
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT t.id, tm.role, w.id, wm.role FROM teams t \
+         LEFT JOIN team_members tm ON tm.team_id = t.id AND tm.user_id = $3 \
+         LEFT JOIN workgroups w ON w.team_id = t.id AND w.name = $2 \
+         LEFT JOIN workgroup_members wm ON wm.workgroup_id = w.id AND wm.user_id = $3 \
+         WHERE t.name = $1",
     )
-    .bind(&team.id)
+    .bind(team_name)
     .bind(name)
     .bind(&principal.user_id)
     .fetch_optional(control.db().pool())
     .await?;
-    let (id, role) = row.ok_or_else(not_found)?;
+    let (team_id, team_role, workgroup_id, workgroup_role) = row.ok_or_else(team_not_found)?;
+    let team_role = match (
+        principal.admin,
+        team_role.as_deref().and_then(TeamRole::parse),
+    ) {
+        (true, _) => TeamRole::Owner,
+        (false, Some(role)) => role,
+        (false, None) => return Err(team_not_found()),
+    };
+    let team = TeamScope {
+        id: team_id,
+        name: team_name.clone(),
+        role: team_role,
+    };
+    let id = workgroup_id.ok_or_else(not_found)?;
     let role = if team.role >= TeamRole::Admin {
         WorkgroupRole::Owner
     } else {
-        role.as_deref()
+        workgroup_role
+            .as_deref()
             .and_then(WorkgroupRole::parse)
             .ok_or_else(not_found)?
     };
-    Ok(WorkgroupScope {
-        id,
-        name: name.clone(),
-        role,
-    })
+    Ok((
+        team,
+        WorkgroupScope {
+            id,
+            name: name.clone(),
+            role,
+        },
+    ))
 }

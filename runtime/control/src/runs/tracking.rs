@@ -129,6 +129,10 @@ pub async fn log_batch(
         }
     }
     let now = crate::db::now_ms();
+    if params.is_empty() && tags.is_empty() {
+        // Metrics alone: one statement, atomic by itself, no transaction to open.
+        return insert_metrics(control, run_id, metrics, now).await;
+    }
     let mut tx = control.db().begin().await?;
     for (key, value) in params {
         let existing: Option<String> =
@@ -165,29 +169,87 @@ pub async fn log_batch(
         .execute(&mut *tx)
         .await?;
     }
-    for metric in metrics {
-        let (value, is_nan) = if metric.value.is_nan() {
-            (0.0, 1i64)
-        } else if metric.value == f64::INFINITY {
-            (f64::MAX, 0)
-        } else if metric.value == f64::NEG_INFINITY {
-            (-f64::MAX, 0)
-        } else {
-            (metric.value, 0)
-        };
-        sqlx::query(
-            "INSERT INTO run_metrics (run_id, key, value, is_nan, step, timestamp) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(run_id)
-        .bind(&metric.key)
-        .bind(value)
-        .bind(is_nan)
-        .bind(metric.step.unwrap_or(0))
-        .bind(metric.timestamp.unwrap_or(now))
-        .execute(&mut *tx)
-        .await?;
+    if !metrics.is_empty() {
+        let (sql, rows) = metrics_insert(metrics, now);
+        bind_metrics(sqlx::query(sqlx::AssertSqlSafe(sql)), run_id, &rows)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// A metric as stored: key, value (0 for NaN), NaN flag, step, timestamp.
+type StoredMetric<'a> = (&'a str, f64, i64, i64, i64);
+
+/// One multi-row `INSERT` for a batch of metrics, with MLflow's storage of non-finite values.
+fn metrics_insert(metrics: &[Metric], now: i64) -> (String, Vec<StoredMetric<'_>>) {
+    let rows: Vec<StoredMetric> = metrics
+        .iter()
+        .map(|metric| {
+            let (value, is_nan) = if metric.value.is_nan() {
+                (0.0, 1i64)
+            } else if metric.value == f64::INFINITY {
+                (f64::MAX, 0)
+            } else if metric.value == f64::NEG_INFINITY {
+                (-f64::MAX, 0)
+            } else {
+                (metric.value, 0)
+            };
+            (
+                metric.key.as_str(),
+                value,
+                is_nan,
+                metric.step.unwrap_or(0),
+                metric.timestamp.unwrap_or(now),
+            )
+        })
+        .collect();
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let b = 2 + i * 5;
+            format!("($1, ${b}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect();
+    (
+        format!(
+            "INSERT INTO run_metrics (run_id, key, value, is_nan, step, timestamp) VALUES {}",
+            values.join(", ")
+        ),
+        rows,
+    )
+}
+
+fn bind_metrics<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    run_id: &'q str,
+    rows: &[StoredMetric<'q>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query = query.bind(run_id);
+    for (key, value, is_nan, step, timestamp) in rows {
+        query = query
+            .bind(*key)
+            .bind(*value)
+            .bind(*is_nan)
+            .bind(*step)
+            .bind(*timestamp);
+    }
+    query
+}
+
+async fn insert_metrics(
+    control: &ControlPlane,
+    run_id: &str,
+    metrics: &[Metric],
+    now: i64,
+) -> Result<(), ControlError> {
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    let (sql, rows) = metrics_insert(metrics, now);
+    bind_metrics(sqlx::query(sqlx::AssertSqlSafe(sql)), run_id, &rows)
+        .execute(control.db().pool())
+        .await?;
     Ok(())
 }
 
