@@ -197,3 +197,27 @@ impl<'a> Lab<'a> {
         String::from_utf8_lossy(&reply.body).into_owned()
     }
 }
+
+/// A loopback port free right now (for a server that must keep its address across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Checks that a [`TRAIN_PY`] `--sleep` log holds `tick 0`, `tick 1`, ... each once and in
+/// order, at least `at_least` of them, and its first line once.
+pub fn assert_each_tick_once(log: &str, at_least: usize) {
+    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick ")).collect();
+    assert!(ticks.len() >= at_least, "{log}");
+    for (n, line) in ticks.iter().enumerate() {
+        assert_eq!(
+            *line,
+            format!("tick {n}"),
+            "each line once, in order:\n{log}"
+        );
+    }
+    assert_eq!(log.matches("training with C").count(), 1, "{log}");
+}

@@ -5,7 +5,7 @@
 //! run's own token may do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::runs::{Lab, TRAIN_PY, WG, test_python};
+use kiln_tests::runs::{Lab, TRAIN_PY, WG, assert_each_tick_once, free_port, test_python};
 use kiln_tests::{Database, Up, kiln_bin, temp_dir};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -377,12 +377,7 @@ fn two_hundred_megabytes_of_output_flow_through_in_bounded_memory() {
 fn a_run_survives_its_control_plane_being_killed_and_restarted() {
     let data = temp_dir("runs-restart");
     // The same API address before and after, as a restarted service has.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api_addr = format!("127.0.0.1:{port}");
+    let api_addr = format!("127.0.0.1:{}", free_port());
     let mut up = Up::start(&data, &["--api-addr", &api_addr]);
     let token = up.admin();
     let (commit, survivor, victim) = {
@@ -419,16 +414,7 @@ fn a_run_survives_its_control_plane_being_killed_and_restarted() {
     assert_eq!(run["commit"], json!(commit));
     assert!(run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9);
     let log = lab.logs(&survivor);
-    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick ")).collect();
-    assert!(ticks.len() >= 70, "{log}");
-    for (n, line) in ticks.iter().enumerate() {
-        assert_eq!(
-            *line,
-            format!("tick {n}"),
-            "each line once, in order:\n{log}"
-        );
-    }
-    assert_eq!(log.matches("training with C").count(), 1, "{log}");
+    assert_each_tick_once(&log, 70);
     let run = lab.wait(&victim, LONG);
     assert_eq!(run["status"], "failed");
     assert!(

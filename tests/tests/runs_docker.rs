@@ -3,7 +3,7 @@
 //! builds locally (`$KILN_TEST_PYTHON_IMAGE`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::runs::{Lab, TRAIN_PY, WG};
+use kiln_tests::runs::{Lab, TRAIN_PY, WG, assert_each_tick_once, free_port};
 use kiln_tests::{Up, temp_dir};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -193,12 +193,7 @@ fn a_canceled_container_is_stopped_and_removed() {
 fn a_container_is_reattached_after_the_control_plane_restarts() {
     let data = temp_dir("docker-restart");
     // The same API address before and after, as a restarted service has.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api_addr = format!("127.0.0.1:{port}");
+    let api_addr = format!("127.0.0.1:{}", free_port());
     let mut up = Up::start(&data, &["--api-addr", &api_addr]);
     let token = up.admin();
     let id = {
@@ -230,16 +225,7 @@ fn a_container_is_reattached_after_the_control_plane_restarts() {
     let log = lab.logs(&id);
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     assert!(run["data"]["metrics"]["accuracy"].as_f64().unwrap() > 0.9);
-    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick ")).collect();
-    assert!(ticks.len() >= 70, "{log}");
-    for (n, line) in ticks.iter().enumerate() {
-        assert_eq!(
-            *line,
-            format!("tick {n}"),
-            "each line once, in order:\n{log}"
-        );
-    }
-    assert_eq!(log.matches("training with C").count(), 1, "{log}");
+    assert_each_tick_once(&log, 70);
     let (status, _) = docker_api(&format!("/containers/kiln-run-{id}/json"));
     assert_eq!(status, 404);
 }

@@ -3,7 +3,7 @@
 //! loopback, and against a master that is not there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::runs::{Lab, WG, test_python};
+use kiln_tests::runs::{Lab, WG, free_port, test_python};
 use kiln_tests::{Up, temp_dir};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -31,14 +31,6 @@ fn spark_bin(name: &str) -> String {
         path.display()
     );
     path.display().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Spark daemon (master or worker), killed on drop.

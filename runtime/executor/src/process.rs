@@ -8,7 +8,7 @@
 //! reused id is never mistaken for it), follows the output file from where its log stopped, and
 //! reads the exit status once it is written.
 
-use crate::{ExecError, Output, Status};
+use crate::{ExecError, Job, Output, Status};
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -178,6 +178,53 @@ pub async fn run_logged(
         .await
         .map_err(|e| ExecError::Failed(format!("{what}: {e}")))?;
     Ok(status.code().unwrap_or(-1))
+}
+
+/// Starts a run's command as a supervised process: in the run's code, its output and exit status
+/// in the run's work directory, with the run's variables plus unbuffered Python output and Kiln's
+/// helpers on `PYTHONPATH` (`extra_env` adds to them). Returns the handle as text.
+pub async fn start_job(
+    job: &Job,
+    program: String,
+    args: Vec<String>,
+    extra_env: Vec<(String, String)>,
+) -> Result<String, ExecError> {
+    let mut env = job.env.clone();
+    env.extend(extra_env);
+    env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    env.push((
+        "PYTHONPATH".into(),
+        job.helpers.to_string_lossy().into_owned(),
+    ));
+    let handle = spawn(&Spec {
+        program,
+        args,
+        dir: job.code.clone(),
+        env,
+        output: job.work.join("output.log"),
+        exit: job.work.join("exit-status"),
+    })
+    .await?;
+    Ok(handle.encode())
+}
+
+/// [`follow`] for a handle given as text (a bad handle is the stream's one error).
+pub fn follow_handle(handle: &str, offset: u64) -> Output {
+    match ProcessHandle::decode(handle) {
+        Ok(handle) => follow(handle, offset),
+        Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
+    }
+}
+
+/// [`status`] for a handle given as text.
+pub fn status_of(handle: &str) -> Result<Status, ExecError> {
+    Ok(status(&ProcessHandle::decode(handle)?))
+}
+
+/// [`cancel`] for a handle given as text.
+pub async fn cancel_handle(handle: &str, grace: Duration) -> Result<(), ExecError> {
+    cancel(&ProcessHandle::decode(handle)?, grace).await;
+    Ok(())
 }
 
 /// `(state, start time)` of a process from `/proc/PID/stat`.

@@ -81,6 +81,14 @@ fn api_error(host: &str, what: &str, error: DockerError) -> ExecError {
     }
 }
 
+/// Remove a container even while it runs.
+fn force_remove() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    }
+}
+
 fn container_name(run_id: &str) -> String {
     format!("kiln-run-{run_id}")
 }
@@ -213,13 +221,7 @@ impl Executor for DockerExecutor {
             let name = container_name(&job.run_id);
             // A container left by an attempt that never started is replaced.
             let _ = docker
-                .remove_container(
-                    &name,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
+                .remove_container(&name, Some(force_remove()))
                 .await;
             let interpreter = target.string("interpreter").unwrap_or("python3");
             let mut cmd = vec![interpreter.to_string(), job.script.clone()];
@@ -277,14 +279,8 @@ impl Executor for DockerExecutor {
             .await;
             if let Err(e) = started {
                 let _ = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
+                    .remove_container(&id, Some(force_remove()))
+                .await;
                 return Err(e);
             }
             let _ = prepare
@@ -399,16 +395,7 @@ impl Executor for DockerExecutor {
     ) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
             let (docker, host) = connect(target)?;
-            match docker
-                .remove_container(
-                    handle,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await
-            {
+            match docker.remove_container(handle, Some(force_remove())).await {
                 Ok(()) => Ok(()),
                 Err(e) if not_found(&e) => Ok(()),
                 Err(e) => Err(api_error(&host, "removing the container", e)),

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use kiln_executor::process::{self, ProcessHandle, Spec};
+use kiln_executor::process;
 use kiln_executor::{ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -166,33 +166,15 @@ impl Executor for LocalExecutor {
                 let python = environment(&program, &file, &job.cache, prepare).await?;
                 program = python.to_string_lossy().into_owned();
             }
-            let mut env = job.env.clone();
-            env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-            env.push((
-                "PYTHONPATH".into(),
-                job.helpers.to_string_lossy().into_owned(),
-            ));
             let mut args = vec![job.script.clone()];
             args.extend(job.args.iter().cloned());
-            let handle = process::spawn(&Spec {
-                program,
-                args,
-                dir: job.code.clone(),
-                env,
-                output: job.work.join("output.log"),
-                exit: job.work.join("exit-status"),
-            })
-            .await?;
-            Ok(handle.encode())
+            process::start_job(job, program, args, vec![]).await
         }
         .boxed()
     }
 
     fn logs(&self, _target: &Target, handle: &str, offset: u64) -> Output {
-        match ProcessHandle::decode(handle) {
-            Ok(handle) => process::follow(handle, offset),
-            Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
-        }
+        process::follow_handle(handle, offset)
     }
 
     fn status<'a>(
@@ -200,7 +182,7 @@ impl Executor for LocalExecutor {
         _target: &'a Target,
         handle: &'a str,
     ) -> BoxFuture<'a, Result<Status, ExecError>> {
-        async move { Ok(process::status(&ProcessHandle::decode(handle)?)) }.boxed()
+        async move { process::status_of(handle) }.boxed()
     }
 
     fn cancel<'a>(
@@ -208,11 +190,7 @@ impl Executor for LocalExecutor {
         _target: &'a Target,
         handle: &'a str,
     ) -> BoxFuture<'a, Result<(), ExecError>> {
-        async move {
-            process::cancel(&ProcessHandle::decode(handle)?, GRACE).await;
-            Ok(())
-        }
-        .boxed()
+        process::cancel_handle(handle, GRACE).boxed()
     }
 
     fn clean_up<'a>(

@@ -13,7 +13,7 @@
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use kiln_executor::process::{self, ProcessHandle, Spec};
+use kiln_executor::process;
 use kiln_executor::{ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script};
 use serde_json::Value;
 use std::time::Duration;
@@ -170,33 +170,17 @@ impl Executor for SparkExecutor {
             args.push(archive.to_string_lossy().into_owned());
             args.push(job.script.clone());
             args.extend(job.args.iter().cloned());
-            let mut env = job.env.clone();
-            env.push(("PYSPARK_PYTHON".into(), python.to_string()));
-            env.push(("PYSPARK_DRIVER_PYTHON".into(), python.to_string()));
-            env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-            env.push((
-                "PYTHONPATH".into(),
-                job.helpers.to_string_lossy().into_owned(),
-            ));
-            let handle = process::spawn(&Spec {
-                program: spark_submit(target).to_string(),
-                args,
-                dir: job.code.clone(),
-                env,
-                output: job.work.join("output.log"),
-                exit: job.work.join("exit-status"),
-            })
-            .await?;
-            Ok(handle.encode())
+            let env = vec![
+                ("PYSPARK_PYTHON".into(), python.to_string()),
+                ("PYSPARK_DRIVER_PYTHON".into(), python.to_string()),
+            ];
+            process::start_job(job, spark_submit(target).to_string(), args, env).await
         }
         .boxed()
     }
 
     fn logs(&self, _target: &Target, handle: &str, offset: u64) -> Output {
-        match ProcessHandle::decode(handle) {
-            Ok(handle) => process::follow(handle, offset),
-            Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
-        }
+        process::follow_handle(handle, offset)
     }
 
     fn status<'a>(
@@ -204,7 +188,7 @@ impl Executor for SparkExecutor {
         _target: &'a Target,
         handle: &'a str,
     ) -> BoxFuture<'a, Result<Status, ExecError>> {
-        async move { Ok(process::status(&ProcessHandle::decode(handle)?)) }.boxed()
+        async move { process::status_of(handle) }.boxed()
     }
 
     fn cancel<'a>(
@@ -212,11 +196,7 @@ impl Executor for SparkExecutor {
         _target: &'a Target,
         handle: &'a str,
     ) -> BoxFuture<'a, Result<(), ExecError>> {
-        async move {
-            process::cancel(&ProcessHandle::decode(handle)?, GRACE).await;
-            Ok(())
-        }
-        .boxed()
+        process::cancel_handle(handle, GRACE).boxed()
     }
 
     fn clean_up<'a>(

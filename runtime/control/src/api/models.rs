@@ -593,31 +593,48 @@ pub async fn put_alias(
     Path((_, _, model, alias)): Path<(String, String, String, String)>,
     JsonBody(body): JsonBody<AliasTarget>,
 ) -> Reply {
-    check_name("alias", &alias)?;
+    check_alias(&alias)?;
+    let id = model_id(&control, &scope, &model).await?;
+    let (version_id, number) = version_of(&control, &id, &body.version.to_string()).await?;
+    point_alias(&control, &id, &alias, &version_id).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "model": model, "alias": alias, "version": number })),
+    ))
+}
+
+/// Checks an alias: a name that cannot be read as a version number.
+pub(crate) fn check_alias(alias: &str) -> Result<(), ControlError> {
+    check_name("alias", alias)?;
     if alias.chars().all(|c| c.is_ascii_digit()) {
         return Err(ControlError::Invalid(format!(
             "alias '{alias}' would read as a version number"
         )));
     }
-    let id = model_id(&control, &scope, &model).await?;
-    let (version_id, number) = version_of(&control, &id, &body.version.to_string()).await?;
+    Ok(())
+}
+
+/// Points a model's alias at a version (moving it if it pointed elsewhere).
+pub(crate) async fn point_alias(
+    control: &ControlPlane,
+    model_id: &str,
+    alias: &str,
+    version_id: &str,
+) -> Result<(), ControlError> {
     let mut tx = control.db().begin().await?;
     sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
-        .bind(&id)
-        .bind(&alias)
+        .bind(model_id)
+        .bind(alias)
         .execute(&mut *tx)
         .await?;
     sqlx::query("INSERT INTO model_aliases (model_id, alias, version_id) VALUES ($1, $2, $3)")
-        .bind(&id)
-        .bind(&alias)
-        .bind(&version_id)
+        .bind(model_id)
+        .bind(alias)
+        .bind(version_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "model": model, "alias": alias, "version": number })),
-    ))
+    Ok(())
 }
 
 /// `DELETE .../models/{model}/aliases/{alias}`.

@@ -229,31 +229,82 @@ pub async fn submit(
             &commit[..12]
         )));
     }
+    let view = insert_run(
+        &control,
+        &RunInsert {
+            experiment_id: &experiment_id,
+            commit: &commit,
+            target: &target,
+            args: &args,
+            status: "queued",
+            created_by: &scope.principal()?.user_id,
+            created_at: now_ms(),
+            started_at: None,
+            script: &script,
+            name: body.name.as_deref().unwrap_or_default(),
+            timeout_s: body.timeout.map(|t| t as i64),
+            environment: body.environment.as_deref().unwrap_or_default(),
+            executed: true,
+        },
+    )
+    .await?;
+    control.notify_runs();
+    Ok((StatusCode::CREATED, Json(view.json())))
+}
+
+/// A run to record.
+pub(crate) struct RunInsert<'a> {
+    pub experiment_id: &'a str,
+    pub commit: &'a str,
+    pub target: &'a str,
+    /// The arguments as JSON text.
+    pub args: &'a str,
+    pub status: &'a str,
+    pub created_by: &'a str,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub script: &'a str,
+    pub name: &'a str,
+    pub timeout_s: Option<i64>,
+    pub environment: &'a str,
+    /// Whether Kiln executes it (not a run a tracking client logs to).
+    pub executed: bool,
+}
+
+/// Records a run under the experiment's next number; writers of one experiment take turns
+/// (SQLite's write transactions are exclusive, PostgreSQL locks the experiment's row).
+pub(crate) async fn insert_run(
+    control: &ControlPlane,
+    run: &RunInsert<'_>,
+) -> Result<RunView, ControlError> {
     let id = new_id();
     let mut tx = control.db().begin().await?;
     if control.db().backend() == crate::Backend::Postgres {
         sqlx::query("SELECT id FROM experiments WHERE id = $1 FOR UPDATE")
-            .bind(&experiment_id)
+            .bind(run.experiment_id)
             .execute(&mut *tx)
             .await?;
     }
     sqlx::query(
         "INSERT INTO runs (id, experiment_id, number, commit_sha, target, args, status, created_by, \
-         created_at, script, name, timeout_s, environment) \
-         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11 \
+         created_at, started_at, script, name, timeout_s, environment, executed) \
+         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
          FROM runs WHERE experiment_id = $2",
     )
     .bind(&id)
-    .bind(&experiment_id)
-    .bind(&commit)
-    .bind(&target)
-    .bind(&args)
-    .bind(&scope.principal()?.user_id)
-    .bind(now_ms())
-    .bind(&script)
-    .bind(body.name.unwrap_or_default())
-    .bind(body.timeout.map(|t| t as i64))
-    .bind(body.environment.clone().unwrap_or_default())
+    .bind(run.experiment_id)
+    .bind(run.commit)
+    .bind(run.target)
+    .bind(run.args)
+    .bind(run.status)
+    .bind(run.created_by)
+    .bind(run.created_at)
+    .bind(run.started_at)
+    .bind(run.script)
+    .bind(run.name)
+    .bind(run.timeout_s)
+    .bind(run.environment)
+    .bind(i64::from(run.executed))
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE r.id = $1")))
@@ -261,8 +312,7 @@ pub async fn submit(
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    control.notify_runs();
-    Ok((StatusCode::CREATED, Json(RunView::from_row(&row)?.json())))
+    RunView::from_row(&row)
 }
 
 /// `?limit=`: the newest runs first.

@@ -185,6 +185,15 @@ impl Request {
     }
 }
 
+/// An artifact as MLflow lists it: a directory has no size.
+fn file_info(path: &str, is_dir: bool, size: u64) -> Value {
+    if is_dir {
+        json!({ "path": path, "is_dir": true })
+    } else {
+        json!({ "path": path, "is_dir": false, "file_size": size })
+    }
+}
+
 /// The project an MLflow request addresses, resolved in the caller's work group.
 pub struct Project {
     /// Its id.
@@ -425,12 +434,7 @@ pub async fn list_artifacts(
             .await?
             .into_iter()
             .map(|(path, is_dir, size)| {
-                let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-                if is_dir {
-                    json!({ "path": name, "is_dir": true })
-                } else {
-                    json!({ "path": name, "is_dir": false, "file_size": size })
-                }
+                file_info(path.rsplit('/').next().unwrap_or(&path), is_dir, size)
             })
             .collect();
         Ok::<_, ControlError>(Json(json!({ "files": files })).into_response())

@@ -3,7 +3,9 @@
 
 use super::{MlflowError, Project, Reply, Request, kiln_name};
 use crate::access::Scope;
-use crate::api::models::{VersionInfo, model_id, run_files, store_version, version_of};
+use crate::api::models::{
+    VersionInfo, model_id, point_alias, run_files, store_version, version_of,
+};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
 use crate::{ControlError, ControlPlane};
@@ -337,19 +339,7 @@ pub async fn set_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Re
     }
     let id = model_id(control, scope, &model).await?;
     let (version_id, _) = version_of(control, &id, &r.required("version")?).await?;
-    let mut tx = control.db().begin().await?;
-    sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
-        .bind(&id)
-        .bind(&alias)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO model_aliases (model_id, alias, version_id) VALUES ($1, $2, $3)")
-        .bind(&id)
-        .bind(&alias)
-        .bind(&version_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    point_alias(control, &id, &alias, &version_id).await?;
     Ok(Json(json!({})))
 }
 

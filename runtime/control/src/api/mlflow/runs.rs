@@ -3,10 +3,10 @@
 
 use super::{MlflowError, Project, Reply, Request, kiln_name};
 use crate::access::Scope;
-use crate::api::runs::{RUN_SELECT, RunView};
+use crate::api::runs::{RUN_SELECT, RunInsert, RunView, insert_run};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
-use crate::runs::tracking::{self, Metric, RunData, value_json};
+use crate::runs::tracking::{self, Metric, MetricValue, RunData};
 use crate::{ControlError, ControlPlane};
 use axum::Json;
 use serde_json::{Value, json};
@@ -213,13 +213,7 @@ fn run_json(view: &RunView, data: &RunData) -> Value {
             .map(|(k, v)| json!({ "key": k, "value": v }))
             .collect()
     };
-    let metrics: Vec<Value> = data
-        .metrics
-        .iter()
-        .map(|m| {
-            json!({ "key": m.key, "value": value_json(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step })
-        })
-        .collect();
+    let metrics: Vec<Value> = data.metrics.iter().map(MetricValue::json).collect();
     json!({
         "info": run_info(view),
         "data": { "metrics": metrics, "params": pairs(&data.params), "tags": pairs(&data.tags) },
@@ -281,35 +275,27 @@ pub async fn create_run(
         .filter(|c| c.len() == 40 && c.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_default();
     let start = r.integer("start_time")?.unwrap_or_else(now_ms);
-    let id = new_id();
-    let mut tx = control.db().begin().await?;
-    if control.db().backend() == crate::Backend::Postgres {
-        sqlx::query("SELECT id FROM experiments WHERE id = $1 FOR UPDATE")
-            .bind(&experiment_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO runs (id, experiment_id, number, commit_sha, target, args, status, created_by, \
-         created_at, started_at, name, executed) \
-         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, 'external', '[]', 'running', $4, $5, $5, $6, 0 \
-         FROM runs WHERE experiment_id = $2",
+    let view = insert_run(
+        control,
+        &RunInsert {
+            experiment_id: &experiment_id,
+            commit: &commit,
+            target: "external",
+            args: "[]",
+            status: "running",
+            created_by: &scope.principal()?.user_id,
+            created_at: start,
+            started_at: Some(start),
+            script: "",
+            name: &run_name,
+            timeout_s: None,
+            environment: "",
+            executed: false,
+        },
     )
-    .bind(&id)
-    .bind(&experiment_id)
-    .bind(&commit)
-    .bind(&scope.principal()?.user_id)
-    .bind(start)
-    .bind(&run_name)
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    let id = view.id.clone();
     tracking::log_batch(control, &id, &[], &[], &tags).await?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_SELECT} WHERE r.id = $1")))
-        .bind(&id)
-        .fetch_one(control.db().pool())
-        .await?;
-    let view = RunView::from_row(&row)?;
     let data = tracking::run_data(control, &id).await?;
     Ok(Json(json!({ "run": run_json(&view, &data) })))
 }
@@ -430,12 +416,7 @@ pub async fn metric_history(control: &ControlPlane, project: &Project, r: &Reque
         .unwrap_or(100_000)
         .clamp(1, 100_000);
     let history = tracking::metric_history(control, &view.id, &key, limit).await?;
-    let metrics: Vec<Value> = history
-        .iter()
-        .map(|m| {
-            json!({ "key": m.key, "value": value_json(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step })
-        })
-        .collect();
+    let metrics: Vec<Value> = history.iter().map(MetricValue::json).collect();
     Ok(Json(json!({ "metrics": metrics })))
 }
 
@@ -446,13 +427,7 @@ pub async fn list_artifacts(control: &ControlPlane, project: &Project, r: &Reque
     let files: Vec<Value> = tracking::list_artifacts(control, &view.id, &path)
         .await?
         .into_iter()
-        .map(|(path, is_dir, size)| {
-            if is_dir {
-                json!({ "path": path, "is_dir": true })
-            } else {
-                json!({ "path": path, "is_dir": false, "file_size": size })
-            }
-        })
+        .map(|(path, is_dir, size)| super::file_info(&path, is_dir, size))
         .collect();
     Ok(Json(json!({
         "root_uri": format!("mlflow-artifacts:/{}/{}/artifacts", view.experiment_id, view.id),
