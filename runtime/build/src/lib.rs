@@ -86,6 +86,8 @@ pub struct Checked {
     pub name: String,
     /// The sample rows, when the manifest has some.
     pub sample: Option<SampleTable>,
+    /// The loaded model, for the prediction baseline.
+    pub model: Arc<Model>,
 }
 
 /// Whether a manifest's `component` names a file rather than an image.
@@ -192,6 +194,7 @@ pub async fn load_and_check(
             model: model.clone(),
             metrics: deployment_metrics,
             key_digests: None,
+            monitor: None,
         };
         let inputs =
             protocol::table_to_tensors(model.metadata(), &table.columns, &table.rows, usize::MAX)
@@ -218,6 +221,7 @@ pub async fn load_and_check(
         schema,
         name,
         sample,
+        model,
     })
 }
 
@@ -261,15 +265,48 @@ pub async fn check_manifest(
                     "sample".to_string(),
                 ),
             };
-            Some(Baseline::from_columns(
-                &table.columns,
-                &table.numeric(),
-                section.bins,
-                &source,
-            ))
+            let mut baseline =
+                Baseline::from_table(&table.columns, &table.rows, section.bins, &source);
+            baseline.predictions = predictions(&checked.model, &table, section.bins)
+                .await
+                .map_err(|e| {
+                    BuildError::Invalid(format!(
+                        "the baseline rows ({source}) do not fit the model's inputs; give only its input columns: {e}"
+                    ))
+                })?;
+            Some(baseline)
         }
     };
     Ok((manifest, checked, baseline))
+}
+
+/// Rows per prediction call while computing the prediction baseline.
+const BASELINE_BATCH: usize = 512;
+
+/// The model's predictions on the baseline rows, binned like the features: the reference of
+/// prediction drift.
+async fn predictions(
+    model: &Model,
+    table: &SampleTable,
+    bins: usize,
+) -> Result<Vec<kiln_image::FeatureBaseline>, String> {
+    let metadata = model.metadata();
+    let mut outputs = Vec::new();
+    for rows in table.rows.chunks(BASELINE_BATCH) {
+        let inputs = protocol::table_to_tensors(metadata, &table.columns, rows, usize::MAX)
+            .map_err(|e| e.message)?;
+        let mut ordered = Vec::with_capacity(metadata.inputs.len());
+        for spec in &metadata.inputs {
+            let t = inputs
+                .iter()
+                .find(|t| t.name == spec.name)
+                .ok_or_else(|| format!("missing input '{}'", spec.name))?;
+            tensor::check(spec, t, "input")?;
+            ordered.push(t.clone());
+        }
+        outputs.push(model.predict(&ordered).await.map_err(|e| e.to_string())?);
+    }
+    Ok(kiln_monitor::prediction_baseline(metadata, &outputs, bins))
 }
 
 /// Writes the model image of a checked manifest into the store, tagged `tag` (default

@@ -732,6 +732,71 @@ pub enum DeploymentCommand {
         #[arg(long, default_value = "primary")]
         key: String,
     },
+    /// Choose the drift monitor, its window and the retraining policy; the model keeps serving.
+    Monitor {
+        name: String,
+        /// The monitor component: `default` or an image (local store or registry).
+        #[arg(long, default_value = "default")]
+        component: String,
+        /// The config string passed to the monitor (the default one takes thresholds such as
+        /// `psi_alert=0.25,p_value=0.05,min_count=50`).
+        #[arg(long, default_value = "")]
+        config: String,
+        /// Window length in seconds.
+        #[arg(long)]
+        window: Option<u64>,
+        /// Retrain with this experiment (`PROJECT/EXPERIMENT`) when an alert holds.
+        #[arg(long, value_name = "PROJECT/EXPERIMENT")]
+        retrain: Option<String>,
+        /// Windows in a row with an alert before retraining.
+        #[arg(long, default_value_t = 3, requires = "retrain")]
+        retrain_windows: u32,
+        /// Seconds after a retraining run during which no other is submitted.
+        #[arg(long, default_value_t = 3600, requires = "retrain")]
+        cooldown: u64,
+    },
+    /// The drift report of a window: per feature, statistics, verdict and data quality.
+    Drift {
+        name: String,
+        /// `latest`, `cumulative`, or how many windows back (0 = latest).
+        #[arg(long, default_value = "latest")]
+        window: String,
+    },
+    /// Events: drift state changes and retraining runs.
+    Events { name: String },
+}
+
+/// One line per monitored feature of a drift report.
+fn drift_lines(report: &Value) -> String {
+    let mut out = format!(
+        "  drift: {} ({} to {})",
+        s(report, "state"),
+        s(report, "start"),
+        s(report, "end")
+    );
+    if let Some(error) = report["error"].as_str() {
+        out.push_str(&format!("\n    monitor: {error}"));
+    }
+    for f in report["features"].as_array().into_iter().flatten() {
+        let stats = &f["statistics"];
+        let test = if stats["ks_pvalue"].is_number() {
+            format!("ks_p={:.3}", stats["ks_pvalue"].as_f64().unwrap_or(f64::NAN))
+        } else {
+            format!("chi2_p={:.3}", stats["chi2_pvalue"].as_f64().unwrap_or(f64::NAN))
+        };
+        out.push_str(&format!(
+            "\n    {:<6} {:<20} {:<17} psi={:<8.4} {test} values={} missing={} nan={} out_of_range={}",
+            s(f, "role"),
+            s(f, "name"),
+            s(f, "severity"),
+            stats["psi"].as_f64().unwrap_or(f64::NAN),
+            f["values"],
+            f["quality"]["missing"],
+            f["quality"]["nan"],
+            f["quality"]["out_of_range"],
+        ));
+    }
+    out
 }
 
 /// Runs `kiln user ...`.
@@ -1373,8 +1438,34 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                 api.show_list(&v, |i| format!("{}  {}  {}", s(i, "name"), s(i, "status"), s(i, "image")));
             }
             DeploymentCommand::Show { name } => {
-                let v = api.get(&format!("{base}/{name}")).await?;
-                api.show(&v, |v| format!("{}: {} {}\n  image {} {}\n  infer: {}", s(v, "name"), s(v, "status"), s(v, "reason"), s(v, "image"), s(v, "digest"), s(&v["urls"], "infer")));
+                let mut v = api.get(&format!("{base}/{name}")).await?;
+                v["drift"] = api.get(&format!("{base}/{name}/drift")).await?;
+                api.show(&v, |v| format!("{}: {} {}\n  image {} {}\n  infer: {}\n{}", s(v, "name"), s(v, "status"), s(v, "reason"), s(v, "image"), s(v, "digest"), s(&v["urls"], "infer"), drift_lines(&v["drift"])));
+            }
+            DeploymentCommand::Monitor { name, component, config, window, retrain, retrain_windows, cooldown } => {
+                let retrain = match retrain {
+                    None => Value::Null,
+                    Some(text) => {
+                        let (project, experiment) = text
+                            .split_once('/')
+                            .context("--retrain takes PROJECT/EXPERIMENT")?;
+                        json!({ "project": project, "experiment": experiment, "windows": retrain_windows, "cooldown_s": cooldown })
+                    }
+                };
+                let mut body = json!({ "component": component, "config": config, "retrain": retrain });
+                if let Some(w) = window {
+                    body["window_s"] = json!(w);
+                }
+                let v = api.put(&format!("{base}/{name}/monitoring"), body).await?;
+                api.show(&v, |v| format!("deployment {}: monitor {}{}", s(v, "name"), s(&v["monitoring"], "component"), if v["retrain"].is_null() { String::new() } else { format!(", retraining {}/{} after {} alert windows", s(&v["retrain"], "project"), s(&v["retrain"], "experiment"), v["retrain"]["windows"]) }));
+            }
+            DeploymentCommand::Drift { name, window } => {
+                let v = api.get(&format!("{base}/{name}/drift?window={window}")).await?;
+                api.show(&v, drift_lines);
+            }
+            DeploymentCommand::Events { name } => {
+                let v = api.get(&format!("{base}/{name}/events")).await?;
+                api.show_list(&v, |i| format!("{}  {:<10} {}{}", s(i, "time"), s(i, "kind"), s(i, "message"), i["run"].as_str().map(|r| format!(" (run {r})")).unwrap_or_default()));
             }
             DeploymentCommand::Delete { name } => {
                 let v = api.delete(&format!("{base}/{name}")).await?;

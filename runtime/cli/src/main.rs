@@ -5,6 +5,7 @@
 mod client;
 mod config;
 mod images;
+mod monitoring;
 mod reconcile;
 mod runs;
 mod serve;
@@ -130,6 +131,11 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
+    /// Drift monitor components: run one on histograms given as JSON.
+    Monitor {
+        #[command(subcommand)]
+        command: monitoring::MonitorCommand,
+    },
     /// Build, list, inspect and remove images in the local store; register one with the
     /// control plane.
     Image {
@@ -162,6 +168,7 @@ fn main() -> std::process::ExitCode {
         Command::Pull(args) => transfer::pull(args),
         Command::Image { command, sources } => images::image(command, &sources),
         Command::Up(args) => up::run(*args),
+        Command::Monitor { command } => monitoring::command(command),
         Command::Login(args) => client::login(args),
         Command::User {
             command,

@@ -27,14 +27,19 @@ pub struct Runtime {
     pub store_dir: PathBuf,
     /// How registries are reached for images that name one.
     pub registry: RegistryOptions,
+    /// Drift monitoring of the deployments served.
+    pub monitoring: crate::monitoring::Monitoring,
+    /// Drift reports of closed windows, forwarded to the control plane.
+    pub reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>,
 }
 
 /// What is served now, per deployment.
 struct Served {
     generation: i64,
-    /// Digest and limits: when only keys change, the loaded model is kept.
+    /// Digest and limits: when only keys or monitoring change, the loaded model is kept.
     image_key: String,
     deployment: Option<Arc<Deployment>>,
+    monitoring: kiln_control::MonitoringSettings,
 }
 
 /// Where the desired deployments come from.
@@ -79,6 +84,31 @@ impl Source {
         }
     }
 
+    async fn drift(&self, report: &kiln_monitor::DriftReport) -> Result<()> {
+        let upload = kiln_control::DriftUpload {
+            window: report.window.clone(),
+            cumulative: report.cumulative.clone(),
+        };
+        match self {
+            Source::Local(control) => Ok(control.record_drift(&report.deployment, &upload).await?),
+            Source::Remote { url, token, http } => {
+                let response = http
+                    .post(format!(
+                        "{url}/api/v1/runtime/deployments/{}/drift",
+                        report.deployment
+                    ))
+                    .bearer_auth(token)
+                    .json(&upload)
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    anyhow::bail!("drift report refused: {}", response.status());
+                }
+                Ok(())
+            }
+        }
+    }
+
     async fn report(&self, name: &str, report: &StatusReport) -> Result<()> {
         match self {
             Source::Local(control) => Ok(control.report(name, report).await?),
@@ -106,8 +136,27 @@ impl Source {
     }
 }
 
+/// Logs drift reports where no control plane takes them (`kiln serve` on its own).
+pub async fn log_reports(mut reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>) {
+    while let Some(report) = reports.recv().await {
+        tracing::info!(
+            deployment = %report.deployment,
+            version = %report.version,
+            state = report.window["state"].as_str().unwrap_or(""),
+            alerts = %report.window["alerts"],
+            "drift window closed"
+        );
+    }
+}
+
 /// Keeps the runtime serving what the control plane wants, until the process ends.
-pub async fn run(runtime: Runtime, source: Source) {
+pub async fn run(mut runtime: Runtime, source: Source) {
+    let source = Arc::new(source);
+    let reports = std::mem::replace(
+        &mut runtime.reports,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    tokio::spawn(forward_reports(reports, source.clone()));
     let mut served: HashMap<String, Served> = HashMap::new();
     loop {
         match source.desired().await {
@@ -138,6 +187,19 @@ fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
             .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
             .collect(),
     )
+}
+
+/// Sends each drift report to the control plane (a lost report is logged, not retried: the
+/// next window brings a fresh one).
+async fn forward_reports(
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>,
+    source: Arc<Source>,
+) {
+    while let Some(report) = reports.recv().await {
+        if let Err(e) = source.drift(&report).await {
+            tracing::warn!(deployment = %report.deployment, "cannot send the drift report: {e:#}");
+        }
+    }
 }
 
 async fn apply(
@@ -171,13 +233,23 @@ async fn apply(
             .filter(|s| s.image_key == key)
             .and_then(|s| s.deployment.clone());
         let result = match reuse {
-            Some(old) => Ok(Deployment {
-                name: old.name.clone(),
-                version: old.version.clone(),
-                model: old.model.clone(),
-                metrics: old.metrics.clone(),
-                key_digests: key_digests(d),
-            }),
+            Some(old) => {
+                // Same model and monitor (its counts stay); a changed monitor is swapped in.
+                let monitoring_changed = served
+                    .get(&d.name)
+                    .is_some_and(|s| s.monitoring != d.monitoring);
+                if let Some(monitor) = old.monitor.as_ref().filter(|_| monitoring_changed) {
+                    runtime.monitoring.configure(monitor, &d.monitoring).await;
+                }
+                Ok(Deployment {
+                    name: old.name.clone(),
+                    version: old.version.clone(),
+                    model: old.model.clone(),
+                    metrics: old.metrics.clone(),
+                    key_digests: key_digests(d),
+                    monitor: old.monitor.clone(),
+                })
+            }
             None => load(runtime, d).await,
         };
         let report = match result {
@@ -191,6 +263,7 @@ async fn apply(
                         generation: d.generation,
                         image_key: key,
                         deployment: Some(deployment),
+                        monitoring: d.monitoring.clone(),
                     },
                 );
                 StatusReport {
@@ -209,6 +282,7 @@ async fn apply(
                         generation: d.generation,
                         image_key: key,
                         deployment: None,
+                        monitoring: d.monitoring.clone(),
                     },
                 );
                 StatusReport {
@@ -249,6 +323,7 @@ async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
         );
     }
     let config = image.config.clone();
+    let baseline = config.as_ref().and_then(|c| c.baseline.clone());
     let image_limits = config
         .as_ref()
         .map(|c| c.limits.clone())
@@ -289,11 +364,16 @@ async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
         limits,
     };
     let model = Model::load(runtime.engine.clone(), spec, metrics.clone()).await?;
+    let monitor = runtime
+        .monitoring
+        .attach(&d.name, &version, &model, baseline.as_ref(), &d.monitoring)
+        .await;
     Ok(Deployment {
         name: d.name.clone(),
         version,
         model,
         metrics,
         key_digests: key_digests(d),
+        monitor,
     })
 }

@@ -73,6 +73,8 @@ pub struct ServeArgs {
     store: StoreArgs,
     #[command(flatten)]
     registry: crate::transfer::RegistryArgs,
+    #[command(flatten)]
+    monitoring: crate::monitoring::MonitorArgs,
 }
 
 struct Resolved {
@@ -91,6 +93,7 @@ struct Resolved {
     registry: kiln_registry::RegistryOptions,
     /// `(control plane URL, token)` for a runtime node.
     control: Option<(String, String)>,
+    monitoring: crate::monitoring::MonitorArgs,
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -175,6 +178,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         file_limits: file.limits,
         store: args.store,
         registry: args.registry.options(),
+        monitoring: args.monitoring,
         control: args.control.map(|url| {
             (
                 url.trim_end_matches('/').to_string(),
@@ -204,6 +208,7 @@ struct Source {
     version: String,
     limits: ImageLimits,
     pinned: Option<String>,
+    baseline: Option<kiln_image::Baseline>,
 }
 
 fn image_limits(limits: &ImageLimits) -> LimitsConfig {
@@ -233,6 +238,7 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
             version: deployment.version.clone().unwrap_or_else(|| "1".into()),
             limits: ImageLimits::default(),
             pinned: None,
+            baseline: None,
         });
     }
     let reference = text.strip_prefix("oci://").unwrap_or(&text);
@@ -284,6 +290,7 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
             .clone()
             .or_else(|| config.as_ref().map(|c| c.version.clone()))
             .unwrap_or_else(|| "1".into()),
+        baseline: config.as_ref().and_then(|c| c.baseline.clone()),
         limits: config.map(|c| c.limits).unwrap_or_default(),
         pinned: Some(image.manifest_digest.to_string()),
     })
@@ -292,6 +299,7 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
 async fn load_deployment(
     engine: &Arc<ScoringEngine>,
     metrics: &Metrics,
+    monitoring: &crate::monitoring::Monitoring,
     settings: &Resolved,
     deployment: &DeploymentConfig,
     explicit: &LimitsConfig,
@@ -327,12 +335,22 @@ async fn load_deployment(
         limits,
     };
     let model = Model::load(engine.clone(), spec, deployment_metrics.clone()).await?;
+    let monitor = monitoring
+        .attach(
+            name,
+            &source.version,
+            &model,
+            source.baseline.as_ref(),
+            &Default::default(),
+        )
+        .await;
     Ok(Deployment {
         name: name.clone(),
         version: source.version,
         model,
         metrics: deployment_metrics,
         key_digests: None,
+        monitor,
     })
 }
 
@@ -348,9 +366,16 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     })?);
     let metrics = Arc::new(Metrics::new());
     let dataplane = Arc::new(Dataplane::new(settings.server_limits.clone()));
+    let monitoring = crate::monitoring::Monitoring::new(
+        settings.monitoring.clone(),
+        engine.clone(),
+        metrics.clone(),
+        settings.store.dir().ok(),
+        settings.registry.clone(),
+    );
     let mut failures = Vec::new();
     for (deployment, explicit) in &settings.deployments {
-        match load_deployment(&engine, &metrics, &settings, deployment, explicit).await {
+        match load_deployment(&engine, &metrics, &monitoring, &settings, deployment, explicit).await {
             Ok(loaded) => dataplane.registry.insert(loaded),
             Err(error) => {
                 let reason = format!("{error:#}");
@@ -367,6 +392,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
         );
     }
 
+    let reports = monitoring.start(dataplane.clone());
     if let Some((url, token)) = &settings.control {
         let store_dir = settings.store.dir()?;
         tracing::info!("runtime node of the control plane at {url}");
@@ -377,6 +403,8 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
                 dataplane: dataplane.clone(),
                 store_dir,
                 registry: settings.registry.clone(),
+                monitoring: monitoring.clone(),
+                reports,
             },
             crate::reconcile::Source::Remote {
                 url: url.clone(),
@@ -384,6 +412,8 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
                 http: reqwest::Client::new(),
             },
         ));
+    } else {
+        tokio::spawn(crate::reconcile::log_reports(reports));
     }
     let listener = TcpListener::bind(settings.addr)
         .await

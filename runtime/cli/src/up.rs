@@ -55,6 +55,8 @@ pub struct UpArgs {
     store: StoreArgs,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    monitoring: crate::monitoring::MonitorArgs,
 }
 
 fn default_data_dir() -> Option<PathBuf> {
@@ -158,6 +160,14 @@ async fn up(args: UpArgs) -> Result<()> {
     })?);
     let metrics = Arc::new(Metrics::new());
     let dataplane = Arc::new(Dataplane::new(ServerLimits::default()));
+    let monitoring = crate::monitoring::Monitoring::new(
+        args.monitoring.clone(),
+        engine.clone(),
+        metrics.clone(),
+        Some(store_dir.clone()),
+        args.registry.options(),
+    );
+    let reports = monitoring.start(dataplane.clone());
     tokio::spawn(reconcile::run(
         Runtime {
             engine,
@@ -165,6 +175,8 @@ async fn up(args: UpArgs) -> Result<()> {
             dataplane: dataplane.clone(),
             store_dir,
             registry: args.registry.options(),
+            monitoring,
+            reports,
         },
         reconcile::Source::Local(control.clone()),
     ));

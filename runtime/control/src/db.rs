@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run execution and tracking",
         include_str!("../migrations/0005_run_execution_tracking.sql"),
     ),
+    (
+        6,
+        "drift monitoring",
+        include_str!("../migrations/0006_monitoring.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

@@ -18,6 +18,7 @@ pub mod runs;
 pub mod secrets;
 
 pub use api::deployments::DeploymentLimits;
+pub use api::monitoring::{DriftUpload, MonitoringSettings};
 pub use api::runtime::{DesiredDeployment, ServingState, StatusReport};
 pub use artifacts::ArtifactStore;
 pub use db::{Backend, Db};

@@ -5,7 +5,7 @@
 use crate::access::{Access, authorize};
 use crate::api::{
     deployments, environments, experiments, images, manifests, mlflow, models, projects, runs,
-    runtime, teams, tracking, users, workgroups,
+    monitoring, runtime, teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -744,6 +744,33 @@ pub fn table() -> Vec<Route> {
             post(deployments::regenerate_key)
         ),
         route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}/monitoring",
+            "setDeploymentMonitoring",
+            "The monitor component, its config and window, and the retraining policy",
+            Workgroup(W::Contributor),
+            Json,
+            put(monitoring::put)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}/drift",
+            "getDeploymentDrift",
+            "The drift report of a window (latest, cumulative, or N back)",
+            Workgroup(W::Reader),
+            Empty,
+            get(monitoring::drift)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}/events",
+            "listDeploymentEvents",
+            "Drift state changes and retraining runs",
+            Workgroup(W::Reader),
+            Empty,
+            get(monitoring::events)
+        ),
+        route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/targets",
             "listTargets",
@@ -841,6 +868,15 @@ pub fn table() -> Vec<Route> {
             Runtime,
             Json,
             post(runtime::report)
+        ),
+        route!(
+            POST,
+            "/api/v1/runtime/deployments/{deployment}/drift",
+            "runtimeDrift",
+            "A runtime's drift report on a closed window",
+            Runtime,
+            Json,
+            post(monitoring::upload)
         ),
     ]
 }

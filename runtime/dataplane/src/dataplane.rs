@@ -132,6 +132,7 @@ impl Dataplane {
             .iter()
             .find(|t| !metadata.inputs.iter().any(|s| s.name == t.name))
         {
+            deployment.metrics.schema_violations.inc();
             return Err(ApiError::bad_request(format!(
                 "model '{}' has no input named '{}' (inputs: {})",
                 deployment.name,
@@ -139,18 +140,22 @@ impl Dataplane {
                 names(metadata.inputs.iter().map(|s| s.name.as_str()))
             )));
         }
+        let violation = |message: String| {
+            deployment.metrics.schema_violations.inc();
+            ApiError::bad_request(message)
+        };
         let mut ordered = Vec::with_capacity(metadata.inputs.len());
         for spec in &metadata.inputs {
             let position = inputs
                 .iter()
                 .position(|t| t.name == spec.name)
-                .ok_or_else(|| ApiError::bad_request(format!("missing input '{}'", spec.name)))?;
+                .ok_or_else(|| violation(format!("missing input '{}'", spec.name)))?;
             let input = inputs.swap_remove(position);
-            tensor::check(spec, &input, "input").map_err(ApiError::bad_request)?;
+            tensor::check(spec, &input, "input").map_err(violation)?;
             ordered.push(input);
         }
         if let Some(duplicate) = inputs.first() {
-            return Err(ApiError::bad_request(format!(
+            return Err(violation(format!(
                 "input '{}' given more than once",
                 duplicate.name
             )));
@@ -197,6 +202,9 @@ impl Dataplane {
                 "output '{}' is not declared",
                 extra.name
             )));
+        }
+        if let Some(monitor) = &deployment.monitor {
+            monitor.observe(&ordered, &checked);
         }
         if let Some(requested) = request.outputs {
             // Move the requested outputs out in the requested order; no tensor is copied.

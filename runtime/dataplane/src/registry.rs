@@ -19,6 +19,9 @@ pub struct Deployment {
     /// SHA-256 digests of the keys this deployment accepts as `Authorization: Bearer`; `None`
     /// when it is public (or served without a control plane, where `--api-key` applies).
     pub key_digests: Option<Vec<[u8; 32]>>,
+    /// Drift monitoring of this version: every answered request's inputs and outputs fold
+    /// into its histograms. `None` when monitoring is off.
+    pub monitor: Option<Arc<kiln_monitor::Monitor>>,
 }
 
 /// Deployments by name. Reads are lock-light: a lookup clones an `Arc`.

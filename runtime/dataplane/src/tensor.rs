@@ -149,13 +149,19 @@ pub fn from_json(datatype: Datatype, value: &Value, max: usize) -> Result<Tensor
         Datatype::Int16 => TensorData::Int16(collect(value, max, "an INT16", int)?),
         Datatype::Int32 => TensorData::Int32(collect(value, max, "an INT32", int)?),
         Datatype::Int64 => TensorData::Int64(collect(value, max, "an INT64", int)?),
-        Datatype::Fp16 => TensorData::Fp16(collect(value, max, "a number", |v| {
-            v.as_f64().map(|f| half::f16::from_f64(f).to_bits())
+        // JSON null is a missing value: a NaN whose payload the drift monitor counts as missing.
+        Datatype::Fp16 => TensorData::Fp16(collect(value, max, "a number or null", |v| match v {
+            Value::Null => Some(kiln_monitor::NA_F16),
+            v => v.as_f64().map(|f| half::f16::from_f64(f).to_bits()),
         })?),
-        Datatype::Fp32 => TensorData::Fp32(collect(value, max, "a number", |v| {
-            v.as_f64().map(|f| f as f32)
+        Datatype::Fp32 => TensorData::Fp32(collect(value, max, "a number or null", |v| match v {
+            Value::Null => Some(f32::from_bits(kiln_monitor::NA_F32)),
+            v => v.as_f64().map(|f| f as f32),
         })?),
-        Datatype::Fp64 => TensorData::Fp64(collect(value, max, "a number", Value::as_f64)?),
+        Datatype::Fp64 => TensorData::Fp64(collect(value, max, "a number or null", |v| match v {
+            Value::Null => Some(f64::from_bits(kiln_monitor::NA_F64)),
+            v => v.as_f64(),
+        })?),
         Datatype::Bytes => TensorData::Bytes(collect(value, max, "a string", |v| {
             v.as_str().map(|s| s.as_bytes().to_vec())
         })?),

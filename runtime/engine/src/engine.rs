@@ -24,9 +24,10 @@ pub struct CompiledScorer {
 
 /// One wasmtime engine shared by every deployment, with its epoch ticker thread.
 pub struct ScoringEngine {
-    engine: Engine,
+    pub(crate) engine: Engine,
     linker: Linker<HostState>,
-    cache: CompileCache,
+    pub(crate) monitor_linker: Linker<crate::MonitorState>,
+    pub(crate) cache: CompileCache,
     pooling: bool,
     ticker: Option<Ticker>,
 }
@@ -100,6 +101,7 @@ impl ScoringEngine {
         let cache = CompileCache::new(&engine, cfg.cache_dir.clone());
         let ticker = Some(start_ticker(engine.clone(), cfg.epoch_tick));
         Ok(ScoringEngine {
+            monitor_linker: Linker::new(&engine),
             engine,
             linker,
             cache,

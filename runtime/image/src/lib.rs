@@ -14,7 +14,9 @@ mod oci;
 mod recipe;
 mod store;
 
-pub use baseline::{Baseline, FeatureBaseline, bin_of};
+pub use baseline::{
+    Baseline, FeatureBaseline, FeatureKind, MAX_CATEGORIES, OTHER, bin_of, category_of,
+};
 pub use error::ImageError;
 pub use image::{
     DeployableImage, ImageKind, ImageLimits, KilnConfig, ModelImageParts, Schema, TensorSchema,

@@ -6,8 +6,8 @@
 //! Prometheus conventions: base units (seconds, bytes), `_total` on counters.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
 use std::sync::OnceLock;
 
@@ -85,6 +85,14 @@ pub struct Metrics {
     queue_rejections: IntCounterVec,
     compile_duration: prometheus::GaugeVec,
     ready: IntGaugeVec,
+    schema_violations: IntCounterVec,
+    drift_statistic: GaugeVec,
+    drift_severity: IntGaugeVec,
+    drift_state: IntGaugeVec,
+    feature_values: IntCounterVec,
+    monitor_runs: IntCounterVec,
+    monitor_duration: HistogramVec,
+    input_summary: GaugeVec,
 }
 
 /// Instruments bound to one deployment version: record with no label lookup.
@@ -112,7 +120,96 @@ pub struct DeploymentMetrics {
     pub queue_rejections: IntCounter,
     /// Whether the deployment version is ready (1) or not (0).
     pub ready: IntGauge,
+    /// Requests rejected because their inputs do not fit the model's schema.
+    pub schema_violations: IntCounter,
     compile_duration: prometheus::GaugeVec,
+}
+
+/// Drift and data-quality instruments of one deployment version. Label values depend on the
+/// features and statistics a monitor reports, so these are resolved off the request path.
+pub struct MonitorMetrics {
+    deployment: String,
+    version: String,
+    drift_statistic: GaugeVec,
+    drift_severity: IntGaugeVec,
+    drift_state: IntGaugeVec,
+    feature_values: IntCounterVec,
+    monitor_runs: IntCounterVec,
+    /// Time of one monitor component call.
+    pub monitor_duration: Histogram,
+    input_summary: GaugeVec,
+}
+
+/// Deployment-level monitoring states, one-hot in `kiln_drift_state`.
+pub const DRIFT_STATES: [&str; 7] = [
+    "ok",
+    "warning",
+    "alert",
+    "insufficient_data",
+    "no_baseline",
+    "no_monitor",
+    "monitor_failed",
+];
+
+impl MonitorMetrics {
+    /// Sets one statistic of one feature, for `window` (`latest` or `cumulative`).
+    pub fn set_statistic(&self, role: &str, feature: &str, statistic: &str, window: &str, v: f64) {
+        self.drift_statistic
+            .with_label_values(&[
+                self.deployment.as_str(),
+                self.version.as_str(),
+                role,
+                feature,
+                statistic,
+                window,
+            ])
+            .set(v);
+    }
+
+    /// Sets a feature's verdict in the latest window: -1 insufficient data, 0 ok, 1 warning,
+    /// 2 alert.
+    pub fn set_severity(&self, role: &str, feature: &str, severity: i64) {
+        self.drift_severity
+            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), role, feature])
+            .set(severity);
+    }
+
+    /// Sets the deployment's monitoring state (one of [`DRIFT_STATES`]).
+    pub fn set_state(&self, state: &str) {
+        for s in DRIFT_STATES {
+            self.drift_state
+                .with_label_values(&[self.deployment.as_str(), self.version.as_str(), s])
+                .set(i64::from(s == state));
+        }
+    }
+
+    /// Adds values of a feature seen with `quality` (`valid`, `missing`, `nan`, `out_of_range`).
+    pub fn add_values(&self, role: &str, feature: &str, quality: &str, n: u64) {
+        let counter = self.feature_values.with_label_values(&[
+            self.deployment.as_str(),
+            self.version.as_str(),
+            role,
+            feature,
+            quality,
+        ]);
+        if n > 0 {
+            counter.inc_by(n);
+        }
+    }
+
+    /// Counts one monitor run by its result (`ok`, `deadline`, `trap`, `error`, `invalid`).
+    pub fn count_run(&self, result: &str) {
+        self.monitor_runs
+            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), result])
+            .inc();
+    }
+
+    /// Sets a summary statistic (`mean`, `stddev`, `nan_ratio`) of a wide input tensor.
+    pub fn set_summary(&self, tensor: &str, statistic: &str, v: f64) {
+        self.input_summary
+            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), tensor, statistic])
+            .set(v);
+    }
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -198,6 +295,52 @@ impl Metrics {
                 "1 when the deployment version is ready.",
                 DV,
             ),
+            schema_violations: counter(
+                "kiln_schema_violations_total",
+                "Prediction requests rejected because their inputs do not fit the model's schema.",
+                DV,
+            ),
+            drift_statistic: GaugeVec::new(
+                Opts::new(
+                    "kiln_drift_statistic",
+                    "A drift statistic of one feature against the baseline, over the latest closed window or since deploy (window=cumulative).",
+                ),
+                &["deployment", "version", "role", "feature", "statistic", "window"],
+            )
+            .expect("valid metric definition"),
+            drift_severity: gauge(
+                "kiln_drift_severity",
+                "A feature's drift verdict in the latest window: -1 insufficient data, 0 ok, 1 warning, 2 alert.",
+                &["deployment", "version", "role", "feature"],
+            ),
+            drift_state: gauge(
+                "kiln_drift_state",
+                "1 for the deployment's current monitoring state (ok, warning, alert, insufficient_data, no_baseline, no_monitor, monitor_failed).",
+                &["deployment", "version", "state"],
+            ),
+            feature_values: counter(
+                "kiln_feature_values_total",
+                "Monitored feature values, by quality: valid, missing, nan, out_of_range (outside the baseline, also counted as valid).",
+                &["deployment", "version", "role", "feature", "quality"],
+            ),
+            monitor_runs: counter(
+                "kiln_monitor_runs_total",
+                "Monitor component runs, by result: ok, deadline, trap, error, invalid.",
+                &["deployment", "version", "result"],
+            ),
+            monitor_duration: histogram(
+                "kiln_monitor_duration_seconds",
+                "Time of one monitor component call.",
+                DV,
+            ),
+            input_summary: GaugeVec::new(
+                Opts::new(
+                    "kiln_input_summary",
+                    "Summary statistics of wide input tensors since deploy: mean, stddev, nan_ratio.",
+                ),
+                &["deployment", "version", "tensor", "statistic"],
+            )
+            .expect("valid metric definition"),
             registry,
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -213,6 +356,14 @@ impl Metrics {
             Box::new(metrics.queue_rejections.clone()),
             Box::new(metrics.compile_duration.clone()),
             Box::new(metrics.ready.clone()),
+            Box::new(metrics.schema_violations.clone()),
+            Box::new(metrics.drift_statistic.clone()),
+            Box::new(metrics.drift_severity.clone()),
+            Box::new(metrics.drift_state.clone()),
+            Box::new(metrics.feature_values.clone()),
+            Box::new(metrics.monitor_runs.clone()),
+            Box::new(metrics.monitor_duration.clone()),
+            Box::new(metrics.input_summary.clone()),
         ];
         for collector in collectors {
             metrics
@@ -252,7 +403,25 @@ impl Metrics {
             deadline_exceeded: self.deadline_exceeded.with_label_values(&dv),
             queue_rejections: self.queue_rejections.with_label_values(&dv),
             ready: self.ready.with_label_values(&dv),
+            schema_violations: self.schema_violations.with_label_values(&dv),
             compile_duration: self.compile_duration.clone(),
+        }
+    }
+
+    /// The drift instruments of one deployment version.
+    pub fn monitor(&self, deployment: &str, version: &str) -> MonitorMetrics {
+        MonitorMetrics {
+            deployment: deployment.to_string(),
+            version: version.to_string(),
+            drift_statistic: self.drift_statistic.clone(),
+            drift_severity: self.drift_severity.clone(),
+            drift_state: self.drift_state.clone(),
+            feature_values: self.feature_values.clone(),
+            monitor_runs: self.monitor_runs.clone(),
+            monitor_duration: self
+                .monitor_duration
+                .with_label_values(&[deployment, version]),
+            input_summary: self.input_summary.clone(),
         }
     }
 

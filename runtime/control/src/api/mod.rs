@@ -8,6 +8,7 @@ pub mod images;
 pub mod manifests;
 pub mod mlflow;
 pub mod models;
+pub mod monitoring;
 pub mod projects;
 pub mod runs;
 pub mod runtime;

@@ -32,6 +32,9 @@ pub struct DesiredDeployment {
     pub public: bool,
     /// SHA-256 (hex) of the keys it accepts.
     pub key_digests: Vec<String>,
+    /// The drift monitor and its window.
+    #[serde(default)]
+    pub monitoring: super::monitoring::MonitoringSettings,
 }
 
 /// A runtime's report on one deployment.
@@ -69,8 +72,13 @@ impl ControlPlane {
         rows.into_iter()
             .map(
                 |(name, generation, reference, digest, settings, public, k1, k2)| {
-                    let limits = serde_json::from_str::<Value>(&settings)
-                        .ok()
+                    let settings = serde_json::from_str::<Value>(&settings).ok();
+                    let monitoring = settings
+                        .as_ref()
+                        .and_then(|s| s.get("monitoring").cloned())
+                        .and_then(|m| serde_json::from_value(m).ok())
+                        .unwrap_or_default();
+                    let limits = settings
                         .and_then(|s| s.get("limits").cloned())
                         .map(serde_json::from_value)
                         .transpose()
@@ -86,6 +94,7 @@ impl ControlPlane {
                         limits,
                         public: public != 0,
                         key_digests: vec![k1, k2],
+                        monitoring,
                     })
                 },
             )
