@@ -533,6 +533,8 @@ pub struct Up {
     pub api: String,
     /// Prediction base URL.
     pub base: String,
+    /// Prometheus metrics URL (`http://HOST:PORT/metrics`).
+    pub metrics: String,
     /// The bootstrap admin token, on the first start of a data directory.
     pub admin_token: Option<String>,
     /// The data directory.
@@ -586,9 +588,15 @@ impl Up {
                 let mut parts = rest.split(", ");
                 let api = parts.next()?.to_string();
                 let base = parts.next()?.strip_prefix("predictions ")?.to_string();
-                Some((api, base))
+                let metrics = parts
+                    .next()?
+                    .strip_prefix("metrics ")?
+                    .split_whitespace()
+                    .next()?
+                    .to_string();
+                Some((api, base, metrics))
             });
-            if let Some((api, base)) = urls {
+            if let Some((api, base, metrics)) = urls {
                 let admin_token = lines.iter().find_map(|l| {
                     l.split("bootstrap admin token (shown once, store it now): ")
                         .nth(1)
@@ -598,6 +606,7 @@ impl Up {
                     child: Some(child),
                     api,
                     base,
+                    metrics,
                     admin_token,
                     data: data.to_path_buf(),
                     log,
@@ -858,6 +867,86 @@ impl S3Server {
 }
 
 impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Prometheus server (Debian `prometheus`) scraping one target every second, on
+/// loopback, with its data in a temporary directory; killed on drop.
+pub struct Prometheus {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `metrics_url` (`http://HOST:PORT/metrics`).
+    pub fn start(metrics_url: &str) -> Prometheus {
+        let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("prometheus is required (Debian package prometheus)");
+        let dir = temp_dir("prometheus");
+        let target = metrics_url
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: kiln\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = runs::free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while try_call("GET", &format!("{url}/-/ready"), &[], None).is_none_or(|r| r.status != 200)
+        {
+            assert!(Instant::now() < deadline, "prometheus did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Prometheus { child, url }
+    }
+
+    /// The result vector of an instant PromQL query (through the HTTP API).
+    pub fn query(&self, promql: &str) -> Vec<Value> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let reply = get(&format!("{}/api/v1/query?query={encoded}", self.url));
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let v = reply.json();
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

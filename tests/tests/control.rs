@@ -70,6 +70,9 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("getDeployment", "workgroup:reader"),
     ("deleteDeployment", "workgroup:contributor"),
     ("regenerateDeploymentKey", "workgroup:contributor"),
+    ("setDeploymentMonitoring", "workgroup:contributor"),
+    ("getDeploymentDrift", "workgroup:reader"),
+    ("listDeploymentEvents", "workgroup:reader"),
     ("listTargets", "workgroup:reader"),
     ("createTarget", "workgroup:contributor"),
     ("getTarget", "workgroup:reader"),
@@ -80,6 +83,7 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("deleteEnvironment", "workgroup:contributor"),
     ("runtimeDesired", "runtime"),
     ("runtimeReport", "runtime"),
+    ("runtimeDrift", "runtime"),
     ("listWorkgroupRuns", "workgroup:reader"),
     ("getRunById", "workgroup:reader"),
     ("cancelRun", "workgroup:contributor"),
@@ -103,6 +107,7 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
 /// then refused as the run already ended), an empty batch, a target check, an MLflow search,
 /// an artifact upload.
 const VALID_EMPTY_WRITES: &[(&str, &[u16])] = &[
+    ("setDeploymentMonitoring", &[200]),
     ("cancelRun", &[202, 409]),
     ("logRunBatch", &[200]),
     ("testTarget", &[200]),

@@ -780,9 +780,15 @@ fn drift_lines(report: &Value) -> String {
     for f in report["features"].as_array().into_iter().flatten() {
         let stats = &f["statistics"];
         let test = if stats["ks_pvalue"].is_number() {
-            format!("ks_p={:.3}", stats["ks_pvalue"].as_f64().unwrap_or(f64::NAN))
+            format!(
+                "ks_p={:.3}",
+                stats["ks_pvalue"].as_f64().unwrap_or(f64::NAN)
+            )
         } else {
-            format!("chi2_p={:.3}", stats["chi2_pvalue"].as_f64().unwrap_or(f64::NAN))
+            format!(
+                "chi2_p={:.3}",
+                stats["chi2_pvalue"].as_f64().unwrap_or(f64::NAN)
+            )
         };
         out.push_str(&format!(
             "\n    {:<6} {:<20} {:<17} psi={:<8.4} {test} values={} missing={} nan={} out_of_range={}",

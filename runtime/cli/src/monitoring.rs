@@ -118,7 +118,10 @@ impl Monitoring {
             self.metrics.monitor(deployment, version),
         ));
         if baseline.is_none() {
-            tracing::info!(deployment, "no drift baseline in the image: drift is not monitored");
+            tracing::info!(
+                deployment,
+                "no drift baseline in the image: drift is not monitored"
+            );
         }
         self.configure(&monitor, chosen).await;
         Some(monitor)
@@ -297,10 +300,17 @@ pub fn command(command: MonitorCommand) -> Result<()> {
     ))?;
     match output {
         crate::images::Output::Json => {
-            println!("{}", serde_json::to_string_pretty(&kiln_monitor::reports_json(&reports))?)
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&kiln_monitor::reports_json(&reports))?
+            )
         }
         _ => {
-            for r in kiln_monitor::reports_json(&reports).as_array().into_iter().flatten() {
+            for r in kiln_monitor::reports_json(&reports)
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let stats = r["statistics"]
                     .as_object()
                     .map(|m| {

@@ -137,7 +137,9 @@ impl Source {
 }
 
 /// Logs drift reports where no control plane takes them (`kiln serve` on its own).
-pub async fn log_reports(mut reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>) {
+pub async fn log_reports(
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>,
+) {
     while let Some(report) = reports.recv().await {
         tracing::info!(
             deployment = %report.deployment,

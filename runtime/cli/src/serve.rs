@@ -375,7 +375,16 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     );
     let mut failures = Vec::new();
     for (deployment, explicit) in &settings.deployments {
-        match load_deployment(&engine, &metrics, &monitoring, &settings, deployment, explicit).await {
+        match load_deployment(
+            &engine,
+            &metrics,
+            &monitoring,
+            &settings,
+            deployment,
+            explicit,
+        )
+        .await
+        {
             Ok(loaded) => dataplane.registry.insert(loaded),
             Err(error) => {
                 let reason = format!("{error:#}");

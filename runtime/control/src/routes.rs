@@ -4,8 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, environments, experiments, images, manifests, mlflow, models, projects, runs,
-    monitoring, runtime, teams, tracking, users, workgroups,
+    deployments, environments, experiments, images, manifests, mlflow, models, monitoring,
+    projects, runs, runtime, teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};

@@ -81,9 +81,7 @@ impl ScoringEngine {
         let pre = self
             .monitor_linker
             .instantiate_pre(&component)
-            .map_err(|e| {
-                MonitorError::Invalid(format!("a monitor may import nothing: {e:#}"))
-            })?;
+            .map_err(|e| MonitorError::Invalid(format!("a monitor may import nothing: {e:#}")))?;
         let pre = MonitorPre::new(pre).map_err(|e| {
             MonitorError::Invalid(format!(
                 "it does not export kiln:monitor/analyzer@0.1.0: {e:#}"

@@ -194,7 +194,11 @@ mod tests {
             .map(|i| {
                 vec![
                     Value::from(i),
-                    if i % 10 == 0 { Value::Null } else { Value::from(1.0) },
+                    if i % 10 == 0 {
+                        Value::Null
+                    } else {
+                        Value::from(1.0)
+                    },
                     Value::from(if i % 4 == 0 { "red" } else { "blue" }),
                 ]
             })

@@ -6,8 +6,8 @@
 //! Prometheus conventions: base units (seconds, bytes), `_total` on counters.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
 use std::sync::OnceLock;
 
@@ -170,7 +170,12 @@ impl MonitorMetrics {
     /// 2 alert.
     pub fn set_severity(&self, role: &str, feature: &str, severity: i64) {
         self.drift_severity
-            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), role, feature])
+            .with_label_values(&[
+                self.deployment.as_str(),
+                self.version.as_str(),
+                role,
+                feature,
+            ])
             .set(severity);
     }
 
@@ -207,7 +212,12 @@ impl MonitorMetrics {
     /// Sets a summary statistic (`mean`, `stddev`, `nan_ratio`) of a wide input tensor.
     pub fn set_summary(&self, tensor: &str, statistic: &str, v: f64) {
         self.input_summary
-            .with_label_values(&[self.deployment.as_str(), self.version.as_str(), tensor, statistic])
+            .with_label_values(&[
+                self.deployment.as_str(),
+                self.version.as_str(),
+                tensor,
+                statistic,
+            ])
             .set(v);
     }
 }

@@ -191,7 +191,8 @@ impl Plan {
                 offset,
             });
         };
-        // Inputs: a column per input named like it, or the columns of a single tabular input.
+        // Inputs: a column per input named like it, or the columns of the one tabular input as
+        // wide as the baseline.
         let inputs = &metadata.inputs;
         let by_name = !baseline.features.is_empty()
             && baseline
@@ -206,18 +207,25 @@ impl Plan {
                     .find(|(_, s)| s.name == fb.name)
                     .expect("matched by name above");
                 match tabular_columns(spec) {
-                    Some(columns) if columns.len() == 1 => add(&mut plan, Role::Input, index, 0, 1, fb),
+                    Some(columns) if columns.len() == 1 => {
+                        add(&mut plan, Role::Input, index, 0, 1, fb)
+                    }
                     _ => plan
                         .unmonitored
                         .push((fb.name.clone(), "its input is not one column".into())),
                 }
             }
-        } else if let [only] = inputs.as_slice()
-            && let Some(columns) = tabular_columns(only)
-            && columns.len() == baseline.features.len()
+        } else if let [(index, width)] = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, spec)| Some((i, tabular_columns(spec)?.len())))
+            .filter(|(_, width)| *width == baseline.features.len())
+            .collect::<Vec<_>>()
+            .as_slice()
         {
+            // The one tabular input with a column per baseline feature.
             for (column, fb) in baseline.features.iter().enumerate() {
-                add(&mut plan, Role::Input, 0, column, columns.len(), fb);
+                add(&mut plan, Role::Input, *index, column, *width, fb);
             }
         } else {
             for fb in &baseline.features {

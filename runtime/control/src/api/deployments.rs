@@ -194,7 +194,10 @@ fn deployment_json(control: &ControlPlane, row: Row) -> Value {
     let settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
     let limits = settings.get("limits").cloned().unwrap_or_else(|| json!({}));
     let scale = settings.get("scale").cloned().unwrap_or_else(|| json!({}));
-    let monitoring = settings.get("monitoring").cloned().unwrap_or_else(|| json!({}));
+    let monitoring = settings
+        .get("monitoring")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let retrain = settings.get("retrain").cloned().unwrap_or(Value::Null);
     // A status reported for an older generation says nothing about the current one.
     let status = if reported < generation && status != "pending" {

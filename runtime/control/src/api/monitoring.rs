@@ -84,12 +84,13 @@ async fn deployment_row(
     scope: &Scope,
     name: &str,
 ) -> Result<(String, String), ControlError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, settings FROM deployments WHERE workgroup_id = $1 AND name = $2")
-            .bind(&scope.workgroup()?.id)
-            .bind(name)
-            .fetch_optional(control.db().pool())
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, settings FROM deployments WHERE workgroup_id = $1 AND name = $2",
+    )
+    .bind(&scope.workgroup()?.id)
+    .bind(name)
+    .fetch_optional(control.db().pool())
+    .await?;
     row.ok_or_else(|| ControlError::NotFound(format!("deployment '{name}' not found")))
 }
 
@@ -107,7 +108,9 @@ pub async fn put(
         return Err(ControlError::Invalid("window_s must be 1 to 86400".into()));
     }
     if m.config.len() > 4096 {
-        return Err(ControlError::Invalid("config is longer than 4096 bytes".into()));
+        return Err(ControlError::Invalid(
+            "config is longer than 4096 bytes".into(),
+        ));
     }
     if let Some(c) = &m.component
         && (c.is_empty() || c.len() > 512 || c.chars().any(char::is_control))
@@ -125,7 +128,9 @@ pub async fn put(
                 )));
             }
             if p.cooldown_s > 365 * 86_400 {
-                return Err(ControlError::Invalid("retrain.cooldown_s is too long".into()));
+                return Err(ControlError::Invalid(
+                    "retrain.cooldown_s is too long".into(),
+                ));
             }
             // The experiment must exist in this work group.
             let found: Option<(String,)> = sqlx::query_as(
@@ -265,7 +270,10 @@ pub async fn events(
             json!({ "kind": kind, "message": message, "run": run, "time": time(at) })
         })
         .collect();
-    Ok((StatusCode::OK, Json(json!({ "items": items, "next": null }))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "items": items, "next": null })),
+    ))
 }
 
 /// A runtime's drift report on one deployment: the window that just closed, and since deploy.
@@ -305,7 +313,9 @@ impl ControlPlane {
                 .fetch_optional(self.db().pool())
                 .await?;
         let Some((id, workgroup_id, settings)) = row else {
-            return Err(ControlError::NotFound(format!("deployment '{name}' not found")));
+            return Err(ControlError::NotFound(format!(
+                "deployment '{name}' not found"
+            )));
         };
         let previous: Option<(String,)> = sqlx::query_as(
             "SELECT state FROM deployment_drift WHERE deployment_id = $1 AND kind = 'window' \
@@ -323,10 +333,12 @@ impl ControlPlane {
         .bind(&id)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM deployment_drift WHERE deployment_id = $1 AND kind = 'cumulative'")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM deployment_drift WHERE deployment_id = $1 AND kind = 'cumulative'",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
         for (offset, kind, report) in [
             (0, "window", &upload.window),
             (1, "cumulative", &upload.cumulative),
