@@ -50,7 +50,7 @@ macro_rules! export_monitor {
                 }
             }
 
-            $crate::bindings::__export_monitor_world!(KilnExport with_types_in $crate::bindings);
+    $crate::bindings::__export_monitor_world!(KilnExport with_types_in $crate::bindings);
         };
     };
 }

@@ -100,7 +100,9 @@ pub mod log {
 /// Sends panic messages to the host's log, so a trapped request says why in the server log.
 #[doc(hidden)]
 pub fn log_panics() {
-    std::panic::set_hook(Box::new(|info| log::error(&format!("scorer panicked: {info}"))));
+    std::panic::set_hook(Box::new(|info| {
+        log::error(&format!("scorer panicked: {info}"))
+    }));
 }
 
 /// Exports a [`Scorer`] implementation as the component's `kiln:scoring/model` interface.
@@ -118,7 +120,9 @@ macro_rules! export_scorer {
             struct KilnExport;
 
             impl Guest for KilnExport {
-                fn load(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn load(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     $crate::log_panics();
                     let scorer = <$scorer as $crate::Scorer>::load(&config)?;
                     LOADED.with(|slot| *slot.borrow_mut() = ::std::option::Option::Some(scorer));
@@ -134,7 +138,8 @@ macro_rules! export_scorer {
 
                 fn predict(
                     inputs: ::std::vec::Vec<$crate::Tensor>,
-                ) -> ::std::result::Result<::std::vec::Vec<$crate::Tensor>, $crate::PredictError> {
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Tensor>, $crate::PredictError>
+                {
                     LOADED.with(|slot| match slot.borrow().as_ref() {
                         ::std::option::Option::Some(scorer) => {
                             $crate::Scorer::predict(scorer, $crate::Inputs::new(inputs))
@@ -143,7 +148,7 @@ macro_rules! export_scorer {
                             $crate::PredictError::Internal("predict called before load".into()),
                         ),
                     })
-                }
+        }
             }
 
             $crate::bindings::__export_scorer_world!(KilnExport with_types_in $crate::bindings);

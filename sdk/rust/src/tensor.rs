@@ -44,7 +44,11 @@ macro_rules! typed_view {
 
         /// Builds a tensor of this datatype.
         pub fn $build(name: impl Into<String>, shape: Vec<i64>, values: Vec<$ty>) -> Self {
-            Tensor { name: name.into(), shape, data: TensorData::$variant(values) }
+            Tensor {
+                name: name.into(),
+                shape,
+                data: TensorData::$variant(values),
+            }
         }
     };
 }
@@ -115,14 +119,23 @@ impl TensorData {
 impl TensorSpec {
     /// A spec: name, datatype and shape (-1 for a variable dimension).
     pub fn new(name: impl Into<String>, datatype: Datatype, shape: &[i64]) -> Self {
-        TensorSpec { name: name.into(), datatype, shape: shape.to_vec() }
+        TensorSpec {
+            name: name.into(),
+            datatype,
+            shape: shape.to_vec(),
+        }
     }
 }
 
 impl Metadata {
     /// Metadata for a model called `name`, with no tensors yet.
     pub fn new(name: impl Into<String>) -> Self {
-        Metadata { name: name.into(), platform: "kiln_wasm".into(), inputs: vec![], outputs: vec![] }
+        Metadata {
+            name: name.into(),
+            platform: "kiln_wasm".into(),
+            inputs: vec![],
+            outputs: vec![],
+        }
     }
 
     /// Sets the platform string served in model metadata (default `kiln_wasm`).

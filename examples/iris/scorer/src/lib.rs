@@ -18,7 +18,11 @@ impl Scorer for Iris {
         Metadata::new("iris")
             .input(TensorSpec::new("input", Datatype::Fp32, &[-1, 4]))
             .output(TensorSpec::new("label", Datatype::Int64, &[-1]))
-            .output(TensorSpec::new("probabilities", Datatype::Fp32, &[-1, self.classes.len() as i64]))
+            .output(TensorSpec::new(
+                "probabilities",
+                Datatype::Fp32,
+                &[-1, self.classes.len() as i64],
+            ))
     }
 
     fn predict(&self, inputs: Inputs) -> Result<Vec<Tensor>, PredictError> {
@@ -30,7 +34,9 @@ impl Scorer for Iris {
                 .collect();
             let max = z.iter().cloned().fold(f64::MIN, f64::max);
             let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
-            let best = (0..z.len()).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap_or(0);
+            let best = (0..z.len())
+                .max_by(|&a, &b| z[a].total_cmp(&z[b]))
+                .unwrap_or(0);
             labels.push(self.classes[best]);
             probabilities.extend(z.iter().map(|v| ((v - max).exp() / sum) as f32));
         }

@@ -322,7 +322,10 @@ fn judge(feature: Feature, t: &Thresholds) -> Result<FeatureReport, String> {
     };
     let significant = p_test < t.p_value;
     let (severity, reason) = if reference_total == 0.0 {
-        (Severity::InsufficientData, "no reference values".to_string())
+        (
+            Severity::InsufficientData,
+            "no reference values".to_string(),
+        )
     } else if count < t.min_count {
         (
             Severity::InsufficientData,
