@@ -190,7 +190,12 @@ fn shifted_traffic_alerts_for_the_shifted_feature_only_in_prometheus_and_the_rep
 
     // petal_length moved by 4 cm: an alert for it alone among the inputs, and prediction drift.
     let shifted = traffic(4.0);
-    let report = drive_until(&up, &lab, &key, &shifted, |r| r["state"] == "alert");
+    // Two alert windows in a row: the second holds shifted rows only.
+    let report = drive_until(&up, &lab, &key, &shifted, |r| {
+        r["windows"]
+            .as_array()
+            .is_some_and(|w| w.len() >= 2 && w[0]["state"] == "alert" && w[1]["state"] == "alert")
+    });
     let alerts = with_severity(&report, "alert");
     let inputs: BTreeSet<&String> = alerts.iter().filter(|f| f.starts_with("input/")).collect();
     assert_eq!(
@@ -249,6 +254,34 @@ fn shifted_traffic_alerts_for_the_shifted_feature_only_in_prometheus_and_the_rep
             .unwrap()
             > 0.0
     );
+
+    // Every query of the shipped Grafana dashboard runs on this Prometheus.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/grafana/kiln-deployments.json")).unwrap(),
+    )
+    .unwrap();
+    let mut answered = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$deployment", "iris")
+                .replace("$__rate_interval", "1m");
+            if !prometheus.query(&expr).is_empty() {
+                answered.insert(panel["title"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    for title in [
+        "Requests per second by status",
+        "Request latency",
+        "Drift state",
+        "PSI per feature (latest window)",
+        "Data quality: missing, NaN, out of range",
+    ] {
+        assert!(answered.contains(title), "{title}: {answered:?}");
+    }
 
     // Since deploy, and as the CLI shows it; the state changes are events.
     let cumulative = lab.ok(
@@ -408,8 +441,22 @@ fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
         r["monitor"]["component"] == "default" && r["state"] == "ok"
     });
     assert!(feature(&report, "petal_length")["statistics"]["ks_pvalue"].is_number());
-    // A component that is not a monitor is refused with a reason, and predictions go on.
-    monitoring(&component("iris"), "");
+    // Files on the runtime's disk are not for API users to name.
+    let refused = up.api(
+        "PUT",
+        &format!("{WG}/deployments/iris/monitoring"),
+        Some(&lab.token),
+        Some(&json!({ "component": component("monitor_faults") })),
+    );
+    assert_eq!(
+        refused.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(refused.error().contains("not a file"));
+    // An image that is not a monitor (the iris model) is refused with a reason; predictions go on.
+    monitoring("iris:1", "");
     let report = drive_until(&up, &lab, &key, &body, |r| r["state"] == "no_monitor");
     let error = report["error"].as_str().unwrap();
     assert!(

@@ -135,10 +135,15 @@ impl Monitoring {
         if !monitor.has_baseline() {
             return;
         }
-        let component = self
-            .component(chosen.component.as_deref(), &chosen.config)
-            .await
-            .map_err(|e| format!("{e:#}"));
+        let component = match chosen.component.as_deref() {
+            Some(name) if looks_like_path(name) => Err(format!(
+                "monitor component '{name}': deployments name a monitor by image (local store or registry), not by file"
+            )),
+            name => self
+                .component(name, &chosen.config)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        };
         match &component {
             Ok(c) => {
                 tracing::info!(deployment = %monitor.deployment, monitor = %c.name, digest = %c.compiled.digest, "drift monitor ready")
@@ -227,6 +232,12 @@ impl Monitoring {
         ));
         rx
     }
+}
+
+/// Whether a name is a file path rather than an image reference: only the operator's flag may
+/// name files on the runtime's disk.
+pub fn looks_like_path(name: &str) -> bool {
+    name.starts_with('/') || name.starts_with('.') || name.ends_with(".wasm") || name.contains('\\')
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -6,7 +6,9 @@
 //!    wrk at the same connection count: requests/s, p50, p99, and the ratio;
 //! 2. the time from spawning `kiln serve` to its first answered prediction, with a warm compile
 //!    cache;
-//! 3. the cost of one instance start (instantiate + load + metadata), pooling and on-demand.
+//! 3. the cost of one instance start (instantiate + load + metadata), pooling and on-demand;
+//! 4. the iris image served with drift monitoring on and off, alternating, in the same run
+//!    (requests/s, p99, ratio), and the cost of folding one value into a drift histogram.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use anyhow::{Context, Result, bail};
@@ -496,5 +498,150 @@ fn main() -> Result<()> {
         kiln_load.rps / native_load.rps,
         kiln_load.p99_ms
     );
+    drop(kiln);
+    monitoring_figures(&s, &cache)
+}
+
+/// The iris image with monitoring on and off (alternating, twice each), and the hot-path cost
+/// of one value.
+fn monitoring_figures(s: &Settings, cache: &str) -> Result<()> {
+    let store = temp_dir("bench-monitor-store");
+    let built = Command::new(&s.kiln)
+        .args(["image", "build"])
+        .arg(repo().join("examples/iris/kiln.toml"))
+        .arg("--store")
+        .arg(&store)
+        .output()?;
+    if !built.status.success() {
+        bail!(
+            "image build failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    let store_arg = store.display().to_string();
+    let warmup = Settings {
+        seconds: 2,
+        kiln: String::new(),
+        ..*s
+    };
+    let mut results: Vec<(&str, Load)> = Vec::new();
+    for monitored in [false, true, false, true] {
+        let mut args = vec!["--store", &store_arg, "--deploy", "iris=iris:1"];
+        if !monitored {
+            args.push("--no-monitoring");
+        }
+        let (kiln, _) = spawn_kiln_with(&s.kiln, cache, &args)?;
+        let url = format!("{}/v2/models/iris/infer", kiln.base);
+        wrk(&url, &warmup)?;
+        results.push((if monitored { "on" } else { "off" }, wrk(&url, s)?));
+    }
+    println!(
+        "\n{:<34} {:>12} {:>10} {:>10}",
+        "iris image, drift monitoring", "requests/s", "p50 ms", "p99 ms"
+    );
+    for (label, load) in &results {
+        println!(
+            "{:<34} {:>12.0} {:>10.3} {:>10.3}",
+            format!("monitoring {label}"),
+            load.rps,
+            load.p50_ms,
+            load.p99_ms
+        );
+    }
+    let mean = |which: &str| {
+        let v: Vec<&Load> = results
+            .iter()
+            .filter(|r| r.0 == which)
+            .map(|r| &r.1)
+            .collect();
+        (
+            v.iter().map(|l| l.rps).sum::<f64>() / v.len() as f64,
+            v.iter().map(|l| l.p99_ms).sum::<f64>() / v.len() as f64,
+        )
+    };
+    let (on, on_p99) = mean("on");
+    let (off, off_p99) = mean("off");
+    println!(
+        "ratio monitoring on/off: {:.3}x requests/s (target >= 0.9x); p99 {on_p99:.3} ms on, {off_p99:.3} ms off (means of two runs each)",
+        on / off
+    );
+
+    // The hot path alone: one request's 4 inputs and 4 outputs folded into the histograms.
+    let image = kiln_image::open_image(&kiln_image::OciStore::open(&store)?, "iris:1")?;
+    let baseline = image
+        .config
+        .and_then(|c| c.baseline)
+        .context("the iris image has no baseline")?;
+    let spec = |name: &str, datatype, shape: &[i64]| kiln_engine::TensorSpec {
+        name: name.into(),
+        datatype,
+        shape: shape.to_vec(),
+    };
+    use kiln_engine::Datatype;
+    let metadata = kiln_engine::ModelMetadata {
+        name: "iris".into(),
+        platform: "bench".into(),
+        inputs: vec![spec("input", Datatype::Fp32, &[-1, 4])],
+        outputs: vec![
+            spec("label", Datatype::Int64, &[-1]),
+            spec("probabilities", Datatype::Fp32, &[-1, 3]),
+        ],
+    };
+    let metrics = Metrics::new();
+    let monitor = Arc::new(kiln_monitor::Monitor::new(
+        "iris",
+        "1",
+        &metadata,
+        Some(&baseline),
+        kiln_monitor::MonitorSettings::default(),
+        metrics.monitor("iris", "1"),
+    ));
+    let values = monitor.plan().slots.len() as f64;
+    let request = |rows: usize| {
+        let inputs = vec![Tensor {
+            name: "input".into(),
+            shape: vec![rows as i64, 4],
+            data: TensorData::Fp32([5.1f32, 3.5, 1.4, 0.2].repeat(rows)),
+        }];
+        let outputs = vec![
+            Tensor {
+                name: "label".into(),
+                shape: vec![rows as i64],
+                data: TensorData::Int64(vec![0; rows]),
+            },
+            Tensor {
+                name: "probabilities".into(),
+                shape: vec![rows as i64, 3],
+                data: TensorData::Fp32([0.97f32, 0.02, 0.01].repeat(rows)),
+            },
+        ];
+        (inputs, outputs)
+    };
+    for (rows, threads) in [(1usize, 1usize), (100, 1), (1, 2), (100, 2)] {
+        let (inputs, outputs) = request(rows);
+        let iterations = 2_000_000 / rows;
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (monitor, inputs, outputs) = (monitor.clone(), &inputs, &outputs);
+                scope.spawn(move || {
+                    for _ in 0..iterations {
+                        monitor.observe(std::hint::black_box(inputs), outputs);
+                    }
+                });
+            }
+        });
+        let per_value =
+            started.elapsed().as_secs_f64() * 1e9 / (iterations as f64 * rows as f64 * values);
+        let per_request = started.elapsed().as_secs_f64() * 1e9 / iterations as f64;
+        println!(
+            "drift update, {rows:>3} row(s) per request, {threads} thread(s): {per_value:.1} ns per value ({values} values per row), {per_request:.0} ns per request{}",
+            if threads > 1 {
+                " (each thread, all in parallel on one monitor)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }

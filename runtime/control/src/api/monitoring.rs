@@ -113,10 +113,16 @@ pub async fn put(
         ));
     }
     if let Some(c) = &m.component
-        && (c.is_empty() || c.len() > 512 || c.chars().any(char::is_control))
+        && (c.is_empty()
+            || c.len() > 512
+            || c.chars().any(char::is_control)
+            || c.starts_with('/')
+            || c.starts_with('.')
+            || c.ends_with(".wasm")
+            || c.contains('\\'))
     {
         return Err(ControlError::Invalid(
-            "component must be 'default' or an image reference".into(),
+            "component must be 'default' or an image reference (local store or registry), not a file".into(),
         ));
     }
     let policy = match &body.retrain {
