@@ -640,3 +640,55 @@ fn a_persistent_alert_submits_exactly_one_retraining_run_within_the_cool_down() 
             .contains("retraining")
     );
 }
+
+#[test]
+fn the_image_sets_the_window_and_monitor_config_and_the_operator_the_default_monitor() {
+    let dir = temp_dir("drift-image-defaults");
+    let manifest = dir.join("kiln.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"iris\"\nversion = \"2\"\n[scorer]\ncomponent = \"{}\"\n[model]\nfiles = [\"{}\"]\n\
+             [sample]\nfile = \"{}\"\n[baseline]\n[monitoring]\nconfig = \"fixed=7\"\nwindow_s = 1\n",
+            component("iris"),
+            kiln_tests::iris_model(),
+            repo().join("examples/iris/sample.csv").display()
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let (status, output) = run_kiln(&[
+        "image",
+        "build",
+        manifest.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{output}");
+    // No --monitor-window: the image's one-second window applies.
+    let server = Server::start(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--deploy",
+        "iris=iris:2",
+        "--monitor-component",
+        &component("monitor_faults"),
+    ]);
+    let body = traffic(0.0);
+    let series = r#"kiln_drift_statistic{deployment="iris",feature="petal_length",role="input",statistic="psi",version="2",window="latest"}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric(series) != Some(7.0) {
+        let reply = server.post(
+            "/v2/models/iris/infer",
+            &[("Content-Type", "application/json")],
+            &body,
+        );
+        assert_eq!(reply.status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "the fixture monitor never reported: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

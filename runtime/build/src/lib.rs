@@ -327,6 +327,7 @@ pub fn build_image(
         limits: manifest.limits.clone(),
         capabilities: manifest.capabilities.clone(),
         baseline,
+        monitoring: manifest.monitoring.clone(),
     };
     let sample = checked.sample.as_ref().map(SampleTable::to_json);
     let parts = ModelImageParts {

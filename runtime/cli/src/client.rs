@@ -735,13 +735,14 @@ pub enum DeploymentCommand {
     /// Choose the drift monitor, its window and the retraining policy; the model keeps serving.
     Monitor {
         name: String,
-        /// The monitor component: `default` or an image (local store or registry).
-        #[arg(long, default_value = "default")]
-        component: String,
+        /// The monitor component: `default` or an image (local store or registry); unset, the
+        /// image's `[monitoring]` choice, else Kiln's default.
+        #[arg(long)]
+        component: Option<String>,
         /// The config string passed to the monitor (the default one takes thresholds such as
-        /// `psi_alert=0.25,p_value=0.05,min_count=50`).
-        #[arg(long, default_value = "")]
-        config: String,
+        /// `psi_alert=0.25,p_value=0.05,min_count=50`); unset, the image's.
+        #[arg(long)]
+        config: Option<String>,
         /// Window length in seconds.
         #[arg(long)]
         window: Option<u64>,
@@ -774,6 +775,9 @@ fn drift_lines(report: &Value) -> String {
         s(report, "start"),
         s(report, "end")
     );
+    if let Some(reason) = report["reason"].as_str() {
+        out.push_str(&format!("\n    {reason}"));
+    }
     if let Some(error) = report["error"].as_str() {
         out.push_str(&format!("\n    monitor: {error}"));
     }
@@ -1458,12 +1462,18 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                         json!({ "project": project, "experiment": experiment, "windows": retrain_windows, "cooldown_s": cooldown })
                     }
                 };
-                let mut body = json!({ "component": component, "config": config, "retrain": retrain });
+                let mut body = json!({ "retrain": retrain });
+                if let Some(c) = component {
+                    body["component"] = json!(c);
+                }
+                if let Some(c) = config {
+                    body["config"] = json!(c);
+                }
                 if let Some(w) = window {
                     body["window_s"] = json!(w);
                 }
                 let v = api.put(&format!("{base}/{name}/monitoring"), body).await?;
-                api.show(&v, |v| format!("deployment {}: monitor {}{}", s(v, "name"), s(&v["monitoring"], "component"), if v["retrain"].is_null() { String::new() } else { format!(", retraining {}/{} after {} alert windows", s(&v["retrain"], "project"), s(&v["retrain"], "experiment"), v["retrain"]["windows"]) }));
+                api.show(&v, |v| format!("deployment {}: monitor {}{}", s(v, "name"), v["monitoring"]["component"].as_str().unwrap_or("(the image's, or Kiln's default)"), if v["retrain"].is_null() { String::new() } else { format!(", retraining {}/{} after {} alert windows", s(&v["retrain"], "project"), s(&v["retrain"], "experiment"), v["retrain"]["windows"]) }));
             }
             DeploymentCommand::Drift { name, window } => {
                 let v = api.get(&format!("{base}/{name}/drift?window={window}")).await?;

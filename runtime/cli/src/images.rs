@@ -302,6 +302,7 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                     file: None,
                     bins: 10,
                 }),
+                monitoring: None,
                 limits: Default::default(),
                 capabilities: vec![],
             };
@@ -453,10 +454,21 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
                         }
                         if let Some(b) = &config.baseline {
                             println!(
-                                "  baseline:  {} features over {} rows ({})",
+                                "  baseline:  {} features and {} prediction columns over {} rows ({})",
                                 b.features.len(),
+                                b.predictions.len(),
                                 b.rows,
                                 b.source
+                            );
+                        }
+                        if let Some(m) = &config.monitoring {
+                            println!(
+                                "  monitor:   {} {}{}",
+                                m.component.as_deref().unwrap_or("default"),
+                                m.config,
+                                m.window_s
+                                    .map(|w| format!(" (windows of {w} s)"))
+                                    .unwrap_or_default()
                             );
                         }
                     }

@@ -104,7 +104,7 @@ impl Monitoring {
         version: &str,
         model: &Model,
         baseline: Option<&Baseline>,
-        chosen: &kiln_control::MonitoringSettings,
+        chosen: &kiln_image::MonitoringSection,
     ) -> Option<Arc<Monitor>> {
         if self.args.no_monitoring {
             return None;
@@ -128,7 +128,7 @@ impl Monitoring {
     }
 
     /// Applies a deployment's monitoring settings to its monitor; the counts stay.
-    pub async fn configure(&self, monitor: &Monitor, chosen: &kiln_control::MonitoringSettings) {
+    pub async fn configure(&self, monitor: &Monitor, chosen: &kiln_image::MonitoringSection) {
         if let Some(seconds) = chosen.window_s {
             monitor.set_window(Duration::from_secs(seconds));
         }
@@ -136,7 +136,7 @@ impl Monitoring {
             return;
         }
         let component = match chosen.component.as_deref() {
-            Some(name) if looks_like_path(name) => Err(format!(
+            Some(name) if kiln_image::looks_like_path(name) => Err(format!(
                 "monitor component '{name}': deployments name a monitor by image (local store or registry), not by file"
             )),
             name => self
@@ -232,12 +232,6 @@ impl Monitoring {
         ));
         rx
     }
-}
-
-/// Whether a name is a file path rather than an image reference: only the operator's flag may
-/// name files on the runtime's disk.
-pub fn looks_like_path(name: &str) -> bool {
-    name.starts_with('/') || name.starts_with('.') || name.ends_with(".wasm") || name.contains('\\')
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

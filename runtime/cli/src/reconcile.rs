@@ -29,8 +29,6 @@ pub struct Runtime {
     pub registry: RegistryOptions,
     /// Drift monitoring of the deployments served.
     pub monitoring: crate::monitoring::Monitoring,
-    /// Drift reports of closed windows, forwarded to the control plane.
-    pub reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>,
 }
 
 /// What is served now, per deployment.
@@ -39,7 +37,10 @@ struct Served {
     /// Digest and limits: when only keys or monitoring change, the loaded model is kept.
     image_key: String,
     deployment: Option<Arc<Deployment>>,
-    monitoring: kiln_control::MonitoringSettings,
+    /// The deployment's monitoring settings over its image's: what the monitor was given.
+    monitoring: kiln_image::MonitoringSection,
+    /// The image's `[monitoring]`.
+    image_monitoring: kiln_image::MonitoringSection,
 }
 
 /// Where the desired deployments come from.
@@ -152,12 +153,13 @@ pub async fn log_reports(
 }
 
 /// Keeps the runtime serving what the control plane wants, until the process ends.
-pub async fn run(mut runtime: Runtime, source: Source) {
+/// Drift reports of closed windows go to the control plane.
+pub async fn run(
+    runtime: Runtime,
+    source: Source,
+    reports: tokio::sync::mpsc::UnboundedReceiver<kiln_monitor::DriftReport>,
+) {
     let source = Arc::new(source);
-    let reports = std::mem::replace(
-        &mut runtime.reports,
-        tokio::sync::mpsc::unbounded_channel().1,
-    );
     tokio::spawn(forward_reports(reports, source.clone()));
     let mut served: HashMap<String, Served> = HashMap::new();
     loop {
@@ -237,25 +239,34 @@ async fn apply(
         let result = match reuse {
             Some(old) => {
                 // Same model and monitor (its counts stay); a changed monitor is swapped in.
-                let monitoring_changed = served
-                    .get(&d.name)
-                    .is_some_and(|s| s.monitoring != d.monitoring);
-                if let Some(monitor) = old.monitor.as_ref().filter(|_| monitoring_changed) {
-                    runtime.monitoring.configure(monitor, &d.monitoring).await;
+                let previous = served.get(&d.name);
+                let image_monitoring = previous
+                    .map(|s| s.image_monitoring.clone())
+                    .unwrap_or_default();
+                let wanted = d.monitoring.or(&image_monitoring);
+                if let Some(monitor) = old
+                    .monitor
+                    .as_ref()
+                    .filter(|_| previous.is_some_and(|s| s.monitoring != wanted))
+                {
+                    runtime.monitoring.configure(monitor, &wanted).await;
                 }
-                Ok(Deployment {
-                    name: old.name.clone(),
-                    version: old.version.clone(),
-                    model: old.model.clone(),
-                    metrics: old.metrics.clone(),
-                    key_digests: key_digests(d),
-                    monitor: old.monitor.clone(),
-                })
+                Ok((
+                    Deployment {
+                        name: old.name.clone(),
+                        version: old.version.clone(),
+                        model: old.model.clone(),
+                        metrics: old.metrics.clone(),
+                        key_digests: key_digests(d),
+                        monitor: old.monitor.clone(),
+                    },
+                    image_monitoring,
+                ))
             }
             None => load(runtime, d).await,
         };
         let report = match result {
-            Ok(deployment) => {
+            Ok((deployment, image_monitoring)) => {
                 let deployment = Arc::new(deployment);
                 runtime.dataplane.registry.insert_arc(deployment.clone());
                 tracing::info!(deployment = %d.name, digest = %d.digest, generation = d.generation, "deployment ready");
@@ -265,7 +276,8 @@ async fn apply(
                         generation: d.generation,
                         image_key: key,
                         deployment: Some(deployment),
-                        monitoring: d.monitoring.clone(),
+                        monitoring: d.monitoring.or(&image_monitoring),
+                        image_monitoring,
                     },
                 );
                 StatusReport {
@@ -285,6 +297,7 @@ async fn apply(
                         image_key: key,
                         deployment: None,
                         monitoring: d.monitoring.clone(),
+                        image_monitoring: Default::default(),
                     },
                 );
                 StatusReport {
@@ -301,8 +314,12 @@ async fn apply(
 }
 
 /// Opens the deployment's image (pulling it when it names a registry and the store lacks it),
-/// compiles its component (cached) and loads its instances.
-async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
+/// compiles its component (cached), loads its instances and attaches its drift monitor; returns
+/// it with the image's monitoring defaults.
+async fn load(
+    runtime: &Runtime,
+    d: &DesiredDeployment,
+) -> Result<(Deployment, kiln_image::MonitoringSection)> {
     let store = OciStore::open(&runtime.store_dir)?;
     let reference = d.reference.strip_prefix("oci://").unwrap_or(&d.reference);
     if store.resolve(reference).is_err() && kiln_registry::is_registry_reference(reference) {
@@ -326,6 +343,10 @@ async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
     }
     let config = image.config.clone();
     let baseline = config.as_ref().and_then(|c| c.baseline.clone());
+    let image_monitoring = config
+        .as_ref()
+        .and_then(|c| c.monitoring.clone())
+        .unwrap_or_default();
     let image_limits = config
         .as_ref()
         .map(|c| c.limits.clone())
@@ -368,14 +389,23 @@ async fn load(runtime: &Runtime, d: &DesiredDeployment) -> Result<Deployment> {
     let model = Model::load(runtime.engine.clone(), spec, metrics.clone()).await?;
     let monitor = runtime
         .monitoring
-        .attach(&d.name, &version, &model, baseline.as_ref(), &d.monitoring)
+        .attach(
+            &d.name,
+            &version,
+            &model,
+            baseline.as_ref(),
+            &d.monitoring.or(&image_monitoring),
+        )
         .await;
-    Ok(Deployment {
-        name: d.name.clone(),
-        version,
-        model,
-        metrics,
-        key_digests: key_digests(d),
-        monitor,
-    })
+    Ok((
+        Deployment {
+            name: d.name.clone(),
+            version,
+            model,
+            metrics,
+            key_digests: key_digests(d),
+            monitor,
+        },
+        image_monitoring,
+    ))
 }

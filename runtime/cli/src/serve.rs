@@ -209,6 +209,7 @@ struct Source {
     limits: ImageLimits,
     pinned: Option<String>,
     baseline: Option<kiln_image::Baseline>,
+    monitoring: kiln_image::MonitoringSection,
 }
 
 fn image_limits(limits: &ImageLimits) -> LimitsConfig {
@@ -239,6 +240,7 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
             limits: ImageLimits::default(),
             pinned: None,
             baseline: None,
+            monitoring: Default::default(),
         });
     }
     let reference = text.strip_prefix("oci://").unwrap_or(&text);
@@ -291,6 +293,10 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
             .or_else(|| config.as_ref().map(|c| c.version.clone()))
             .unwrap_or_else(|| "1".into()),
         baseline: config.as_ref().and_then(|c| c.baseline.clone()),
+        monitoring: config
+            .as_ref()
+            .and_then(|c| c.monitoring.clone())
+            .unwrap_or_default(),
         limits: config.map(|c| c.limits).unwrap_or_default(),
         pinned: Some(image.manifest_digest.to_string()),
     })
@@ -341,7 +347,7 @@ async fn load_deployment(
             &source.version,
             &model,
             source.baseline.as_ref(),
-            &Default::default(),
+            &source.monitoring,
         )
         .await;
     Ok(Deployment {
@@ -413,13 +419,13 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
                 store_dir,
                 registry: settings.registry.clone(),
                 monitoring: monitoring.clone(),
-                reports,
             },
             crate::reconcile::Source::Remote {
                 url: url.clone(),
                 token: token.clone(),
                 http: reqwest::Client::new(),
             },
+            reports,
         ));
     } else {
         tokio::spawn(crate::reconcile::log_reports(reports));

@@ -176,9 +176,9 @@ async fn up(args: UpArgs) -> Result<()> {
             store_dir,
             registry: args.registry.options(),
             monitoring,
-            reports,
         },
         reconcile::Source::Local(control.clone()),
+        reports,
     ));
     kiln_control::runs::start(control.clone());
     tracing::info!(

@@ -68,6 +68,9 @@ pub struct KilnConfig {
     /// The drift baseline, when the manifest asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// Drift monitoring defaults of deployments, from the manifest's `[monitoring]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<crate::MonitoringSection>,
 }
 
 /// What kind of image a manifest describes.

@@ -24,6 +24,7 @@ pub use image::{
 };
 pub use oci::{Descriptor, Digest, ImageIndex, ImageManifest, MAX_MANIFEST_BYTES};
 pub use recipe::{
-    BaselineSection, ModelManifest, ModelSection, SampleSection, SampleTable, ScorerSection,
+    BaselineSection, ModelManifest, ModelSection, MonitoringSection, SampleSection, SampleTable,
+    ScorerSection, looks_like_path,
 };
 pub use store::{GcReport, OciStore, StoredImage};

@@ -31,6 +31,9 @@ pub struct ModelManifest {
     /// The drift baseline: from the sample, or from a training data file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineSection>,
+    /// Drift monitoring defaults of this image's deployments; needs a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSection>,
     /// Default limits of deployments.
     #[serde(default)]
     pub limits: ImageLimits,
@@ -85,6 +88,68 @@ pub struct BaselineSection {
 
 fn default_bins() -> usize {
     10
+}
+
+/// `[monitoring]` of a manifest, and a deployment's monitoring settings: which monitor judges
+/// drift, with what config, over windows of what length. Unset fields fall back (deployment,
+/// then image, then the runtime's defaults).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSection {
+    /// The monitor component: `default` or an image reference (local store or registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The config string passed to the monitor's `analyze`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config: String,
+    /// Window length in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<u64>,
+}
+
+impl MonitoringSection {
+    /// These settings, with unset fields taken from `fallback`.
+    pub fn or(&self, fallback: &MonitoringSection) -> MonitoringSection {
+        MonitoringSection {
+            component: self
+                .component
+                .clone()
+                .or_else(|| fallback.component.clone()),
+            config: if self.config.is_empty() {
+                fallback.config.clone()
+            } else {
+                self.config.clone()
+            },
+            window_s: self.window_s.or(fallback.window_s),
+        }
+    }
+
+    /// Checks the values: a window of 1 s to a day, a component that names an image (files on
+    /// a runtime's disk are not for manifests or API users), a config of at most 4 KiB.
+    pub fn check(&self) -> Result<(), String> {
+        if self.window_s.is_some_and(|w| !(1..=86_400).contains(&w)) {
+            return Err("window_s must be 1 to 86400".into());
+        }
+        if self.config.len() > 4096 {
+            return Err("config is longer than 4096 bytes".into());
+        }
+        if let Some(c) = &self.component
+            && (c.is_empty()
+                || c.len() > 512
+                || c.chars().any(char::is_control)
+                || looks_like_path(c))
+        {
+            return Err(format!(
+                "component '{c}' must be 'default' or an image reference (local store or registry), not a file"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a monitor component name is a file path rather than an image reference.
+pub fn looks_like_path(name: &str) -> bool {
+    name.starts_with('/') || name.starts_with('.') || name.ends_with(".wasm") || name.contains('\\')
 }
 
 /// Capabilities a manifest may grant. None yet: the scorer world imports only artifacts and
@@ -148,6 +213,14 @@ impl ModelManifest {
             && !base.join(&sample.file).is_file()
         {
             return fail(format!("sample file '{}' does not exist", sample.file));
+        }
+        if let Some(monitoring) = &self.monitoring {
+            if self.baseline.is_none() {
+                return fail("[monitoring] needs a [baseline] to compare live traffic with".into());
+            }
+            monitoring
+                .check()
+                .map_err(|e| ImageError::Manifest(format!("[monitoring] {e}")))?;
         }
         if let Some(baseline) = &self.baseline {
             match (&baseline.file, &self.sample) {
@@ -405,6 +478,42 @@ mod tests {
             .expect_err("baseline")
             .to_string();
         assert!(err.contains("[baseline] needs a file"), "{err}");
+        std::fs::write(
+            d.join("nomon.toml"),
+            format!("{text}[monitoring]\nwindow_s = 60\n"),
+        )
+        .expect("write");
+        let err = ModelManifest::read(&d.join("nomon.toml"))
+            .expect_err("monitoring without a baseline")
+            .to_string();
+        assert!(err.contains("[monitoring] needs a [baseline]"), "{err}");
+        std::fs::write(d.join("s.csv"), "a\n1\n").expect("write");
+        std::fs::write(
+            d.join("filemon.toml"),
+            format!("{text}[sample]\nfile = \"s.csv\"\n[baseline]\n[monitoring]\ncomponent = \"/tmp/m.wasm\"\n"),
+        )
+        .expect("write");
+        let err = ModelManifest::read(&d.join("filemon.toml"))
+            .expect_err("a file as monitor")
+            .to_string();
+        assert!(err.contains("not a file"), "{err}");
+        std::fs::write(
+            d.join("mon.toml"),
+            format!("{text}[sample]\nfile = \"s.csv\"\n[baseline]\n[monitoring]\nconfig = \"psi_alert=0.3\"\nwindow_s = 60\n"),
+        )
+        .expect("write");
+        let (m, _) = ModelManifest::read(&d.join("mon.toml")).expect("monitoring with a baseline");
+        let image = m.monitoring.expect("section");
+        let deployment = MonitoringSection {
+            component: Some("reg.example/m:1".into()),
+            ..Default::default()
+        };
+        let merged = deployment.or(&image);
+        assert_eq!(merged.component.as_deref(), Some("reg.example/m:1"));
+        assert_eq!(
+            (merged.config.as_str(), merged.window_s),
+            ("psi_alert=0.3", Some(60))
+        );
     }
 
     #[test]

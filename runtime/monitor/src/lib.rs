@@ -751,6 +751,19 @@ mod tests {
     }
 
     #[test]
+    fn features_past_the_cap_are_not_monitored_and_say_why() {
+        let plan = Plan::new(&metadata(), &baseline(), 2);
+        assert_eq!(plan.slots.len(), 2);
+        assert_eq!(plan.unmonitored.len(), 1);
+        assert_eq!(plan.unmonitored[0].0, "label");
+        assert!(
+            plan.unmonitored[0].1.contains("limit of 2"),
+            "{:?}",
+            plan.unmonitored
+        );
+    }
+
+    #[test]
     fn updates_from_many_threads_are_all_counted() {
         let m = Arc::new(monitor());
         let (inputs, outputs) = request(&[[10.0, 0.0]; 8], &[0; 8]);

@@ -18,20 +18,9 @@ type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 /// Closed windows kept per deployment.
 const KEEP_WINDOWS: i64 = 12;
 
-/// How a deployment is monitored (applied by runtimes without reloading the model).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringSettings {
-    /// The monitor component: an image reference (local store or registry) or `default`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
-    /// The config string passed to the monitor's `analyze`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub config: String,
-    /// Window length in seconds (the runtime's default when unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_s: Option<u64>,
-}
+/// How a deployment is monitored (applied by runtimes without reloading the model); unset
+/// fields come from the image's `[monitoring]`, then the runtime's defaults.
+pub use kiln_image::MonitoringSection as MonitoringSettings;
 
 /// When to retrain: an experiment submitted as a run once an alert holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,28 +92,7 @@ pub async fn put(
     JsonBody(body): JsonBody<MonitoringUpdate>,
 ) -> Reply {
     let (id, settings) = deployment_row(&control, &scope, &deployment).await?;
-    let m = &body.monitoring;
-    if m.window_s.is_some_and(|w| !(1..=86_400).contains(&w)) {
-        return Err(ControlError::Invalid("window_s must be 1 to 86400".into()));
-    }
-    if m.config.len() > 4096 {
-        return Err(ControlError::Invalid(
-            "config is longer than 4096 bytes".into(),
-        ));
-    }
-    if let Some(c) = &m.component
-        && (c.is_empty()
-            || c.len() > 512
-            || c.chars().any(char::is_control)
-            || c.starts_with('/')
-            || c.starts_with('.')
-            || c.ends_with(".wasm")
-            || c.contains('\\'))
-    {
-        return Err(ControlError::Invalid(
-            "component must be 'default' or an image reference (local store or registry), not a file".into(),
-        ));
-    }
+    body.monitoring.check().map_err(ControlError::Invalid)?;
     let policy = match &body.retrain {
         None => None,
         Some(p) => {
