@@ -231,7 +231,7 @@ fn model_errors_map_to_400_500_and_504() {
 }
 
 #[test]
-fn a_full_queue_answers_503_with_retry_after() {
+fn a_full_queue_answers_429_with_retry_after() {
     let server = Server::start(&[
         "--deploy",
         &fault_deploy("slow", "loop"),
@@ -256,7 +256,7 @@ fn a_full_queue_answers_503_with_retry_after() {
         |v| v == 1.0,
     );
     let refused = post_json(&url, &body);
-    assert_eq!(refused.status, 503);
+    assert_eq!(refused.status, 429);
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.error(), "deployment is at capacity, retry later");
     // Other deployments answer while this one is saturated.
@@ -266,4 +266,95 @@ fn a_full_queue_answers_503_with_retry_after() {
         server.metric(r#"kiln_queue_rejections_total{deployment="slow",version="1"}"#),
         Some(1.0)
     );
+}
+
+#[test]
+fn a_burst_past_concurrency_and_queue_is_shed_at_once_and_the_rest_served() {
+    let server = Server::start(&[
+        "--deploy",
+        &fault_deploy("busy", "busy"),
+        "--deadline-ms",
+        "60000",
+        "--concurrency",
+        "2",
+        "--queue",
+        "2",
+    ]);
+    let url = server.url("/v2/models/busy/infer");
+    // Each request spins for 2 billion additions: long enough for all ten to arrive.
+    let body = v2_fp32("x", &[1], &[2000.0]);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(10));
+    let burst: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, body, start) = (url.clone(), body.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let sent = std::time::Instant::now();
+                let reply = post_json(&url, &body);
+                (reply, sent.elapsed())
+            })
+        })
+        .collect();
+    let replies: Vec<_> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+    let shed: Vec<_> = replies.iter().filter(|(r, _)| r.status == 429).collect();
+    let served: Vec<_> = replies.iter().filter(|(r, _)| r.status == 200).collect();
+    assert_eq!(
+        (shed.len(), served.len()),
+        (6, 4),
+        "2 running and 2 queued are served, the other 6 shed: {:?}",
+        replies.iter().map(|(r, _)| r.status).collect::<Vec<_>>()
+    );
+    for (reply, _) in &shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(reply.error(), "deployment is at capacity, retry later");
+    }
+    // Shed requests are answered without waiting for the work in front of them.
+    let slowest_shed = shed.iter().map(|(_, t)| *t).max().unwrap();
+    let fastest_served = served.iter().map(|(_, t)| *t).min().unwrap();
+    assert!(
+        slowest_shed < fastest_served,
+        "{slowest_shed:?} vs {fastest_served:?}"
+    );
+    assert_eq!(
+        server.metric(r#"kiln_queue_rejections_total{deployment="busy",version="1"}"#),
+        Some(6.0)
+    );
+    assert_eq!(
+        server.metric(
+            r#"kiln_requests_total{code="429",deployment="busy",protocol="v2",version="1"}"#
+        ),
+        Some(6.0)
+    );
+}
+
+#[test]
+fn a_client_may_shorten_its_deadline_but_not_lengthen_it() {
+    let server = Server::start(&[
+        "--deploy",
+        &fault_deploy("slow", "loop"),
+        "--deadline-ms",
+        "1500",
+    ]);
+    let body = serde_json::to_vec(&v2_fp32("x", &[1], &[1.0])).unwrap();
+    let ask = |path: &str, deadline: &str, body: &[u8]| {
+        server.post(path, &[JSON, ("kiln-deadline-ms", deadline)], body)
+    };
+    let short = ask("/v2/models/slow/infer", "100", &body);
+    assert_eq!(short.status, 504);
+    assert_eq!(short.error(), "prediction exceeded its deadline of 100 ms");
+    let v1 = ask("/v1/models/slow:predict", "150", br#"{"instances": [1.0]}"#);
+    assert_eq!(v1.status, 504, "{}", String::from_utf8_lossy(&v1.body));
+    assert!(v1.error().contains("deadline of 150 ms"), "{}", v1.error());
+    let long = ask("/v2/models/slow/infer", "600000", &body);
+    assert_eq!(long.status, 504);
+    assert_eq!(long.error(), "prediction exceeded its deadline of 1500 ms");
+    for bad in ["soon", "0", "-5"] {
+        let reply = ask("/v2/models/slow/infer", bad, &body);
+        assert_eq!(reply.status, 400, "{bad}");
+        assert!(
+            reply.error().contains("kiln-deadline-ms"),
+            "{}",
+            reply.error()
+        );
+    }
 }

@@ -42,6 +42,8 @@ pub struct InferRequest {
     pub inputs: Vec<Tensor>,
     /// Outputs to return, all when `None`.
     pub outputs: Option<Vec<String>>,
+    /// A shorter deadline the client asked for (`kiln-deadline-ms`).
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// The model's answer.
@@ -172,7 +174,10 @@ impl Dataplane {
             )));
         }
 
-        let mut outputs = deployment.model.predict(&ordered).await?;
+        let mut outputs = deployment
+            .model
+            .predict_within(&ordered, request.deadline)
+            .await?;
 
         let contradiction = |detail: String| {
             tracing::warn!(

@@ -45,7 +45,10 @@ impl From<ScoreError> for ApiError {
             ScoreError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             ScoreError::Model(_) | ScoreError::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ScoreError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
-            ScoreError::QueueFull | ScoreError::QueueTimeout | ScoreError::InstanceStart(_) => {
+            // Load shedding: a full queue is the client's cue to back off (429); waiting out
+            // the deadline for an instance, or failing to start one, is the server's (503).
+            ScoreError::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+            ScoreError::QueueTimeout | ScoreError::InstanceStart(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -124,7 +124,19 @@ impl Model {
 
     /// Scores one request on a pooled instance, within the deployment's deadline and queue.
     pub async fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ScoreError> {
-        let deadline = self.spec.limits.deadline;
+        self.predict_within(inputs, None).await
+    }
+
+    /// [`Model::predict`] with a deadline the client asked for: it can only shorten the
+    /// deployment's. Waiting for an instance counts against it too.
+    pub async fn predict_within(
+        &self,
+        inputs: &[Tensor],
+        requested: Option<std::time::Duration>,
+    ) -> Result<Vec<Tensor>, ScoreError> {
+        let limit = self.spec.limits.deadline;
+        let deadline = requested.map_or(limit, |d| d.min(limit));
+        let arrived = Instant::now();
         let _permit = match self.permits.try_acquire() {
             Ok(permit) => permit,
             Err(_) => {
@@ -150,7 +162,8 @@ impl Model {
                 .await
                 .map_err(|e| ScoreError::InstanceStart(e.to_string()))?,
         };
-        instance.store.data_mut().deadline = Instant::now() + deadline;
+        // What is left of the deadline after waiting for an instance.
+        instance.store.data_mut().deadline = arrived + deadline;
         instance.store.set_epoch_deadline(1);
         let started = Instant::now();
         let result = instance

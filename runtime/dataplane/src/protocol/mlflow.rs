@@ -86,7 +86,7 @@ pub async fn invocations(
             }
         }
     };
-    let predictions = predict_rows(dataplane, deployment, inputs).await?;
+    let predictions = predict_rows(dataplane, deployment, headers, inputs).await?;
     Ok(Json(json!({ "predictions": predictions })).into_response())
 }
 

@@ -74,14 +74,38 @@ pub async fn read_json_object(
     json_object(&body)
 }
 
+/// The header in which a client may shorten its request's deadline, in milliseconds.
+pub const DEADLINE_HEADER: &str = "kiln-deadline-ms";
+
+/// The deadline a client asked for with [`DEADLINE_HEADER`] (400 when it is not a positive
+/// whole number of milliseconds). It can only shorten the deployment's own.
+pub fn requested_deadline(headers: &HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(value) = headers.get(DEADLINE_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(|ms| Some(std::time::Duration::from_millis(ms)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{DEADLINE_HEADER} must be a positive number of milliseconds"
+            ))
+        })
+}
+
 /// Runs the inputs through the dataplane and returns one prediction per row.
 pub async fn predict_rows(
     dataplane: &Dataplane,
     deployment: &Deployment,
+    headers: &HeaderMap,
     inputs: Vec<Tensor>,
 ) -> Result<Value, ApiError> {
     let request = InferRequest {
         inputs,
+        deadline: requested_deadline(headers)?,
         ..Default::default()
     };
     let response = dataplane.infer(deployment, request).await?;

@@ -38,5 +38,5 @@ pub async fn score(
             ));
         }
     };
-    Ok(Json(predict_rows(dataplane, deployment, inputs).await?).into_response())
+    Ok(Json(predict_rows(dataplane, deployment, headers, inputs).await?).into_response())
 }

@@ -35,6 +35,6 @@ pub async fn predict(
             ));
         }
     };
-    let predictions = predict_rows(dataplane, deployment, inputs).await?;
+    let predictions = predict_rows(dataplane, deployment, headers, inputs).await?;
     Ok(Json(json!({ "predictions": predictions })).into_response())
 }

@@ -188,6 +188,7 @@ pub fn parse(headers: &HeaderMap, body: &Bytes, max_elements: usize) -> Result<P
             id: request.id,
             inputs,
             outputs,
+            deadline: None,
         },
         binary_outputs,
     })
@@ -286,6 +287,8 @@ pub async fn infer(
 ) -> Result<Response, ApiError> {
     let body = dataplane.read_body(body).await?;
     let mut parsed = parse(headers, &body, dataplane.limits.max_elements)?;
-    let response = dataplane.infer(deployment, parsed.take_request()).await?;
+    let mut request = parsed.take_request();
+    request.deadline = super::requested_deadline(headers)?;
+    let response = dataplane.infer(deployment, request).await?;
     Ok(respond(&parsed, response))
 }
