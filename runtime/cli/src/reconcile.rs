@@ -164,7 +164,10 @@ pub async fn run(
     let mut served: HashMap<String, Served> = HashMap::new();
     loop {
         match source.desired().await {
-            Ok(desired) => apply(&runtime, &source, &mut served, desired).await,
+            Ok(desired) => {
+                scale_down(&served, &desired);
+                apply(&runtime, &source, &mut served, desired).await;
+            }
             Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
         }
         tokio::select! {
@@ -191,6 +194,27 @@ fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
             .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
             .collect(),
     )
+}
+
+/// Serverless scaling: a deployment with an idle timeout that has seen no prediction for that
+/// long keeps only its minimum of instances (by default none) and their memory goes.
+fn scale_down(served: &HashMap<String, Served>, desired: &[DesiredDeployment]) {
+    for d in desired {
+        let Some(timeout) = d.scale.idle_timeout_s.map(Duration::from_secs) else {
+            continue;
+        };
+        let Some(deployment) = served.get(&d.name).and_then(|s| s.deployment.as_ref()) else {
+            continue;
+        };
+        if deployment.model.idle_for() < timeout {
+            continue;
+        }
+        let keep = d.scale.min_instances.unwrap_or(0);
+        let released = deployment.model.release_idle(keep);
+        if released > 0 {
+            tracing::info!(deployment = %d.name, released, kept = keep, "idle: instances released");
+        }
+    }
 }
 
 /// Sends each drift report to the control plane (a lost report is logged, not retried: the

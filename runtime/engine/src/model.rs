@@ -10,7 +10,7 @@ use crate::{
     Artifacts, CompiledScorer, EngineError, HostState, InstanceLimits, ScoreError, ScoringEngine,
 };
 use kiln_metrics::DeploymentMetrics;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -40,6 +40,10 @@ pub struct Model {
     idle: Mutex<Vec<Instance>>,
     permits: Semaphore,
     waiting: AtomicUsize,
+    /// When the model was loaded; `last_used_ms` counts from it.
+    born: Instant,
+    /// Milliseconds after `born` when a prediction last started or ended.
+    last_used_ms: AtomicU64,
 }
 
 struct Instance {
@@ -91,6 +95,8 @@ impl Model {
             idle: Mutex::new(Vec::new()),
             permits,
             waiting: AtomicUsize::new(0),
+            born: Instant::now(),
+            last_used_ms: AtomicU64::new(0),
         };
         let mut first = model.start_instance().await?;
         first.store.data_mut().deadline = Instant::now() + model.spec.limits.load_deadline;
@@ -137,6 +143,8 @@ impl Model {
         let limit = self.spec.limits.deadline;
         let deadline = requested.map_or(limit, |d| d.min(limit));
         let arrived = Instant::now();
+        self.touch();
+        let _touch_at_end = Touch(self);
         let _permit = match self.permits.try_acquire() {
             Ok(permit) => permit,
             Err(_) => {
@@ -207,6 +215,26 @@ impl Model {
         self.idle_instances().clear();
     }
 
+    /// How long since a prediction last started or ended.
+    pub fn idle_for(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    /// Drops idle instances beyond `keep` (scale down); returns how many went. The next request
+    /// past the kept ones starts a new instance (a cold start, counted).
+    pub fn release_idle(&self, keep: usize) -> usize {
+        let mut idle = self.idle_instances();
+        let released = idle.len().saturating_sub(keep);
+        idle.truncate(keep);
+        released
+    }
+
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_used_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     fn idle_instances(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
         // An instance list is never left half-updated, so a poisoned lock is still consistent.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
@@ -255,6 +283,15 @@ impl Model {
             scorer,
             metrics: self.metrics.clone(),
         })
+    }
+}
+
+/// Marks the model used when a prediction ends, however it ends.
+struct Touch<'a>(&'a Model);
+
+impl Drop for Touch<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
     }
 }
 

@@ -44,7 +44,8 @@ impl DeploymentLimits {
     }
 }
 
-/// How a deployment scales (applied by the runtime's serverless scaling; recorded now).
+/// How a deployment scales: with an idle timeout, instances above `min_instances` (default 0)
+/// are released once no prediction ran for that long; the next request starts one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleSettings {

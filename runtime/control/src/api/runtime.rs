@@ -35,6 +35,9 @@ pub struct DesiredDeployment {
     /// The drift monitor and its window.
     #[serde(default)]
     pub monitoring: super::monitoring::MonitoringSettings,
+    /// Instances kept warm and the idle timeout.
+    #[serde(default)]
+    pub scale: super::deployments::ScaleSettings,
 }
 
 /// A runtime's report on one deployment.
@@ -78,6 +81,11 @@ impl ControlPlane {
                         .and_then(|s| s.get("monitoring").cloned())
                         .and_then(|m| serde_json::from_value(m).ok())
                         .unwrap_or_default();
+                    let scale = settings
+                        .as_ref()
+                        .and_then(|s| s.get("scale").cloned())
+                        .and_then(|m| serde_json::from_value(m).ok())
+                        .unwrap_or_default();
                     let limits = settings
                         .and_then(|s| s.get("limits").cloned())
                         .map(serde_json::from_value)
@@ -95,6 +103,7 @@ impl ControlPlane {
                         public: public != 0,
                         key_digests: vec![k1, k2],
                         monitoring,
+                        scale,
                     })
                 },
             )
