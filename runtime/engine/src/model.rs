@@ -58,12 +58,14 @@ impl Drop for Instance {
     }
 }
 
-enum CallError {
+/// How a guest call ended when it did not return: stopped at its deadline, or trapped.
+pub(crate) enum CallError {
     Deadline,
     Trap(String),
 }
 
-fn classify(error: wasmtime::Error) -> CallError {
+/// Tells a deadline interrupt from a trap; shared by scorer and monitor calls.
+pub(crate) fn classify(error: wasmtime::Error) -> CallError {
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Deadline,
         Some(trap) => CallError::Trap(trap.to_string()),

@@ -6,7 +6,7 @@ use crate::monitor_bindings::MonitorPre;
 use crate::monitor_bindings::kiln::monitor::types::{Feature, FeatureReport};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 /// A compiled monitor component. Clones share the code.
 #[derive(Clone)]
@@ -117,10 +117,11 @@ impl ScoringEngine {
             }
         });
         store.set_epoch_deadline(1);
-        let classify = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => MonitorError::Deadline(limits.deadline.as_millis()),
-            Some(trap) => MonitorError::Trap(trap.to_string()),
-            None => MonitorError::Trap(e.root_cause().to_string()),
+        let classify = |e: wasmtime::Error| match crate::model::classify(e) {
+            crate::model::CallError::Deadline => {
+                MonitorError::Deadline(limits.deadline.as_millis())
+            }
+            crate::model::CallError::Trap(message) => MonitorError::Trap(message),
         };
         let instance = monitor
             .pre
