@@ -670,6 +670,13 @@ impl Up {
         reply.json()
     }
 
+    /// A sample's value in its `/metrics`, found by its full series text (name and labels).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = String::from_utf8(get(&self.metrics).body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
     /// The local image store of this installation.
     pub fn store(&self) -> PathBuf {
         self.data.join("store")

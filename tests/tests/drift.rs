@@ -7,7 +7,7 @@
 
 use kiln_tests::runs::{Lab, WG, test_python};
 use kiln_tests::{
-    Prometheus, RegistryServer, Reply, Server, Up, build_iris_image, call, component, get, repo,
+    Prometheus, RegistryServer, Reply, Server, Up, build_iris_image, call, component, repo,
     run_kiln, temp_dir,
 };
 use serde_json::{Value, json};
@@ -336,12 +336,6 @@ fn shifted_traffic_alerts_for_the_shifted_feature_only_in_prometheus_and_the_rep
     assert_eq!(bad.status, 400);
 }
 
-fn metric(up: &Up, series: &str) -> Option<f64> {
-    let text = String::from_utf8(get(&up.metrics).body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[test]
 fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
     let dir = temp_dir("drift-custom");
@@ -368,10 +362,7 @@ fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
 
     let body = traffic(0.0);
     drive_until(&up, &lab, &key, &body, |r| r["state"] == "ok");
-    let starts = metric(
-        &up,
-        r#"kiln_instance_starts_total{deployment="iris",version="1"}"#,
-    );
+    let starts = up.metric(r#"kiln_instance_starts_total{deployment="iris",version="1"}"#);
     let monitoring = |component: &str, config: &str| {
         lab.ok(
             "PUT",
@@ -392,9 +383,7 @@ fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
         "{petal}"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(
-        &up,
-        r#"kiln_drift_statistic{deployment="iris",feature="petal_length",role="input",statistic="psi",version="1",window="latest"}"#,
+    while up.metric(r#"kiln_drift_statistic{deployment="iris",feature="petal_length",role="input",statistic="psi",version="1",window="latest"}"#,
     ) != Some(42.0)
     {
         assert!(
@@ -405,10 +394,7 @@ fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
     }
     // The model was not reloaded for it.
     assert_eq!(
-        metric(
-            &up,
-            r#"kiln_instance_starts_total{deployment="iris",version="1"}"#
-        ),
+        up.metric(r#"kiln_instance_starts_total{deployment="iris",version="1"}"#),
         starts
     );
 
@@ -425,10 +411,9 @@ fn a_custom_monitor_from_a_registry_swaps_in_and_faulty_ones_are_stopped() {
         });
         let error = report["error"].as_str().unwrap();
         assert!(error.contains(words), "{config}: {error}");
-        let runs = metric(
-            &up,
-            &format!(r#"kiln_monitor_runs_total{{deployment="iris",result="{kind}",version="1"}}"#),
-        );
+        let runs = up.metric(&format!(
+            r#"kiln_monitor_runs_total{{deployment="iris",result="{kind}",version="1"}}"#
+        ));
         assert!(runs.unwrap_or(0.0) >= 1.0, "{config}");
         assert_eq!(predict(&up, &key, &body).status, 200);
     }

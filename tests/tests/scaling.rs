@@ -3,15 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kiln_tests::runs::{Lab, WG};
-use kiln_tests::{Up, build_iris_image, call, get, temp_dir, v2_fp32};
+use kiln_tests::{Up, build_iris_image, call, temp_dir, v2_fp32};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn metric(up: &Up, series: &str) -> Option<f64> {
-    let text = String::from_utf8(get(&up.metrics).body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
 
 #[test]
 fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
@@ -44,10 +38,10 @@ fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
     assert_eq!(predict().status, 200);
     let instances = r#"kiln_instances{deployment="iris",version="1"}"#;
     let starts = r#"kiln_instance_starts_total{deployment="iris",version="1"}"#;
-    assert_eq!(metric(&up, instances), Some(1.0));
+    assert_eq!(up.metric(instances), Some(1.0));
     // Idle past the timeout: no instance is left.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&up, instances) != Some(0.0) {
+    while up.metric(instances) != Some(0.0) {
         assert!(
             Instant::now() < deadline,
             "never scaled to zero:\n{}",
@@ -56,7 +50,7 @@ fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(up.log().contains("idle: instances released"));
-    let before = metric(&up, starts).unwrap();
+    let before = up.metric(starts).unwrap();
     // The next request wakes it: one cold start, and the answer is right.
     let reply = predict();
     assert_eq!(
@@ -66,6 +60,6 @@ fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.json()["outputs"][0]["data"], json!([0]));
-    assert_eq!(metric(&up, starts), Some(before + 1.0));
-    assert_eq!(metric(&up, instances), Some(1.0));
+    assert_eq!(up.metric(starts), Some(before + 1.0));
+    assert_eq!(up.metric(instances), Some(1.0));
 }
