@@ -5,6 +5,7 @@
 //! in the README builds both before `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod load;
 pub mod runs;
 
 use serde_json::Value;

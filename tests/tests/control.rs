@@ -70,6 +70,16 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("getDeployment", "workgroup:reader"),
     ("deleteDeployment", "workgroup:contributor"),
     ("regenerateDeploymentKey", "workgroup:contributor"),
+    ("updateDeployment", "workgroup:contributor"),
+    ("listEndpoints", "workgroup:reader"),
+    ("createEndpoint", "workgroup:contributor"),
+    ("getEndpoint", "workgroup:reader"),
+    ("updateEndpoint", "workgroup:contributor"),
+    ("deleteEndpoint", "workgroup:contributor"),
+    ("regenerateEndpointKey", "workgroup:contributor"),
+    ("listEndpointEvents", "workgroup:reader"),
+    ("runtimeEndpoints", "runtime"),
+    ("runtimeRollback", "runtime"),
     ("setDeploymentMonitoring", "workgroup:contributor"),
     ("getDeploymentDrift", "workgroup:reader"),
     ("listDeploymentEvents", "workgroup:reader"),
@@ -108,6 +118,8 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
 /// an artifact upload.
 const VALID_EMPTY_WRITES: &[(&str, &[u16])] = &[
     ("setDeploymentMonitoring", &[200]),
+    ("updateDeployment", &[200]),
+    ("updateEndpoint", &[200]),
     ("cancelRun", &[202, 409]),
     ("logRunBatch", &[200]),
     ("testTarget", &[200]),
@@ -123,6 +135,7 @@ const DELETE_ORDER: &[&str] = &[
     "deleteTeamMember",
     "deleteExperiment",
     "deleteProject",
+    "deleteEndpoint",
     "deleteDeployment",
     "deleteImage",
     "deleteManifest",
@@ -399,6 +412,12 @@ fn fixture(db: Database) -> Fixture {
     );
     up.ok(
         "POST",
+        &format!("{WG}/endpoints"),
+        &owner,
+        Some(&json!({ "name": "ep", "traffic": { "d": 100 } })),
+    );
+    up.ok(
+        "POST",
         &format!("{WG}/targets"),
         &owner,
         Some(&json!({ "name": "tg", "kind": "local", "config": { "interpreter": "python3" } })),
@@ -462,6 +481,7 @@ fn concrete(path: &str, op: &str, ids: &Ids) -> String {
         .replace("{target}", "tg")
         .replace("{environment}", "env")
         .replace("{deployment}", "d")
+        .replace("{endpoint}", "ep")
 }
 
 #[test]
@@ -532,7 +552,7 @@ fn authorization_matrix(db: Database) {
                 deferred += 1;
                 continue; // run once, in order, below
             }
-            let body = if method == "POST" || method == "PUT" {
+            let body = if ["POST", "PUT", "PATCH"].contains(&method.as_str()) {
                 Some(json!({}))
             } else {
                 None

@@ -229,6 +229,9 @@ impl Api {
     pub(crate) async fn put(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::PUT, path, Some(body)).await
     }
+    pub(crate) async fn patch(&self, path: &str, body: Value) -> Result<Value> {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
     pub(crate) async fn delete(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::DELETE, path, None).await
     }
@@ -252,6 +255,14 @@ impl Api {
             }
         }
     }
+}
+
+/// A JSON object of the fields that are set.
+pub(crate) fn fields(pairs: &[(&str, Option<Value>)]) -> serde_json::Map<String, Value> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect()
 }
 
 pub(crate) fn s(value: &Value, key: &str) -> String {
@@ -717,6 +728,29 @@ pub enum DeploymentCommand {
         #[arg(long)]
         max_instances: Option<usize>,
         /// Seconds idle before instances above the minimum go.
+        #[arg(long)]
+        idle_timeout_s: Option<u64>,
+        /// Join this endpoint: at 100% when it routes nothing yet, else at 0%.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Change a deployment's image, limits or scale: the new version loads and passes its
+    /// sample check while the old one serves, then takes over.
+    Update {
+        name: String,
+        /// The new image (as registered with `kiln image register`).
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        memory_mb: Option<usize>,
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long)]
+        min_instances: Option<usize>,
+        #[arg(long)]
+        max_instances: Option<usize>,
         #[arg(long)]
         idle_timeout_s: Option<u64>,
     },
@@ -1417,19 +1451,14 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                 min_instances,
                 max_instances,
                 idle_timeout_s,
+                endpoint,
             } => {
-                let mut scale = serde_json::Map::new();
-                scale.extend(min_instances.map(|v| ("min_instances".to_string(), json!(v))));
-                scale.extend(max_instances.map(|v| ("max_instances".to_string(), json!(v))));
-                scale.extend(idle_timeout_s.map(|v| ("idle_timeout_s".to_string(), json!(v))));
-                let mut limits = serde_json::Map::new();
-                limits.extend(memory_mb.map(|v| ("memory_mb".to_string(), json!(v))));
-                limits.extend(deadline_ms.map(|v| ("deadline_ms".to_string(), json!(v))));
-                limits.extend(concurrency.map(|v| ("concurrency".to_string(), json!(v))));
+                let scale = fields(&[("min_instances", min_instances.map(|v| json!(v))), ("max_instances", max_instances.map(|v| json!(v))), ("idle_timeout_s", idle_timeout_s.map(|v| json!(v)))]);
+                let limits = fields(&[("memory_mb", memory_mb.map(|v| json!(v))), ("deadline_ms", deadline_ms.map(|v| json!(v))), ("concurrency", concurrency.map(|v| json!(v)))]);
                 let v = api
                     .post(
                         &base,
-                        json!({ "name": name, "image": image, "public": public, "limits": limits, "scale": scale }),
+                        json!({ "name": name, "image": image, "public": public, "limits": limits, "scale": scale, "endpoint": endpoint }),
                     )
                     .await?;
                 api.show(&v, |v| {
@@ -1442,6 +1471,19 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                         s(&v["keys"], "secondary")
                     )
                 });
+            }
+            DeploymentCommand::Update { name, image, memory_mb, deadline_ms, concurrency, min_instances, max_instances, idle_timeout_s } => {
+                let mut body = json!({ "image": image });
+                let scale = fields(&[("min_instances", min_instances.map(|v| json!(v))), ("max_instances", max_instances.map(|v| json!(v))), ("idle_timeout_s", idle_timeout_s.map(|v| json!(v)))]);
+                let limits = fields(&[("memory_mb", memory_mb.map(|v| json!(v))), ("deadline_ms", deadline_ms.map(|v| json!(v))), ("concurrency", concurrency.map(|v| json!(v)))]);
+                if !scale.is_empty() {
+                    body["scale"] = Value::Object(scale);
+                }
+                if !limits.is_empty() {
+                    body["limits"] = Value::Object(limits);
+                }
+                let v = api.patch(&format!("{base}/{name}"), body).await?;
+                api.show(&v, |v| format!("deployment {}: {} (generation {}), image {}", s(v, "name"), s(v, "status"), v["generation"], s(v, "image")));
             }
             DeploymentCommand::List => {
                 let v = api.get(&base).await?;

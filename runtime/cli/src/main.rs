@@ -4,6 +4,7 @@
 
 mod client;
 mod config;
+mod endpoints;
 mod images;
 mod monitoring;
 mod reconcile;
@@ -124,6 +125,14 @@ enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
+    /// Endpoints: stable prediction URLs routing to deployments by weight, with mirroring and
+    /// automatic rollback.
+    Endpoint {
+        #[command(subcommand)]
+        command: endpoints::EndpointCommand,
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Deployments: images served as prediction endpoints.
     Deployment {
         #[command(subcommand)]
@@ -204,6 +213,10 @@ fn main() -> std::process::ExitCode {
             project,
             connection,
         } => runs::run(command, &project, &connection),
+        Command::Endpoint {
+            command,
+            connection,
+        } => endpoints::endpoint(command, &connection),
         Command::Deployment {
             command,
             connection,

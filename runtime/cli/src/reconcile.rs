@@ -1,19 +1,26 @@
-//! The runtime side of the control plane: learn the desired deployments, serve them, report
-//! each one's status. In `kiln up` the control plane is in the same process; a change wakes the
-//! loop at once, and it also looks every half second.
+//! The runtime side of the control plane: learn the desired deployments and endpoints, serve
+//! and route them, report each deployment's status. In `kiln up` the control plane is in the
+//! same process; a change wakes the loop at once, and it also looks every half second.
+//!
+//! A new version takes traffic only once its instances loaded and its image's sample rows went
+//! through it with outputs that fit the schema; until then (and for good, when that fails) the
+//! version it replaces keeps serving. Endpoints are swapped whole, so a request is routed either
+//! by the old weights or the new ones, and requests running on a replaced version finish on it.
 
 use crate::config::LimitsConfig;
 use anyhow::{Context, Result};
-use kiln_control::{ControlPlane, DesiredDeployment, ServingState, StatusReport};
-use kiln_dataplane::{Dataplane, Deployment};
+use kiln_control::{
+    ControlPlane, DesiredDeployment, DesiredEndpoint, RollbackReport, ServingState, StatusReport,
+};
+use kiln_dataplane::{Dataplane, Deployment, Endpoint, InferRequest, Route};
 use kiln_engine::{Artifacts, Model, ModelSpec, ScoringEngine};
 use kiln_image::{OciStore, open_image};
-use kiln_metrics::Metrics;
+use kiln_metrics::{Metrics, RouteMetrics, RouteSnapshot};
 use kiln_registry::RegistryOptions;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What serves deployments in this process.
 pub struct Runtime {
@@ -128,6 +135,55 @@ impl Source {
         }
     }
 
+    async fn endpoints(&self) -> Result<Vec<DesiredEndpoint>> {
+        match self {
+            Source::Local(control) => Ok(control.desired_endpoints().await?),
+            Source::Remote { url, token, http } => {
+                let response = http
+                    .get(format!("{url}/api/v1/runtime/endpoints"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    anyhow::bail!("control plane at {url}: {status}: {body}");
+                }
+                #[derive(serde::Deserialize)]
+                struct Page {
+                    items: Vec<DesiredEndpoint>,
+                }
+                let page: Page = serde_json::from_str(&body)
+                    .with_context(|| format!("control plane at {url}: unexpected answer"))?;
+                Ok(page.items)
+            }
+        }
+    }
+
+    async fn rollback(&self, endpoint: &str, report: &RollbackReport) -> Result<()> {
+        match self {
+            Source::Local(control) => {
+                control.rollback(endpoint, report).await?;
+                Ok(())
+            }
+            Source::Remote { url, token, http } => {
+                let response = http
+                    .post(format!(
+                        "{url}/api/v1/runtime/endpoints/{endpoint}/rollback"
+                    ))
+                    .bearer_auth(token)
+                    .json(report)
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    anyhow::bail!("rollback refused: {}", response.status());
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Returns when the desired deployments may have changed.
     async fn changed(&self) {
         match self {
@@ -162,6 +218,7 @@ pub async fn run(
     let source = Arc::new(source);
     tokio::spawn(forward_reports(reports, source.clone()));
     let mut served: HashMap<String, Served> = HashMap::new();
+    let mut routing = Routing::default();
     loop {
         match source.desired().await {
             Ok(desired) => {
@@ -169,6 +226,13 @@ pub async fn run(
                 apply(&runtime, &source, &mut served, desired).await;
             }
             Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
+        }
+        match source.endpoints().await {
+            Ok(endpoints) => {
+                routing.apply(&runtime, &endpoints);
+                routing.judge(&source, &endpoints).await;
+            }
+            Err(e) => tracing::warn!("cannot read the desired endpoints: {e:#}"),
         }
         tokio::select! {
             () = source.changed() => {},
@@ -179,9 +243,162 @@ pub async fn run(
 
 fn image_key(d: &DesiredDeployment) -> String {
     format!(
-        "{} {:?} {:?} {:?}",
-        d.digest, d.limits.memory_mb, d.limits.deadline_ms, d.limits.concurrency
+        "{} {:?} {:?} {:?} {:?}",
+        d.digest,
+        d.limits.memory_mb,
+        d.limits.deadline_ms,
+        d.limits.concurrency,
+        d.scale.max_instances
     )
+}
+
+/// The endpoints routed, and the rollback policy's windows.
+#[derive(Default)]
+struct Routing {
+    /// Generation of each endpoint routed.
+    generations: HashMap<String, i64>,
+    /// Route instruments by (endpoint, deployment), kept across generations so that their
+    /// counts (and the policy's windows) carry on.
+    metrics: HashMap<(String, String), Arc<RouteMetrics>>,
+    /// Open windows of watched routes: (endpoint, deployment) -> generation, start, counts.
+    windows: HashMap<(String, String), (i64, Instant, RouteSnapshot)>,
+}
+
+impl Routing {
+    fn apply(&mut self, runtime: &Runtime, desired: &[DesiredEndpoint]) {
+        let registry = &runtime.dataplane.registry;
+        let wanted: std::collections::HashSet<&str> =
+            desired.iter().map(|e| e.name.as_str()).collect();
+        for name in registry.endpoint_names() {
+            if !wanted.contains(name.as_str()) {
+                registry.remove_endpoint(&name);
+                self.generations.remove(&name);
+                self.forget(runtime, |(e, _)| e == &name);
+                tracing::info!(endpoint = %name, "endpoint removed");
+            }
+        }
+        for e in desired {
+            if self.generations.get(&e.name) == Some(&e.generation) {
+                continue;
+            }
+            let routes = e
+                .traffic
+                .iter()
+                .map(|w| {
+                    let key = (e.name.clone(), w.deployment.clone());
+                    let metrics = self
+                        .metrics
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(runtime.metrics.route(&e.name, &w.deployment)))
+                        .clone();
+                    Route {
+                        deployment: w.deployment.clone(),
+                        weight: w.weight,
+                        metrics,
+                    }
+                })
+                .collect();
+            let keys = (!e.public).then(|| {
+                e.key_digests
+                    .iter()
+                    .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+                    .collect()
+            });
+            let mirror = e.mirror.as_ref().map(|m| (m.deployment.clone(), m.percent));
+            registry.set_endpoint(Endpoint::new(e.name.clone(), keys, routes, mirror));
+            self.forget(runtime, |(name, d)| {
+                name == &e.name && !e.traffic.iter().any(|w| &w.deployment == d)
+            });
+            self.generations.insert(e.name.clone(), e.generation);
+            let split: Vec<String> = e
+                .traffic
+                .iter()
+                .map(|w| format!("{} {}%", w.deployment, w.weight))
+                .collect();
+            tracing::info!(endpoint = %e.name, generation = e.generation, traffic = %split.join(", "), "endpoint routed");
+        }
+    }
+
+    /// Drops the instruments and windows of routes that went.
+    fn forget(&mut self, runtime: &Runtime, gone: impl Fn(&(String, String)) -> bool) {
+        self.metrics.retain(|key, _| {
+            if gone(key) {
+                runtime.metrics.remove_route(&key.0, &key.1);
+                false
+            } else {
+                true
+            }
+        });
+        self.windows.retain(|key, _| !gone(key));
+    }
+
+    /// The rollback policy: each watched deployment with traffic is judged once per window on
+    /// its live answers through the endpoint; a breach is sent to the control plane, which
+    /// moves its weight back and records why.
+    async fn judge(&mut self, source: &Source, desired: &[DesiredEndpoint]) {
+        let now = Instant::now();
+        let mut watched = std::collections::HashSet::new();
+        for e in desired {
+            let Some(policy) = &e.rollback else { continue };
+            for w in e.traffic.iter().filter(|w| w.weight > 0) {
+                if !e.watch.contains(&w.deployment) {
+                    continue;
+                }
+                let key = (e.name.clone(), w.deployment.clone());
+                let Some(metrics) = self.metrics.get(&key) else {
+                    continue;
+                };
+                watched.insert(key.clone());
+                let snapshot = metrics.snapshot();
+                let window = self
+                    .windows
+                    .entry(key.clone())
+                    .or_insert_with(|| (e.generation, now, snapshot.clone()));
+                if window.0 != e.generation {
+                    *window = (e.generation, now, snapshot);
+                    continue;
+                }
+                if now.duration_since(window.1) < Duration::from_secs(policy.window_s) {
+                    continue;
+                }
+                let (requests, errors, p99) = snapshot.since(&window.2);
+                *window = (e.generation, now, snapshot);
+                if requests < policy.min_requests {
+                    continue;
+                }
+                let rate = errors as f64 / requests as f64;
+                let reason = match (policy.max_error_rate, policy.max_p99_ms) {
+                    (Some(max), _) if rate > max => Some(format!(
+                        "error rate {:.1}% ({errors} of {requests} answers) above {:.1}% over {} s",
+                        rate * 100.0,
+                        max * 100.0,
+                        policy.window_s
+                    )),
+                    (_, Some(max)) if p99 * 1e3 > max => Some(format!(
+                        "p99 latency {} above {max} ms over {} s ({requests} answers)",
+                        if p99.is_finite() {
+                            format!("{:.0} ms", p99 * 1e3)
+                        } else {
+                            "over 10 s".to_string()
+                        },
+                        policy.window_s
+                    )),
+                    _ => None,
+                };
+                let Some(reason) = reason else { continue };
+                tracing::warn!(endpoint = %e.name, deployment = %w.deployment, "rollback policy breached: {reason}");
+                let report = RollbackReport {
+                    generation: e.generation,
+                    deployment: w.deployment.clone(),
+                    reason,
+                };
+                if let Err(err) = source.rollback(&e.name, &report).await {
+                    tracing::warn!(endpoint = %e.name, "cannot report the breach: {err:#}");
+                }
+            }
+        }
+        self.windows.retain(|key, _| watched.contains(key));
+    }
 }
 
 fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
@@ -311,17 +528,35 @@ async fn apply(
                 }
             }
             Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::error!(deployment = %d.name, "not served: {reason}");
-                runtime.dataplane.registry.insert_failed(&d.name, &reason);
+                let mut reason = format!("{e:#}");
+                // A replacement that fails leaves the version it was to replace serving.
+                let previous = served.remove(&d.name).filter(|s| s.deployment.is_some());
+                match &previous {
+                    Some(Served {
+                        deployment: Some(old),
+                        ..
+                    }) => {
+                        reason.push_str(&format!(
+                            " (version {} of the previous generation still serves)",
+                            old.version
+                        ));
+                        tracing::error!(deployment = %d.name, "new generation not served: {reason}");
+                    }
+                    _ => {
+                        tracing::error!(deployment = %d.name, "not served: {reason}");
+                        runtime.dataplane.registry.insert_failed(&d.name, &reason);
+                    }
+                }
                 served.insert(
                     d.name.clone(),
                     Served {
                         generation: d.generation,
-                        image_key: key,
-                        deployment: None,
-                        monitoring: d.monitoring.clone(),
-                        image_monitoring: Default::default(),
+                        image_key: previous.as_ref().map_or(key, |p| p.image_key.clone()),
+                        deployment: previous.as_ref().and_then(|p| p.deployment.clone()),
+                        monitoring: previous
+                            .as_ref()
+                            .map_or_else(|| d.monitoring.clone(), |p| p.monitoring.clone()),
+                        image_monitoring: previous.map(|p| p.image_monitoring).unwrap_or_default(),
                     },
                 );
                 StatusReport {
@@ -335,6 +570,53 @@ async fn apply(
             tracing::warn!(deployment = %d.name, "cannot report status: {e:#}");
         }
     }
+}
+
+/// Readiness gate: the image's sample rows go through the new version as one request, with the
+/// dataplane's input and output checks, before it takes any traffic (and before its monitor
+/// exists, so they are not counted as traffic).
+async fn check_sample(
+    dataplane: &Dataplane,
+    name: &str,
+    version: &str,
+    model: &Arc<Model>,
+    metrics: &Arc<kiln_metrics::DeploymentMetrics>,
+    sample: &[u8],
+) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Split {
+        columns: Vec<String>,
+        data: Vec<Vec<serde_json::Value>>,
+    }
+    let table: Split =
+        serde_json::from_slice(sample).context("the image's sample rows are not readable")?;
+    let inputs = kiln_dataplane::protocol::table_to_tensors(
+        model.metadata(),
+        &table.columns,
+        &table.data,
+        usize::MAX,
+    )
+    .map_err(|e| anyhow::anyhow!("sample check failed: {}", e.message))?;
+    let trial = Deployment {
+        name: name.to_string(),
+        version: version.to_string(),
+        model: model.clone(),
+        metrics: metrics.clone(),
+        key_digests: None,
+        monitor: None,
+    };
+    dataplane
+        .infer(
+            &trial,
+            InferRequest {
+                inputs,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("sample check failed: {}", e.message))?;
+    tracing::info!(deployment = %name, version, rows = table.data.len(), "sample check passed");
+    Ok(())
 }
 
 /// Opens the deployment's image (pulling it when it names a registry and the store lacks it),
@@ -379,7 +661,7 @@ async fn load(
         memory_mb: d.limits.memory_mb,
         deadline_ms: d.limits.deadline_ms,
         load_deadline_ms: None,
-        concurrency: d.limits.concurrency,
+        concurrency: d.scale.max_instances.or(d.limits.concurrency),
         queue: None,
     }
     .or(&LimitsConfig {
@@ -411,6 +693,17 @@ async fn load(
         limits,
     };
     let model = Model::load(runtime.engine.clone(), spec, metrics.clone()).await?;
+    if let Some(sample) = &image.sample {
+        check_sample(
+            &runtime.dataplane,
+            &d.name,
+            &version,
+            &model,
+            &metrics,
+            sample,
+        )
+        .await?;
+    }
     let monitor = runtime
         .monitoring
         .attach(

@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "drift monitoring",
         include_str!("../migrations/0006_monitoring.sql"),
     ),
+    (
+        7,
+        "endpoints",
+        include_str!("../migrations/0007_endpoints.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

@@ -18,6 +18,9 @@ pub mod runs;
 pub mod secrets;
 
 pub use api::deployments::DeploymentLimits;
+pub use api::endpoints::{
+    DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, Weighted,
+};
 pub use api::monitoring::{DriftUpload, MonitoringSettings};
 pub use api::runtime::{DesiredDeployment, ServingState, StatusReport};
 pub use artifacts::ArtifactStore;

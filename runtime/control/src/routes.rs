@@ -4,8 +4,8 @@
 
 use crate::access::{Access, authorize};
 use crate::api::{
-    deployments, environments, experiments, images, manifests, mlflow, models, monitoring,
-    projects, runs, runtime, teams, tracking, users, workgroups,
+    deployments, endpoints, environments, experiments, images, manifests, mlflow, models,
+    monitoring, projects, runs, runtime, teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -13,7 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
@@ -735,6 +735,78 @@ pub fn table() -> Vec<Route> {
             delete(deployments::delete)
         ),
         route!(
+            PATCH,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}",
+            "updateDeployment",
+            "Change a deployment's image, limits, scale or public flag (the old version serves until the new one is ready)",
+            Workgroup(W::Contributor),
+            Json,
+            patch(deployments::update)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints",
+            "listEndpoints",
+            "Endpoints and their traffic",
+            Workgroup(W::Reader),
+            Empty,
+            get(endpoints::list)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints",
+            "createEndpoint",
+            "A stable prediction URL routing to deployments by weight (returns its keys once)",
+            Workgroup(W::Contributor),
+            Json,
+            post(endpoints::create)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}",
+            "getEndpoint",
+            "An endpoint, its split and each deployment's state",
+            Workgroup(W::Reader),
+            Empty,
+            get(endpoints::get)
+        ),
+        route!(
+            PATCH,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}",
+            "updateEndpoint",
+            "Change an endpoint's traffic, mirror, rollback policy or public flag",
+            Workgroup(W::Contributor),
+            Json,
+            patch(endpoints::update)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}",
+            "deleteEndpoint",
+            "Delete an endpoint (its deployments stay)",
+            Workgroup(W::Contributor),
+            Empty,
+            delete(endpoints::delete)
+        ),
+        route!(
+            POST,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}/keys",
+            "regenerateEndpointKey",
+            "A new primary or secondary endpoint key (shown once)",
+            Workgroup(W::Contributor),
+            Json,
+            post(endpoints::regenerate_key)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}/events",
+            "listEndpointEvents",
+            "Traffic changes, mirror and policy changes, rollbacks",
+            Workgroup(W::Reader),
+            Empty,
+            get(endpoints::events)
+        ),
+        route!(
             POST,
             "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}/keys",
             "regenerateDeploymentKey",
@@ -859,6 +931,24 @@ pub fn table() -> Vec<Route> {
             Runtime,
             Empty,
             get(runtime::desired)
+        ),
+        route!(
+            GET,
+            "/api/v1/runtime/endpoints",
+            "runtimeEndpoints",
+            "Endpoints runtimes should route",
+            Runtime,
+            Empty,
+            get(endpoints::desired)
+        ),
+        route!(
+            POST,
+            "/api/v1/runtime/endpoints/{endpoint}/rollback",
+            "runtimeRollback",
+            "A runtime's finding that a rollout breached its endpoint's policy",
+            Runtime,
+            Json,
+            post(endpoints::rollback)
         ),
         route!(
             POST,

@@ -4,9 +4,11 @@
 //! Inference Protocol with Triton's binary tensors, `v1` for KServe v1, `mlflow` for MLflow
 //! scoring, `score` for Azure ML style) only translate; one [`Dataplane`] decides (deployment
 //! lookup, tensor checks against metadata, the call, output checks, metrics); the
-//! [`DeploymentRegistry`] owns what is served; the engine's `Model` owns load and predict.
+//! [`DeploymentRegistry`] owns what is served and the [`Endpoint`]s that route to it; the engine's
+//! `Model` owns load and predict.
 
 mod dataplane;
+mod endpoint;
 mod error;
 pub mod protocol;
 mod registry;
@@ -14,6 +16,7 @@ mod server;
 pub mod tensor;
 
 pub use dataplane::{Dataplane, InferRequest, InferResponse, ServerLimits};
+pub use endpoint::{DEPLOYMENT_HEADER, Endpoint, Route};
 pub use error::ApiError;
 pub use registry::{Deployment, DeploymentRegistry};
 pub use server::{AppState, metrics_router, router};

@@ -1,6 +1,7 @@
 //! The deployments a runtime serves, by name: each owns its version, model and metrics.
 
 use crate::ApiError;
+use crate::endpoint::Endpoint;
 use kiln_engine::Model;
 use kiln_metrics::DeploymentMetrics;
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub struct DeploymentRegistry {
     deployments: RwLock<HashMap<String, Arc<Deployment>>>,
     /// Deployments that could not be loaded, with the reason; served as 503.
     failed: RwLock<HashMap<String, String>>,
+    /// Endpoints by name: each routes to deployments of this registry.
+    endpoints: RwLock<HashMap<String, Arc<Endpoint>>>,
 }
 
 impl DeploymentRegistry {
@@ -138,6 +141,44 @@ impl DeploymentRegistry {
             ))),
             _ => Ok(deployment.clone()),
         }
+    }
+
+    /// Adds or replaces an endpoint at once: requests already routed finish where they went.
+    pub fn set_endpoint(&self, endpoint: Endpoint) {
+        self.endpoints
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(endpoint.name.clone(), Arc::new(endpoint));
+    }
+
+    /// Stops routing the endpoint `name`.
+    pub fn remove_endpoint(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.endpoints
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name)
+    }
+
+    /// The endpoint `name`, if there is one.
+    pub fn endpoint(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Names of the endpoints routed.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .endpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 
     /// Every deployment, sorted by name.

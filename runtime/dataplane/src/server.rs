@@ -1,5 +1,6 @@
 //! The HTTP routes of the prediction listener and of the metrics listener.
 
+use crate::endpoint::{DEPLOYMENT_HEADER, Endpoint};
 use crate::protocol::{mlflow, score, v1, v2};
 use crate::{ApiError, Dataplane, Deployment};
 use axum::body::Body;
@@ -9,10 +10,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kiln_metrics::{Metrics, Protocol};
+use bytes::Bytes;
+use kiln_metrics::{Metrics, Protocol, RouteMetrics};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Shared state of the prediction routes.
 #[derive(Clone)]
@@ -117,9 +120,52 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
-/// Checks the deployment's own keys, when it has any: a missing or wrong key is 401.
-fn authorize(deployment: &Deployment, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(digests) = &deployment.key_digests else {
+/// What a request reaches: a deployment, through an endpoint or by its own name.
+struct Target {
+    deployment: Arc<Deployment>,
+    /// The endpoint and the index of its route taken.
+    via: Option<(Arc<Endpoint>, usize)>,
+}
+
+/// Finds what `name` addresses: an endpoint (its keys, then its routing) or a deployment (its
+/// own keys). `live` requests advance the endpoint's weighted rotation.
+fn resolve(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    live: bool,
+) -> Result<Target, ApiError> {
+    let registry = &state.dataplane.registry;
+    if let Some(endpoint) = registry.endpoint(name) {
+        check_key(endpoint.key_digests.as_deref(), headers, "endpoint", name)?;
+        let (route, deployment) = endpoint.choose(registry, headers, version, live)?;
+        return Ok(Target {
+            deployment,
+            via: Some((endpoint, route)),
+        });
+    }
+    let deployment = state.dataplane.deployment(name, version)?;
+    check_key(
+        deployment.key_digests.as_deref(),
+        headers,
+        "deployment",
+        name,
+    )?;
+    Ok(Target {
+        deployment,
+        via: None,
+    })
+}
+
+/// Checks a deployment's or endpoint's keys, when it has any: a missing or wrong key is 401.
+fn check_key(
+    digests: Option<&[[u8; 32]]>,
+    headers: &HeaderMap,
+    kind: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let Some(digests) = digests else {
         return Ok(());
     };
     let presented = headers
@@ -139,10 +185,7 @@ fn authorize(deployment: &Deployment, headers: &HeaderMap) -> Result<(), ApiErro
     }
     Err(ApiError::new(
         StatusCode::UNAUTHORIZED,
-        format!(
-            "deployment '{}' needs one of its keys: Authorization: Bearer <key>",
-            deployment.name
-        ),
+        format!("{kind} '{name}' needs one of its keys: Authorization: Bearer <key>"),
     ))
 }
 
@@ -176,12 +219,10 @@ fn model_metadata(
     version: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    match state
-        .dataplane
-        .deployment(model, version)
-        .and_then(|d| authorize(&d, headers).map(|()| d))
-    {
-        Ok(d) => Json(v2::model_metadata(&d.name, &d.version, d.model.metadata())).into_response(),
+    match resolve(state, model, version, headers, false) {
+        Ok(Target { deployment: d, .. }) => {
+            Json(v2::model_metadata(&d.name, &d.version, d.model.metadata())).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -192,17 +233,12 @@ fn model_ready(
     version: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    match state
-        .dataplane
-        .deployment(model, version)
-        .and_then(|d| authorize(&d, headers).map(|()| d))
-    {
-        Ok(d) if state.dataplane.is_ready() => {
-            Json(json!({ "name": d.name, "ready": true })).into_response()
+    match resolve(state, model, version, headers, false) {
+        Ok(_) if state.dataplane.is_ready() => {
+            Json(json!({ "name": model, "ready": true })).into_response()
         }
-        Ok(d) => ApiError::unavailable(format!(
-            "model '{}' is not ready: server is shutting down",
-            d.name
+        Ok(_) => ApiError::unavailable(format!(
+            "model '{model}' is not ready: server is shutting down"
         ))
         .into_response(),
         Err(e) => e.into_response(),
@@ -259,8 +295,10 @@ async fn v2_infer_version(
     predict(&state, &model, Some(&version), Protocol::V2, headers, body).await
 }
 
-/// Every prediction route: find the deployment (404), then run the protocol's adapter under the
-/// dataplane's tracking (in-flight, status and duration metrics).
+/// Every prediction route: find the deployment (through an endpoint's routing, or by name),
+/// then run the protocol's adapter under the dataplane's tracking (in-flight, status and
+/// duration metrics). An endpoint's answer names the deployment in `kiln-deployment`; its
+/// mirror, when this request is one it copies, gets the same body in the background.
 async fn predict(
     state: &AppState,
     model: &str,
@@ -270,23 +308,84 @@ async fn predict(
     body: Body,
 ) -> Response {
     let dataplane = &state.dataplane;
-    let deployment = match dataplane
-        .deployment(model, version)
-        .and_then(|d| authorize(&d, &headers).map(|()| d))
-    {
-        Ok(deployment) => deployment,
+    let Target { deployment, via } = match resolve(state, model, version, &headers, true) {
+        Ok(target) => target,
         Err(e) => return e.into_response(),
     };
     let d = &deployment;
-    let adapter = async {
-        match protocol {
-            Protocol::V2 => v2::infer(dataplane, d, &headers, body).await,
-            Protocol::V1 => v1::predict(dataplane, d, &headers, body).await,
-            Protocol::Mlflow => mlflow::invocations(dataplane, d, &headers, body).await,
-            Protocol::Score => score::score(dataplane, d, &headers, body).await,
+    let started = Instant::now();
+    let mirror = via.as_ref().and_then(|(endpoint, chosen)| {
+        if version.is_some() || headers.contains_key(DEPLOYMENT_HEADER) {
+            return None;
         }
+        let index = endpoint.mirror_next().filter(|i| i != chosen)?;
+        let route = &endpoint.routes[index];
+        let target = dataplane.registry.get(&route.deployment, None).ok()?;
+        Some((target, route.metrics.clone()))
+    });
+    let body = match mirror {
+        None => body,
+        Some((target, metrics)) => match dataplane.read_body(body).await {
+            Ok(bytes) => {
+                copy_to_mirror(state, target, metrics, protocol, &headers, bytes.clone());
+                Body::from(bytes)
+            }
+            Err(e) => return dataplane.track(d, protocol, async { Err(e) }).await,
+        },
     };
-    dataplane.track(d, protocol, adapter).await
+    let mut response = dataplane
+        .track(d, protocol, adapt(dataplane, d, protocol, &headers, body))
+        .await;
+    if let Some((endpoint, route)) = &via {
+        endpoint.routes[*route].metrics.record(
+            false,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+        if let Ok(name) = HeaderValue::from_str(&d.name) {
+            response.headers_mut().insert(DEPLOYMENT_HEADER, name);
+        }
+    }
+    response
+}
+
+/// The protocol's adapter for one request.
+async fn adapt(
+    dataplane: &Dataplane,
+    d: &Deployment,
+    protocol: Protocol,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match protocol {
+        Protocol::V2 => v2::infer(dataplane, d, headers, body).await,
+        Protocol::V1 => v1::predict(dataplane, d, headers, body).await,
+        Protocol::Mlflow => mlflow::invocations(dataplane, d, headers, body).await,
+        Protocol::Score => score::score(dataplane, d, headers, body).await,
+    }
+}
+
+/// Sends a copy of a request to the mirrored deployment and discards its answer; only its
+/// status and time are counted (`traffic="mirror"`). The mirror's queue bounds the copies in
+/// flight: past it they are refused at once.
+fn copy_to_mirror(
+    state: &AppState,
+    target: Arc<Deployment>,
+    metrics: Arc<RouteMetrics>,
+    protocol: Protocol,
+    headers: &HeaderMap,
+    body: Bytes,
+) {
+    let dataplane = state.dataplane.clone();
+    let headers = headers.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let status = match adapt(&dataplane, &target, protocol, &headers, Body::from(body)).await {
+            Ok(response) => response.status(),
+            Err(e) => e.status,
+        };
+        metrics.record(true, status.as_u16(), started.elapsed().as_secs_f64());
+    });
 }
 
 async fn v1_model(
@@ -294,13 +393,9 @@ async fn v1_model(
     Path(model): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match state
-        .dataplane
-        .deployment(&model, None)
-        .and_then(|d| authorize(&d, &headers).map(|()| d))
-    {
-        Ok(d) => {
-            Json(json!({ "name": d.name, "ready": state.dataplane.is_ready() })).into_response()
+    match resolve(&state, &model, None, &headers, false) {
+        Ok(_) => {
+            Json(json!({ "name": model, "ready": state.dataplane.is_ready() })).into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -97,6 +97,8 @@ pub struct DeployableImage {
     pub files: Vec<(String, Vec<u8>)>,
     /// The Kiln config (model images only).
     pub config: Option<KilnConfig>,
+    /// The sample rows (MLflow `dataframe_split` JSON), when a model image has them.
+    pub sample: Option<Vec<u8>>,
 }
 
 /// Checks a layer title names a file inside the image: relative, no `..`, no backslash.
@@ -284,6 +286,7 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
     let (kind, component_layer) = deployable_kind(&descriptor.digest, &manifest)?;
     let config_bytes = store.read_blob(&manifest.config)?;
     let mut files = Vec::new();
+    let mut sample = None;
     let config = match kind {
         ImageKind::KilnModel => {
             let config: KilnConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
@@ -297,6 +300,8 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
                     // deployable_kind checked every model file has a safe title.
                     let title = layer.title().unwrap_or_default();
                     files.push((title.to_string(), store.read_blob(layer)?));
+                } else if layer.media_type == SAMPLE {
+                    sample = Some(store.read_blob(layer)?);
                 }
             }
             Some(config)
@@ -311,5 +316,6 @@ pub fn open_image(store: &OciStore, reference: &str) -> Result<DeployableImage, 
         component_digest: component_layer.digest.clone(),
         files,
         config,
+        sample,
     })
 }

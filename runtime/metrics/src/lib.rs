@@ -10,6 +10,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The protocol a request came in through, a label on request metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +94,10 @@ pub struct Metrics {
     monitor_runs: IntCounterVec,
     monitor_duration: HistogramVec,
     input_summary: GaugeVec,
+    endpoint_requests: IntCounterVec,
+    endpoint_request_duration: HistogramVec,
+    endpoint_weight: IntGaugeVec,
+    endpoint_mirror: IntGaugeVec,
 }
 
 /// Instruments bound to one deployment version: record with no label lookup.
@@ -351,6 +356,26 @@ impl Metrics {
                 &["deployment", "version", "tensor", "statistic"],
             )
             .expect("valid metric definition"),
+            endpoint_requests: counter(
+                "kiln_endpoint_requests_total",
+                "Requests an endpoint routed to a deployment, by traffic (live, or mirror: a copy whose answer was discarded) and HTTP status code.",
+                &["endpoint", "deployment", "traffic", "code"],
+            ),
+            endpoint_request_duration: histogram(
+                "kiln_endpoint_request_duration_seconds",
+                "Time of requests an endpoint routed to a deployment, by traffic (live or mirror).",
+                &["endpoint", "deployment", "traffic"],
+            ),
+            endpoint_weight: gauge(
+                "kiln_endpoint_traffic_weight",
+                "Percent of an endpoint's live traffic routed to a deployment.",
+                &["endpoint", "deployment"],
+            ),
+            endpoint_mirror: gauge(
+                "kiln_endpoint_mirror_percent",
+                "Percent of an endpoint's requests copied to a deployment (answers discarded).",
+                &["endpoint", "deployment"],
+            ),
             registry,
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
@@ -374,6 +399,10 @@ impl Metrics {
             Box::new(metrics.monitor_runs.clone()),
             Box::new(metrics.monitor_duration.clone()),
             Box::new(metrics.input_summary.clone()),
+            Box::new(metrics.endpoint_requests.clone()),
+            Box::new(metrics.endpoint_request_duration.clone()),
+            Box::new(metrics.endpoint_weight.clone()),
+            Box::new(metrics.endpoint_mirror.clone()),
         ];
         for collector in collectors {
             metrics
@@ -435,6 +464,38 @@ impl Metrics {
         }
     }
 
+    /// Instruments of one endpoint's route to one deployment.
+    pub fn route(&self, endpoint: &str, deployment: &str) -> RouteMetrics {
+        let traffic = ["live", "mirror"];
+        RouteMetrics {
+            endpoint: endpoint.to_string(),
+            deployment: deployment.to_string(),
+            family: self.endpoint_requests.clone(),
+            requests: Default::default(),
+            duration: traffic.map(|t| {
+                self.endpoint_request_duration
+                    .with_label_values(&[endpoint, deployment, t])
+            }),
+            weight: self
+                .endpoint_weight
+                .with_label_values(&[endpoint, deployment]),
+            mirror: self
+                .endpoint_mirror
+                .with_label_values(&[endpoint, deployment]),
+            live: RouteTotals::default(),
+        }
+    }
+
+    /// Forgets the weight and mirror gauges of a route that went (its counters stay, as counters do).
+    pub fn remove_route(&self, endpoint: &str, deployment: &str) {
+        let _ = self
+            .endpoint_weight
+            .remove_label_values(&[endpoint, deployment]);
+        let _ = self
+            .endpoint_mirror
+            .remove_label_values(&[endpoint, deployment]);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);
@@ -477,6 +538,111 @@ impl DeploymentMetrics {
     }
 }
 
+/// Live answers of one route, counted for the rollback policy: totals since the route was
+/// made, read as differences between two snapshots.
+#[derive(Default)]
+pub struct RouteTotals {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Answers per latency bucket (the last one past every bound).
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+}
+
+/// A snapshot of [`RouteTotals`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteSnapshot {
+    /// Answers.
+    pub requests: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    buckets: Vec<u64>,
+}
+
+impl RouteSnapshot {
+    /// Answers, 5xx answers and the p99 latency (a bucket's upper bound, seconds; infinite past
+    /// the last) between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &RouteSnapshot) -> (u64, u64, f64) {
+        let requests = self.requests.saturating_sub(earlier.requests);
+        let errors = self.errors.saturating_sub(earlier.errors);
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let mut p99 = 0.0;
+        if total > 0 {
+            let rank = (total as f64 * 0.99).ceil() as u64;
+            let mut seen = 0;
+            for (i, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    p99 = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+                    break;
+                }
+            }
+        }
+        (requests, errors, p99)
+    }
+}
+
+/// Instruments of one endpoint's route to one deployment, live and mirrored.
+pub struct RouteMetrics {
+    endpoint: String,
+    deployment: String,
+    family: IntCounterVec,
+    requests: [[OnceLock<IntCounter>; CODES.len()]; 2],
+    duration: [Histogram; 2],
+    /// Percent of live traffic.
+    pub weight: IntGauge,
+    /// Percent mirrored.
+    pub mirror: IntGauge,
+    live: RouteTotals,
+}
+
+impl RouteMetrics {
+    /// Counts one answer: `mirrored` for a copy whose answer was discarded.
+    pub fn record(&self, mirrored: bool, status: u16, seconds: f64) {
+        let t = usize::from(mirrored);
+        let c = code_index(status);
+        self.requests[t][c]
+            .get_or_init(|| {
+                self.family.with_label_values(&[
+                    self.endpoint.as_str(),
+                    self.deployment.as_str(),
+                    if mirrored { "mirror" } else { "live" },
+                    CODES[c],
+                ])
+            })
+            .inc();
+        self.duration[t].observe(seconds);
+        if !mirrored {
+            let live = &self.live;
+            live.requests.fetch_add(1, Ordering::Relaxed);
+            if status >= 500 {
+                live.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let bucket = LATENCY_BUCKETS.partition_point(|b| *b < seconds);
+            live.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The live answers so far.
+    pub fn snapshot(&self) -> RouteSnapshot {
+        RouteSnapshot {
+            requests: self.live.requests.load(Ordering::Relaxed),
+            errors: self.live.errors.load(Ordering::Relaxed),
+            buckets: self
+                .live
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,6 +664,25 @@ mod tests {
         ));
         assert!(text.contains(
             r#"kiln_request_duration_seconds_count{deployment="iris",protocol="v2",version="1"} 3"#
+        ));
+    }
+
+    #[test]
+    fn a_route_window_reads_errors_and_p99() {
+        let metrics = Metrics::new();
+        let route = metrics.route("e", "green");
+        let start = route.snapshot();
+        for _ in 0..98 {
+            route.record(false, 200, 0.002);
+        }
+        route.record(false, 500, 0.3);
+        route.record(false, 503, 0.3);
+        route.record(true, 500, 9.0);
+        let (requests, errors, p99) = route.snapshot().since(&start);
+        assert_eq!((requests, errors), (100, 2));
+        assert_eq!(p99, 0.5, "the 99th answer is in the 0.25-0.5 s bucket");
+        assert!(metrics.encode().contains(
+            r#"kiln_endpoint_requests_total{code="500",deployment="green",endpoint="e",traffic="mirror"} 1"#
         ));
     }
 

@@ -98,17 +98,47 @@ pub struct NewDeployment {
     limits: DeploymentLimits,
     #[serde(default)]
     scale: ScaleSettings,
+    /// An endpoint of the work group to join: at 100% when it routes nothing yet, else at 0%.
+    #[serde(default)]
+    endpoint: Option<String>,
 }
 
-fn urls(control: &ControlPlane, name: &str) -> Value {
-    let base = control.settings().prediction_url.trim_end_matches('/');
-    json!({
-        "infer": format!("{base}/v2/models/{name}/infer"),
-        "ready": format!("{base}/v2/models/{name}/ready"),
-        "score": format!("{base}/deployments/{name}/score"),
-        "invocations": format!("{base}/deployments/{name}/invocations"),
+/// `PATCH .../deployments/{deployment}`: what is given changes. A new image (or new limits)
+/// loads next to the old version, which serves until the new one passed its checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentUpdate {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    limits: Option<DeploymentLimits>,
+    #[serde(default)]
+    scale: Option<ScaleSettings>,
+    #[serde(default)]
+    public: Option<bool>,
+}
+
+async fn image_of(
+    control: &ControlPlane,
+    workgroup: &crate::access::WorkgroupScope,
+    image: &str,
+) -> Result<(String, String, String), ControlError> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT id, digest, reference FROM images WHERE workgroup_id = $1 AND name = $2",
+    )
+    .bind(&workgroup.id)
+    .bind(image)
+    .fetch_optional(control.db().pool())
+    .await?;
+    row.ok_or_else(|| {
+        ControlError::Invalid(format!(
+            "no image '{image}' in work group '{}'",
+            workgroup.name
+        ))
     })
 }
+
+use super::endpoints::urls;
 
 /// `POST .../workgroups/{workgroup}/deployments`: returns its two keys, once.
 pub async fn create(
@@ -120,19 +150,22 @@ pub async fn create(
     body.limits.check()?;
     body.scale.check()?;
     let wg = scope.workgroup()?;
-    let image: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT id, digest, reference FROM images WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(&wg.id)
-    .bind(&body.image)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let (image_id, image_digest, reference) = image.ok_or_else(|| {
-        ControlError::Invalid(format!(
-            "no image '{}' in work group '{}'",
-            body.image, wg.name
-        ))
-    })?;
+    let (image_id, image_digest, reference) = image_of(&control, wg, &body.image).await?;
+    if let Some(endpoint) = &body.endpoint {
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM endpoints WHERE workgroup_id = $1 AND name = $2")
+                .bind(&wg.id)
+                .bind(endpoint)
+                .fetch_optional(control.db().pool())
+                .await?;
+        if found.is_none() {
+            return Err(ControlError::Invalid(format!(
+                "no endpoint '{endpoint}' in work group '{}'",
+                wg.name
+            )));
+        }
+    }
+    super::endpoints::check_free(&control, "endpoints", &body.name).await?;
     let (primary, secondary) = (new_secret(KEY_PREFIX), new_secret(KEY_PREFIX));
     let now = now_ms();
     let settings = serde_json::to_string(&json!({ "limits": body.limits, "scale": body.scale }))
@@ -156,6 +189,12 @@ pub async fn create(
     .execute(control.db().pool())
     .await
     .map_err(ControlError::exists("deployment", &body.name))?;
+    let weight = match &body.endpoint {
+        Some(endpoint) => {
+            Some(super::endpoints::attach_deployment(&control, &wg.id, endpoint, &body.name).await?)
+        }
+        None => None,
+    };
     control.notify_runtime();
     Ok((
         StatusCode::CREATED,
@@ -167,6 +206,7 @@ pub async fn create(
             "limits": body.limits,
             "scale": body.scale,
             "status": "pending",
+            "endpoint": body.endpoint.as_ref().map(|e| json!({ "name": e, "weight": weight })),
             "urls": urls(&control, &body.name),
             "keys": { "primary": primary, "secondary": secondary, "note": "shown once: store them now" },
         })),
@@ -268,6 +308,7 @@ pub async fn delete(
     Extension(scope): Extension<Scope>,
     Path((_, _, deployment)): Path<(String, String, String)>,
 ) -> Reply {
+    super::endpoints::release_deployment(&control, &scope.workgroup()?.id, &deployment).await?;
     let done = sqlx::query("DELETE FROM deployments WHERE workgroup_id = $1 AND name = $2")
         .bind(&scope.workgroup()?.id)
         .bind(&deployment)
@@ -285,6 +326,78 @@ pub async fn delete(
     ))
 }
 
+/// `PATCH .../deployments/{deployment}`.
+pub async fn update(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, deployment)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<DeploymentUpdate>,
+) -> Reply {
+    let wg = scope.workgroup()?;
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, image_id, settings, public FROM deployments WHERE workgroup_id = $1 AND name = $2",
+    )
+    .bind(&wg.id)
+    .bind(&deployment)
+    .fetch_optional(control.db().pool())
+    .await?;
+    let (id, image_id, settings, public) =
+        row.ok_or_else(|| ControlError::NotFound(format!("deployment '{deployment}' not found")))?;
+    let mut settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
+    // Given fields replace the stored ones; the others stay.
+    let stored = settings.clone();
+    let merged = |key: &str, given: Value| {
+        let mut stored = stored.get(key).cloned().unwrap_or_else(|| json!({}));
+        if let (Some(stored), Value::Object(given)) = (stored.as_object_mut(), given) {
+            stored.extend(given);
+        }
+        stored
+    };
+    if let Some(limits) = &body.limits {
+        let limits: DeploymentLimits = serde_json::from_value(merged("limits", json!(limits)))
+            .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
+        limits.check()?;
+        settings["limits"] = json!(limits);
+    }
+    if let Some(scale) = &body.scale {
+        let scale: ScaleSettings = serde_json::from_value(merged("scale", json!(scale)))
+            .map_err(|e| ControlError::Invalid(format!("scale: {e}")))?;
+        scale.check()?;
+        settings["scale"] = json!(scale);
+    }
+    let (image_id, digest, reference) = match &body.image {
+        Some(image) => image_of(&control, wg, image).await?,
+        None => {
+            let row: (String, String) =
+                sqlx::query_as("SELECT digest, reference FROM images WHERE id = $1")
+                    .bind(&image_id)
+                    .fetch_one(control.db().pool())
+                    .await?;
+            (image_id, row.0, row.1)
+        }
+    };
+    sqlx::query(
+        "UPDATE deployments SET image_id = $1, image_digest = $2, image_reference = $3, settings = $4, \
+         public = $5, generation = generation + 1, updated_at = $6 WHERE id = $7",
+    )
+    .bind(&image_id)
+    .bind(&digest)
+    .bind(&reference)
+    .bind(settings.to_string())
+    .bind(body.public.map_or(public, i64::from))
+    .bind(now_ms())
+    .bind(&id)
+    .execute(control.db().pool())
+    .await?;
+    control.notify_runtime();
+    get(
+        State(control),
+        Extension(scope),
+        Path((String::new(), String::new(), deployment)),
+    )
+    .await
+}
+
 /// Which key to regenerate.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,12 +405,32 @@ pub struct Regenerate {
     key: KeyName,
 }
 
-/// A deployment key.
+/// A deployment or endpoint key.
 #[derive(Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum KeyName {
+pub enum KeyName {
+    /// The first key.
     Primary,
+    /// The second key.
     Secondary,
+}
+
+impl KeyName {
+    /// Its digest's column.
+    pub fn column(self) -> &'static str {
+        match self {
+            KeyName::Primary => "primary_key_digest",
+            KeyName::Secondary => "secondary_key_digest",
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyName::Primary => "primary",
+            KeyName::Secondary => "secondary",
+        }
+    }
 }
 
 /// `POST .../deployments/{deployment}/keys`: a new primary or secondary key (shown once); the
@@ -309,33 +442,24 @@ pub async fn regenerate_key(
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Reply {
     let key = new_secret(KEY_PREFIX);
-    let sql = match body.key {
-        KeyName::Primary => {
-            "UPDATE deployments SET primary_key_digest = $1, generation = generation + 1, updated_at = $2 \
-             WHERE workgroup_id = $3 AND name = $4"
-        }
-        KeyName::Secondary => {
-            "UPDATE deployments SET secondary_key_digest = $1, generation = generation + 1, updated_at = $2 \
-             WHERE workgroup_id = $3 AND name = $4"
-        }
-    };
-    let done = sqlx::query(sql)
-        .bind(digest(&key))
-        .bind(now_ms())
-        .bind(&scope.workgroup()?.id)
-        .bind(&deployment)
-        .execute(control.db().pool())
-        .await?;
+    let column = body.key.column();
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE deployments SET {column} = $1, generation = generation + 1, updated_at = $2 \
+         WHERE workgroup_id = $3 AND name = $4"
+    )))
+    .bind(digest(&key))
+    .bind(now_ms())
+    .bind(&scope.workgroup()?.id)
+    .bind(&deployment)
+    .execute(control.db().pool())
+    .await?;
     if done.rows_affected() == 0 {
         return Err(ControlError::NotFound(format!(
             "deployment '{deployment}' not found"
         )));
     }
     control.notify_runtime();
-    let which = match body.key {
-        KeyName::Primary => "primary",
-        KeyName::Secondary => "secondary",
-    };
+    let which = body.key.as_str();
     Ok((
         StatusCode::OK,
         Json(

@@ -2,6 +2,7 @@
 //! store: authorization already happened in [`crate::access::authorize`].
 
 pub mod deployments;
+pub mod endpoints;
 pub mod environments;
 pub mod experiments;
 pub mod images;

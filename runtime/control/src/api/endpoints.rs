@@ -1,0 +1,997 @@
+//! Endpoints: a stable prediction URL (`/v2/models/{endpoint}/infer` and the other protocols)
+//! with its own keys, routing to deployments of its work group by integer weights that sum to
+//! 100. `kiln-deployment: NAME` targets one of its deployments directly; up to 50% of requests
+//! can be mirrored to one deployment, whose answers are discarded. An optional rollback policy
+//! returns a rolled-out deployment's weight to 0 when its error rate or p99 breaches a threshold.
+//!
+//! Endpoint and deployment names share the prediction URLs, so neither may take the other's.
+
+use super::{JsonBody, Page, time};
+use crate::access::Scope;
+use crate::auth::{KEY_PREFIX, digest, new_secret};
+use crate::db::{new_id, now_ms};
+use crate::names::check_name;
+use crate::{ControlError, ControlPlane};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+type Reply = Result<(StatusCode, Json<Value>), ControlError>;
+
+/// Weights by deployment name.
+pub type Traffic = BTreeMap<String, u32>;
+
+/// Most of an endpoint's requests that may be mirrored, percent.
+pub const MAX_MIRROR_PERCENT: u32 = 50;
+
+/// A copy of some requests sent to one deployment; its answers are discarded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSettings {
+    /// A deployment of the endpoint.
+    pub deployment: String,
+    /// Share of requests copied, 1 to 50.
+    pub percent: u32,
+}
+
+/// When a rollout goes back: over a window, the watched deployment's share of 5xx answers or
+/// its p99 latency above the threshold (with at least `min_requests` answers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackPolicy {
+    /// Largest share of 5xx answers, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Largest p99 latency, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// Window, seconds (default 10).
+    #[serde(default = "default_window")]
+    pub window_s: u64,
+    /// Fewest answers a window needs to be judged (default 20).
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+}
+
+fn default_window() -> u64 {
+    10
+}
+
+fn default_min_requests() -> u64 {
+    20
+}
+
+impl RollbackPolicy {
+    fn check(&self) -> Result<(), ControlError> {
+        let bad = |m: &str| Err(ControlError::Invalid(m.to_string()));
+        if self.max_error_rate.is_none() && self.max_p99_ms.is_none() {
+            return bad("rollback needs max_error_rate or max_p99_ms");
+        }
+        if self
+            .max_error_rate
+            .is_some_and(|r| !(0.0..=1.0).contains(&r))
+        {
+            return bad("rollback.max_error_rate must be 0 to 1");
+        }
+        if self
+            .max_p99_ms
+            .is_some_and(|p| !(p > 0.0 && p <= 600_000.0))
+        {
+            return bad("rollback.max_p99_ms must be above 0 and at most 600000");
+        }
+        if !(1..=3600).contains(&self.window_s) {
+            return bad("rollback.window_s must be 1 to 3600");
+        }
+        if !(1..=1_000_000).contains(&self.min_requests) {
+            return bad("rollback.min_requests must be 1 to 1000000");
+        }
+        Ok(())
+    }
+}
+
+/// What an endpoint stores besides its name and keys.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    /// Weights of its deployments.
+    #[serde(default)]
+    pub traffic: Traffic,
+    /// The mirrored deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSettings>,
+    /// The automatic rollback policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackPolicy>,
+    /// The traffic before the last change: where a rollback returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Traffic>,
+    /// Deployments whose weight the last change raised: what the rollback policy watches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+}
+
+impl EndpointSettings {
+    /// Checks weights (0 to 100, summing to 100 once any deployment is routed), the mirror and
+    /// the policy; `known` are the work group's deployments.
+    fn check(&self, known: &[String]) -> Result<(), ControlError> {
+        let bad = |m: String| Err(ControlError::Invalid(m));
+        for (name, weight) in &self.traffic {
+            if !known.contains(name) {
+                return bad(format!("no deployment '{name}' in this work group"));
+            }
+            if *weight > 100 {
+                return bad(format!("weight of '{name}' must be 0 to 100, not {weight}"));
+            }
+        }
+        let sum: u32 = self.traffic.values().sum();
+        if !self.traffic.is_empty() && sum != 100 {
+            return bad(format!("weights must sum to 100, they sum to {sum}"));
+        }
+        if let Some(mirror) = &self.mirror {
+            if !self.traffic.contains_key(&mirror.deployment) {
+                return bad(format!(
+                    "mirror deployment '{}' is not in the endpoint's traffic (add it with weight 0)",
+                    mirror.deployment
+                ));
+            }
+            if !(1..=MAX_MIRROR_PERCENT).contains(&mirror.percent) {
+                return bad(format!("mirror percent must be 1 to {MAX_MIRROR_PERCENT}"));
+            }
+        }
+        if let Some(policy) = &self.rollback {
+            policy.check()?;
+        }
+        Ok(())
+    }
+
+    /// Sets new weights, remembering the old ones and which deployments gained.
+    fn set_traffic(&mut self, traffic: Traffic) {
+        if traffic == self.traffic {
+            return;
+        }
+        self.watch = traffic
+            .iter()
+            .filter(|(name, w)| **w > self.traffic.get(*name).copied().unwrap_or(0))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.previous = Some(std::mem::replace(&mut self.traffic, traffic));
+    }
+
+    /// Forgets a deployment that is no longer routed (removed from the endpoint).
+    fn forget(&mut self, name: &str) {
+        self.traffic.remove(name);
+        if let Some(previous) = &mut self.previous {
+            previous.remove(name);
+        }
+        self.watch.retain(|w| w != name);
+        if self.mirror.as_ref().is_some_and(|m| m.deployment == name) {
+            self.mirror = None;
+        }
+    }
+
+    /// The weights a rollback of `bad` returns to: the previous ones, with `bad` at 0 and its
+    /// weight given to the heaviest other deployment; `None` when no other one can take it.
+    pub fn rolled_back(&self, bad: &str) -> Option<Traffic> {
+        let mut traffic: Traffic = self
+            .traffic
+            .keys()
+            .map(|name| {
+                let before = self.previous.as_ref().and_then(|p| p.get(name)).copied();
+                (name.clone(), before.unwrap_or(0))
+            })
+            .collect();
+        traffic.insert(bad.to_string(), 0);
+        let heaviest = traffic
+            .iter()
+            .filter(|(name, _)| name.as_str() != bad)
+            .max_by_key(|(name, w)| (**w, std::cmp::Reverse((*name).clone())))
+            .map(|(name, _)| name.clone())?;
+        let sum: u32 = traffic.values().sum();
+        if let Some(w) = traffic.get_mut(&heaviest) {
+            *w += 100 - sum.min(100);
+        }
+        Some(traffic)
+    }
+}
+
+fn describe(traffic: &Traffic) -> String {
+    if traffic.is_empty() {
+        return "none".into();
+    }
+    traffic
+        .iter()
+        .map(|(n, w)| format!("{n} {w}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Absent stays `None`; `null` becomes `Some(None)`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A new endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    name: String,
+    /// Open to anyone, without keys. Off by default.
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    traffic: Traffic,
+    #[serde(default)]
+    mirror: Option<MirrorSettings>,
+    #[serde(default)]
+    rollback: Option<RollbackPolicy>,
+}
+
+/// `PATCH .../endpoints/{endpoint}`: what is given changes; `null` removes a mirror or policy.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    #[serde(default)]
+    traffic: Option<Traffic>,
+    #[serde(default, deserialize_with = "present")]
+    mirror: Option<Option<MirrorSettings>>,
+    #[serde(default, deserialize_with = "present")]
+    rollback: Option<Option<RollbackPolicy>>,
+    #[serde(default)]
+    public: Option<bool>,
+}
+
+/// Prediction URLs of an endpoint or deployment named `name`.
+pub fn urls(control: &ControlPlane, name: &str) -> Value {
+    let base = control.settings().prediction_url.trim_end_matches('/');
+    json!({
+        "infer": format!("{base}/v2/models/{name}/infer"),
+        "ready": format!("{base}/v2/models/{name}/ready"),
+        "score": format!("{base}/deployments/{name}/score"),
+        "invocations": format!("{base}/deployments/{name}/invocations"),
+    })
+}
+
+async fn workgroup_deployments(
+    control: &ControlPlane,
+    workgroup: &str,
+) -> Result<Vec<String>, ControlError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM deployments WHERE workgroup_id = $1")
+            .bind(workgroup)
+            .fetch_all(control.db().pool())
+            .await?;
+    Ok(rows.into_iter().map(|(n,)| n).collect())
+}
+
+/// Refuses a name a deployment (for endpoints) or an endpoint (for deployments) already has.
+pub async fn check_free(
+    control: &ControlPlane,
+    table: &'static str,
+    name: &str,
+) -> Result<(), ControlError> {
+    let sql = match table {
+        "deployments" => "SELECT name FROM deployments WHERE name = $1",
+        _ => "SELECT name FROM endpoints WHERE name = $1",
+    };
+    let taken: Option<(String,)> = sqlx::query_as(sql)
+        .bind(name)
+        .fetch_optional(control.db().pool())
+        .await?;
+    match taken {
+        Some(_) => Err(ControlError::Conflict(format!(
+            "'{name}' is already the name of {}: endpoints and deployments share prediction URLs",
+            if table == "deployments" {
+                "a deployment"
+            } else {
+                "an endpoint"
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn event(
+    control: &ControlPlane,
+    endpoint_id: &str,
+    kind: &str,
+    message: &str,
+) -> Result<(), ControlError> {
+    sqlx::query(
+        "INSERT INTO endpoint_events (id, endpoint_id, kind, message, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(new_id())
+    .bind(endpoint_id)
+    .bind(kind)
+    .bind(message)
+    .bind(now_ms())
+    .execute(control.db().pool())
+    .await?;
+    Ok(())
+}
+
+/// `POST .../workgroups/{workgroup}/endpoints`: returns its two keys, once.
+pub async fn create(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    JsonBody(body): JsonBody<NewEndpoint>,
+) -> Reply {
+    check_name("endpoint", &body.name)?;
+    let wg = scope.workgroup()?;
+    let mut settings = EndpointSettings {
+        mirror: body.mirror,
+        rollback: body.rollback,
+        ..Default::default()
+    };
+    settings.set_traffic(body.traffic);
+    settings.previous = None;
+    settings.check(&workgroup_deployments(&control, &wg.id).await?)?;
+    check_free(&control, "deployments", &body.name).await?;
+    let (primary, secondary) = (new_secret(KEY_PREFIX), new_secret(KEY_PREFIX));
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO endpoints (id, workgroup_id, name, public, primary_key_digest, secondary_key_digest, \
+         settings, generation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
+    )
+    .bind(&id)
+    .bind(&wg.id)
+    .bind(&body.name)
+    .bind(i64::from(body.public))
+    .bind(digest(&primary))
+    .bind(digest(&secondary))
+    .bind(json!(settings).to_string())
+    .bind(now)
+    .execute(control.db().pool())
+    .await
+    .map_err(ControlError::exists("endpoint", &body.name))?;
+    event(
+        &control,
+        &id,
+        "created",
+        &format!("traffic: {}", describe(&settings.traffic)),
+    )
+    .await?;
+    control.notify_runtime();
+    let mut view = endpoint_json(&control, &wg.id, &body.name).await?;
+    view["keys"] =
+        json!({ "primary": primary, "secondary": secondary, "note": "shown once: store them now" });
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// id, name, public, settings, generation, updated.
+type Row = (String, String, i64, String, i64, i64);
+
+async fn endpoint_row(
+    control: &ControlPlane,
+    workgroup: &str,
+    name: &str,
+) -> Result<Row, ControlError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, public, settings, generation, updated_at FROM endpoints \
+         WHERE workgroup_id = $1 AND name = $2",
+    )
+    .bind(workgroup)
+    .bind(name)
+    .fetch_optional(control.db().pool())
+    .await?;
+    row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
+}
+
+fn parse(settings: &str) -> EndpointSettings {
+    serde_json::from_str(settings).unwrap_or_default()
+}
+
+/// The endpoint with its split and each deployment's state.
+async fn endpoint_json(
+    control: &ControlPlane,
+    workgroup: &str,
+    name: &str,
+) -> Result<Value, ControlError> {
+    let (_, name, public, settings, generation, updated) =
+        endpoint_row(control, workgroup, name).await?;
+    let settings = parse(&settings);
+    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT d.name, i.name, d.status, d.reason, d.generation, d.status_generation \
+         FROM deployments d JOIN images i ON i.id = d.image_id WHERE d.workgroup_id = $1",
+    )
+    .bind(workgroup)
+    .fetch_all(control.db().pool())
+    .await?;
+    let deployments: Vec<Value> = settings
+        .traffic
+        .iter()
+        .map(|(deployment, weight)| {
+            let row = rows.iter().find(|r| &r.0 == deployment);
+            let (image, status, reason) = match row {
+                Some((_, image, status, reason, generation, reported)) => {
+                    let status = if reported < generation && status != "pending" {
+                        "pending"
+                    } else {
+                        status.as_str()
+                    };
+                    (json!(image), json!(status), json!(reason))
+                }
+                None => (Value::Null, json!("missing"), Value::Null),
+            };
+            let mirrored = settings
+                .mirror
+                .as_ref()
+                .filter(|m| &m.deployment == deployment)
+                .map(|m| m.percent);
+            json!({
+                "name": deployment,
+                "weight": weight,
+                "mirror_percent": mirrored,
+                "image": image,
+                "status": status,
+                "reason": if reason == json!("") { Value::Null } else { reason },
+            })
+        })
+        .collect();
+    Ok(json!({
+        "name": name,
+        "public": public != 0,
+        "traffic": settings.traffic,
+        "mirror": settings.mirror,
+        "rollback": settings.rollback,
+        "watching": settings.watch,
+        "deployments": deployments,
+        "generation": generation,
+        "updated": time(updated),
+        "urls": urls(control, &name),
+    }))
+}
+
+/// `GET .../endpoints`.
+pub async fn list(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Query(page): Query<Page>,
+) -> Reply {
+    let wg = &scope.workgroup()?.id;
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM endpoints WHERE workgroup_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+    )
+    .bind(wg)
+    .bind(page.after())
+    .bind(page.fetch())
+    .fetch_all(control.db().pool())
+    .await?;
+    let mut items = Vec::with_capacity(names.len());
+    for (name,) in names {
+        items.push(endpoint_json(&control, wg, &name).await?);
+    }
+    Ok((StatusCode::OK, Json(page.respond(items, "name"))))
+}
+
+/// `GET .../endpoints/{endpoint}`.
+pub async fn get(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, endpoint)): Path<(String, String, String)>,
+) -> Reply {
+    let view = endpoint_json(&control, &scope.workgroup()?.id, &endpoint).await?;
+    Ok((StatusCode::OK, Json(view)))
+}
+
+/// `PATCH .../endpoints/{endpoint}`: weights, mirror, rollback policy, public flag. The change
+/// is recorded as an event; runtimes apply it without dropping a request.
+pub async fn update(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, endpoint)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<EndpointUpdate>,
+) -> Reply {
+    let wg = scope.workgroup()?.id.clone();
+    let known = workgroup_deployments(&control, &wg).await?;
+    // Optimistic: a concurrent change makes the generation move, and this one is retried.
+    for _ in 0..5 {
+        let (id, _, public, stored, generation, _) = endpoint_row(&control, &wg, &endpoint).await?;
+        let mut settings = parse(&stored);
+        let before = settings.clone();
+        if let Some(traffic) = body.traffic.clone() {
+            settings.set_traffic(traffic);
+        }
+        if let Some(mirror) = body.mirror.clone() {
+            settings.mirror = mirror;
+        }
+        if let Some(rollback) = body.rollback.clone() {
+            settings.rollback = rollback;
+        }
+        // A mirror of a deployment taken out of the traffic goes with it.
+        if body.mirror.is_none()
+            && settings
+                .mirror
+                .as_ref()
+                .is_some_and(|m| !settings.traffic.contains_key(&m.deployment))
+        {
+            settings.mirror = None;
+        }
+        settings.check(&known)?;
+        let public = body.public.map_or(public, i64::from);
+        let done = sqlx::query(
+            "UPDATE endpoints SET settings = $1, public = $2, generation = generation + 1, updated_at = $3 \
+             WHERE id = $4 AND generation = $5",
+        )
+        .bind(json!(settings).to_string())
+        .bind(public)
+        .bind(now_ms())
+        .bind(&id)
+        .bind(generation)
+        .execute(control.db().pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            continue;
+        }
+        if settings.traffic != before.traffic {
+            event(
+                &control,
+                &id,
+                "traffic",
+                &format!(
+                    "traffic: {} (was {})",
+                    describe(&settings.traffic),
+                    describe(&before.traffic)
+                ),
+            )
+            .await?;
+        }
+        if settings.mirror != before.mirror {
+            let message = match &settings.mirror {
+                Some(m) => format!("mirroring {}% to {}", m.percent, m.deployment),
+                None => "mirroring off".to_string(),
+            };
+            event(&control, &id, "mirror", &message).await?;
+        }
+        if settings.rollback != before.rollback {
+            event(
+                &control,
+                &id,
+                "policy",
+                &format!("rollback policy: {}", json!(settings.rollback)),
+            )
+            .await?;
+        }
+        control.notify_runtime();
+        let view = endpoint_json(&control, &wg, &endpoint).await?;
+        return Ok((StatusCode::OK, Json(view)));
+    }
+    Err(ControlError::Conflict(format!(
+        "endpoint '{endpoint}' kept changing: try again"
+    )))
+}
+
+/// `DELETE .../endpoints/{endpoint}`: its URL stops answering; its deployments stay.
+pub async fn delete(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, endpoint)): Path<(String, String, String)>,
+) -> Reply {
+    let done = sqlx::query("DELETE FROM endpoints WHERE workgroup_id = $1 AND name = $2")
+        .bind(&scope.workgroup()?.id)
+        .bind(&endpoint)
+        .execute(control.db().pool())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ControlError::NotFound(format!(
+            "endpoint '{endpoint}' not found"
+        )));
+    }
+    control.notify_runtime();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "name": endpoint, "deleted": true })),
+    ))
+}
+
+/// Which key to regenerate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regenerate {
+    key: super::deployments::KeyName,
+}
+
+/// `POST .../endpoints/{endpoint}/keys`: a new primary or secondary key (shown once); the other
+/// keeps working, so clients move over without a failed request.
+pub async fn regenerate_key(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, endpoint)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<Regenerate>,
+) -> Reply {
+    let key = new_secret(KEY_PREFIX);
+    let column = body.key.column();
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE endpoints SET {column} = $1, generation = generation + 1, updated_at = $2 \
+         WHERE workgroup_id = $3 AND name = $4"
+    )))
+    .bind(digest(&key))
+    .bind(now_ms())
+    .bind(&scope.workgroup()?.id)
+    .bind(&endpoint)
+    .execute(control.db().pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ControlError::NotFound(format!(
+            "endpoint '{endpoint}' not found"
+        )));
+    }
+    control.notify_runtime();
+    Ok((
+        StatusCode::OK,
+        Json(
+            json!({ "name": endpoint, "key": body.key.as_str(), "value": key, "note": "shown once: store it now" }),
+        ),
+    ))
+}
+
+/// `GET .../endpoints/{endpoint}/events`: newest first, at most 100.
+pub async fn events(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((_, _, endpoint)): Path<(String, String, String)>,
+) -> Reply {
+    let (id, ..) = endpoint_row(&control, &scope.workgroup()?.id, &endpoint).await?;
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT kind, message, created_at FROM endpoint_events WHERE endpoint_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT 100",
+    )
+    .bind(&id)
+    .fetch_all(control.db().pool())
+    .await?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|(kind, message, at)| json!({ "kind": kind, "message": message, "time": time(at) }))
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "items": items, "next": null })),
+    ))
+}
+
+/// Before a deployment is deleted: refused while an endpoint sends it traffic or mirrors to it;
+/// otherwise it leaves the endpoints that list it at weight 0.
+pub async fn release_deployment(
+    control: &ControlPlane,
+    workgroup: &str,
+    deployment: &str,
+) -> Result<(), ControlError> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, name, settings, generation FROM endpoints WHERE workgroup_id = $1",
+    )
+    .bind(workgroup)
+    .fetch_all(control.db().pool())
+    .await?;
+    for (id, name, stored, generation) in rows {
+        let mut settings = parse(&stored);
+        if !settings.traffic.contains_key(deployment) {
+            continue;
+        }
+        let weight = settings.traffic[deployment];
+        if weight > 0
+            || settings
+                .mirror
+                .as_ref()
+                .is_some_and(|m| m.deployment == deployment)
+        {
+            return Err(ControlError::Conflict(format!(
+                "endpoint '{name}' routes {weight}% of its traffic{} to deployment '{deployment}': \
+                 set its weight to 0 first",
+                if settings.mirror.is_some() {
+                    " or its mirror"
+                } else {
+                    ""
+                }
+            )));
+        }
+        settings.forget(deployment);
+        let done = sqlx::query(
+            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
+             WHERE id = $3 AND generation = $4",
+        )
+        .bind(json!(settings).to_string())
+        .bind(now_ms())
+        .bind(&id)
+        .bind(generation)
+        .execute(control.db().pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ControlError::Conflict(format!(
+                "endpoint '{name}' changed meanwhile: try again"
+            )));
+        }
+        event(
+            control,
+            &id,
+            "traffic",
+            &format!("deployment {deployment} removed"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds a new deployment to an endpoint: at 100% when the endpoint routes nothing yet,
+/// otherwise at 0% (shift traffic to it afterwards).
+pub async fn attach_deployment(
+    control: &ControlPlane,
+    workgroup: &str,
+    endpoint: &str,
+    deployment: &str,
+) -> Result<u32, ControlError> {
+    for _ in 0..5 {
+        let (id, _, _, stored, generation, _) = endpoint_row(control, workgroup, endpoint).await?;
+        let mut settings = parse(&stored);
+        let weight = if settings.traffic.values().sum::<u32>() == 0 {
+            100
+        } else {
+            0
+        };
+        let mut traffic = settings.traffic.clone();
+        traffic.insert(deployment.to_string(), weight);
+        settings.set_traffic(traffic);
+        let done = sqlx::query(
+            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
+             WHERE id = $3 AND generation = $4",
+        )
+        .bind(json!(settings).to_string())
+        .bind(now_ms())
+        .bind(&id)
+        .bind(generation)
+        .execute(control.db().pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            event(
+                control,
+                &id,
+                "traffic",
+                &format!("deployment {deployment} added at {weight}%"),
+            )
+            .await?;
+            return Ok(weight);
+        }
+    }
+    Err(ControlError::Conflict(format!(
+        "endpoint '{endpoint}' kept changing: try again"
+    )))
+}
+
+/// A weight of an endpoint, as runtimes route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Weighted {
+    /// The deployment.
+    pub deployment: String,
+    /// Its weight, 0 to 100.
+    pub weight: u32,
+}
+
+/// An endpoint as runtimes serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredEndpoint {
+    /// The `{model}` of prediction URLs.
+    pub name: String,
+    /// Changes whenever anything below does.
+    pub generation: i64,
+    /// Open without keys.
+    pub public: bool,
+    /// SHA-256 (hex) of the keys it accepts.
+    pub key_digests: Vec<String>,
+    /// Weights, by deployment name.
+    pub traffic: Vec<Weighted>,
+    /// The mirrored deployment.
+    #[serde(default)]
+    pub mirror: Option<MirrorSettings>,
+    /// The automatic rollback policy.
+    #[serde(default)]
+    pub rollback: Option<RollbackPolicy>,
+    /// Deployments the policy watches (those the last change raised).
+    #[serde(default)]
+    pub watch: Vec<String>,
+}
+
+/// A runtime's finding that a watched deployment breached the rollback policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackReport {
+    /// The endpoint generation the runtime judged.
+    pub generation: i64,
+    /// The deployment that breached.
+    pub deployment: String,
+    /// What breached, for the event.
+    pub reason: String,
+}
+
+impl ControlPlane {
+    /// Every endpoint, as runtimes should route it.
+    pub async fn desired_endpoints(&self) -> Result<Vec<DesiredEndpoint>, ControlError> {
+        let rows: Vec<(String, i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT name, generation, public, primary_key_digest, secondary_key_digest, settings \
+             FROM endpoints ORDER BY name",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, generation, public, k1, k2, settings)| {
+                let settings = parse(&settings);
+                DesiredEndpoint {
+                    name,
+                    generation,
+                    public: public != 0,
+                    key_digests: vec![k1, k2],
+                    traffic: settings
+                        .traffic
+                        .into_iter()
+                        .map(|(deployment, weight)| Weighted { deployment, weight })
+                        .collect(),
+                    mirror: settings.mirror,
+                    rollback: settings.rollback,
+                    watch: settings.watch,
+                }
+            })
+            .collect())
+    }
+
+    /// Rolls a watched deployment back to weight 0 (see [`EndpointSettings::rolled_back`]) and
+    /// records why. A report about an older generation, or an unwatched deployment, changes
+    /// nothing: the traffic moved meanwhile.
+    pub async fn rollback(
+        &self,
+        endpoint: &str,
+        report: &RollbackReport,
+    ) -> Result<bool, ControlError> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT id, settings, generation FROM endpoints WHERE name = $1")
+                .bind(endpoint)
+                .fetch_optional(self.db().pool())
+                .await?;
+        let (id, stored, generation) =
+            row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{endpoint}' not found")))?;
+        let mut settings = parse(&stored);
+        if generation != report.generation || !settings.watch.contains(&report.deployment) {
+            return Ok(false);
+        }
+        let reason: String = report.reason.chars().take(500).collect();
+        let Some(traffic) = settings.rolled_back(&report.deployment) else {
+            settings.watch.retain(|w| w != &report.deployment);
+            sqlx::query("UPDATE endpoints SET settings = $1 WHERE id = $2 AND generation = $3")
+                .bind(json!(settings).to_string())
+                .bind(&id)
+                .bind(generation)
+                .execute(self.db().pool())
+                .await?;
+            event(
+                self,
+                &id,
+                "rollback_failed",
+                &format!(
+                    "{} breached the rollback policy ({reason}) but no other deployment can take its traffic",
+                    report.deployment
+                ),
+            )
+            .await?;
+            return Ok(false);
+        };
+        let before = settings.traffic.clone();
+        settings.set_traffic(traffic);
+        settings.watch.clear();
+        let done = sqlx::query(
+            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
+             WHERE id = $3 AND generation = $4",
+        )
+        .bind(json!(settings).to_string())
+        .bind(now_ms())
+        .bind(&id)
+        .bind(generation)
+        .execute(self.db().pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        event(
+            self,
+            &id,
+            "rollback",
+            &format!(
+                "rolled back {}: {reason}; traffic: {} (was {})",
+                report.deployment,
+                describe(&settings.traffic),
+                describe(&before)
+            ),
+        )
+        .await?;
+        tracing::warn!(endpoint, deployment = %report.deployment, "rolled back: {reason}");
+        self.notify_runtime();
+        Ok(true)
+    }
+}
+
+/// `GET /api/v1/runtime/endpoints`.
+pub async fn desired(State(control): State<ControlPlane>) -> Reply {
+    let items = control.desired_endpoints().await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "items": items, "next": null })),
+    ))
+}
+
+/// `POST /api/v1/runtime/endpoints/{endpoint}/rollback`.
+pub async fn rollback(
+    State(control): State<ControlPlane>,
+    Path(endpoint): Path<String>,
+    JsonBody(body): JsonBody<RollbackReport>,
+) -> Reply {
+    let rolled_back = control.rollback(&endpoint, &body).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "name": endpoint, "rolled_back": rolled_back })),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traffic(pairs: &[(&str, u32)]) -> Traffic {
+        pairs.iter().map(|(n, w)| (n.to_string(), *w)).collect()
+    }
+
+    #[test]
+    fn weights_must_name_known_deployments_and_sum_to_100() {
+        let known = vec!["blue".to_string(), "green".to_string()];
+        let mut s = EndpointSettings::default();
+        assert!(s.check(&known).is_ok(), "no traffic yet is fine");
+        s.traffic = traffic(&[("blue", 90), ("green", 10)]);
+        assert!(s.check(&known).is_ok());
+        s.traffic = traffic(&[("blue", 90), ("green", 20)]);
+        assert!(
+            s.check(&known)
+                .unwrap_err()
+                .to_string()
+                .contains("sum to 110")
+        );
+        s.traffic = traffic(&[("blue", 100), ("red", 0)]);
+        assert!(
+            s.check(&known)
+                .unwrap_err()
+                .to_string()
+                .contains("no deployment 'red'")
+        );
+        s.traffic = traffic(&[("blue", 100), ("green", 0)]);
+        s.mirror = Some(MirrorSettings {
+            deployment: "green".into(),
+            percent: 51,
+        });
+        assert!(s.check(&known).unwrap_err().to_string().contains("1 to 50"));
+    }
+
+    #[test]
+    fn a_change_watches_what_it_raised_and_a_rollback_returns() {
+        let mut s = EndpointSettings {
+            traffic: traffic(&[("blue", 100), ("green", 0)]),
+            ..Default::default()
+        };
+        s.set_traffic(traffic(&[("blue", 50), ("green", 50)]));
+        assert_eq!(s.watch, vec!["green".to_string()]);
+        assert_eq!(
+            s.rolled_back("green"),
+            Some(traffic(&[("blue", 100), ("green", 0)]))
+        );
+        // Green had taken everything: its 100 goes back to blue.
+        s.set_traffic(traffic(&[("blue", 0), ("green", 100)]));
+        assert_eq!(
+            s.rolled_back("green"),
+            Some(traffic(&[("blue", 100), ("green", 0)]))
+        );
+        // Nothing else to send traffic to.
+        let lone = EndpointSettings {
+            traffic: traffic(&[("green", 100)]),
+            ..Default::default()
+        };
+        assert_eq!(lone.rolled_back("green"), None);
+    }
+}
