@@ -507,4 +507,37 @@ fn a_version_failing_its_sample_gets_no_traffic_and_a_breaching_rollout_rolls_ba
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("kiln-deployment"), Some("stable"));
     }
+
+    // Killed and restarted, the node resumes every deployment and endpoint from the control
+    // plane's store and the local image store; the gated version is still refused.
+    let token = lab.token.clone();
+    drop(lab);
+    let mut up = up;
+    up.kill();
+    let up = Up::start(&dir, &[]);
+    let url = format!("{}/v2/models/scores/infer", up.base);
+    let body = serde_json::to_vec(&v2_fp32("x", &[1], &[1.0])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reply = loop {
+        let reply = call(
+            "POST",
+            &url,
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        );
+        if reply.status == 200 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        reply.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&reply.body),
+        up.log()
+    );
+    assert_eq!(reply.header("kiln-deployment"), Some("stable"));
+    let gated = up.wait_deployment(&token, &format!("{WG}/deployments/gated"));
+    assert_eq!(gated["status"], "failed", "{gated}");
 }

@@ -1,9 +1,10 @@
 //! Serverless scaling: a deployment with `min_instances` 0 and an idle timeout releases its
-//! instances when idle, and the next request starts one, counted as a cold start.
+//! instances (and their memory) when idle, and the next request starts one, counted as a cold
+//! start; under concurrency instances are added up to `max_instances`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kiln_tests::runs::{Lab, WG};
-use kiln_tests::{Up, build_iris_image, call, temp_dir, v2_fp32};
+use kiln_tests::{Up, build_iris_image, call, component, run_kiln, temp_dir, v2_fp32};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -62,4 +63,86 @@ fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
     assert_eq!(reply.json()["outputs"][0]["data"], json!([0]));
     assert_eq!(up.metric(starts), Some(before + 1.0));
     assert_eq!(up.metric(instances), Some(1.0));
+}
+
+#[test]
+fn instances_grow_under_concurrency_up_to_the_maximum_and_their_memory_goes_when_idle() {
+    let dir = temp_dir("scale-up");
+    let up = Up::start(&dir, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    // Each instance holds 48 MiB written at load and works x million rounds per request.
+    let image = dir.join("hold");
+    std::fs::create_dir_all(&image).unwrap();
+    std::fs::write(image.join("sample.csv"), "x\n0\n").unwrap();
+    std::fs::write(
+        image.join("kiln.toml"),
+        format!(
+            "name = \"hold\"\nversion = \"1\"\n[scorer]\ncomponent = \"{}\"\nconfig = \"hold=48\"\n[sample]\nfile = \"sample.csv\"\n",
+            component("faults")
+        ),
+    )
+    .unwrap();
+    let (status, output) = run_kiln(&[
+        "image",
+        "build",
+        image.join("kiln.toml").to_str().unwrap(),
+        "--store",
+        up.store().to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{output}");
+    lab.ok(
+        "POST",
+        &format!("{WG}/images"),
+        Some(&json!({ "name": "hold", "reference": "hold:1" })),
+    );
+    lab.ok(
+        "POST",
+        &format!("{WG}/deployments"),
+        Some(&json!({ "name": "hold", "image": "hold", "public": true,
+                      "limits": { "memory_mb": 128 },
+                      "scale": { "min_instances": 0, "max_instances": 3, "idle_timeout_s": 2 } })),
+    );
+    let status = up.wait_deployment(&lab.token, &format!("{WG}/deployments/hold"));
+    assert_eq!(status["status"], "ready", "{status}");
+    let instances = r#"kiln_instances{deployment="hold",version="1"}"#;
+    let starts = r#"kiln_instance_starts_total{deployment="hold",version="1"}"#;
+    assert_eq!(up.metric(instances), Some(1.0));
+
+    // Six requests at once: instances are added up to the maximum of three, never more.
+    let url = format!("{}/v2/models/hold/infer", up.base);
+    let body = serde_json::to_vec(&v2_fp32("x", &[1], &[40.0])).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, body, barrier) = (url.clone(), body.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                call(
+                    "POST",
+                    &url,
+                    &[("Content-Type", "application/json")],
+                    Some(&body),
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(statuses, vec![200; 6], "{}", up.log());
+    assert_eq!(up.metric(instances), Some(3.0));
+    assert_eq!(up.metric(starts), Some(3.0));
+    let busy_rss = up.memory_kib("VmRSS");
+
+    // Idle past the timeout: every instance goes, and resident memory with them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.metric(instances) != Some(0.0) {
+        assert!(Instant::now() < deadline, "never scaled to zero");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let idle_rss = up.memory_kib("VmRSS");
+    assert!(
+        busy_rss > idle_rss + 96 * 1024,
+        "resident memory went from {busy_rss} KiB to {idle_rss} KiB: less than two instances' 48 MiB"
+    );
+    eprintln!("RSS with 3 instances: {busy_rss} KiB; after scale to zero: {idle_rss} KiB");
 }

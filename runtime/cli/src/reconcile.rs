@@ -704,6 +704,9 @@ async fn load(
         )
         .await?;
     }
+    if let Some(min) = d.scale.min_instances {
+        model.warm(min).await?;
+    }
     let monitor = runtime
         .monitoring
         .attach(

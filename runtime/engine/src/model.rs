@@ -212,6 +212,19 @@ impl Model {
         }
     }
 
+    /// Starts instances until `n` (at most the concurrency) are idle and ready: a deployment's
+    /// minimum, warm before it takes traffic. Returns how many it started.
+    pub async fn warm(&self, n: usize) -> Result<usize, EngineError> {
+        let target = n.min(self.spec.limits.concurrency.max(1));
+        let mut started = 0;
+        while self.idle_instances().len() < target {
+            let instance = self.start_instance().await?;
+            self.idle_instances().push(instance);
+            started += 1;
+        }
+        Ok(started)
+    }
+
     /// Drops every idle instance (on undeploy or shutdown).
     pub fn release_instances(&self) {
         self.idle_instances().clear();
