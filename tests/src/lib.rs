@@ -7,6 +7,7 @@
 
 pub mod load;
 pub mod runs;
+pub mod wrk;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

@@ -146,3 +146,59 @@ fn instances_grow_under_concurrency_up_to_the_maximum_and_their_memory_goes_when
     );
     eprintln!("RSS with 3 instances: {busy_rss} KiB; after scale to zero: {idle_rss} KiB");
 }
+
+/// The node's instance pool is shared: when it is full, a start takes the slots of idle instances
+/// of the deployments used least recently, instead of failing.
+#[test]
+fn a_full_instance_pool_takes_slots_from_idle_deployments() {
+    use kiln_engine::{Artifacts, EngineConfig, InstanceLimits, Model, ModelSpec, ScoringEngine};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let engine = std::sync::Arc::new(
+            ScoringEngine::new(&EngineConfig {
+                max_instances: 2,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        if !engine.pooling() {
+            eprintln!("no pooling allocator on this host: nothing to share");
+            return;
+        }
+        let bytes = std::fs::read(component("iris")).unwrap();
+        let artifacts =
+            Artifacts::from_dir(&kiln_tests::repo().join("examples/iris/model")).unwrap();
+        let metrics = kiln_metrics::Metrics::new();
+        let mut models = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            let spec = ModelSpec {
+                name: name.into(),
+                compiled: engine.compile(&bytes).unwrap(),
+                artifacts: artifacts.clone(),
+                config: String::new(),
+                limits: InstanceLimits::default(),
+            };
+            let dm = std::sync::Arc::new(metrics.deployment(name, "1"));
+            // Two slots, four deployments: each load after the second frees an idle one.
+            models.push(Model::load(engine.clone(), spec, dm).await.unwrap());
+        }
+        let input = vec![kiln_engine::Tensor {
+            name: "input".into(),
+            shape: vec![1, 4],
+            data: kiln_engine::TensorData::Fp32(vec![5.1, 3.5, 1.4, 0.2]),
+        }];
+        for model in &models {
+            assert_eq!(model.predict(&input).await.unwrap().len(), 2);
+        }
+        let text = metrics.encode();
+        let live: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("kiln_instances{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert!(live <= 2.0, "{live} instances live in a pool of 2");
+    });
+}

@@ -219,10 +219,23 @@ pub async fn run(
     tokio::spawn(forward_reports(reports, source.clone()));
     let mut served: HashMap<String, Served> = HashMap::new();
     let mut routing = Routing::default();
+    let idle_policies: IdlePolicies = Arc::default();
+    tokio::spawn(scale_down(runtime.dataplane.clone(), idle_policies.clone()));
     loop {
         match source.desired().await {
             Ok(desired) => {
-                scale_down(&served, &desired);
+                *idle_policies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = desired
+                    .iter()
+                    .filter_map(|d| {
+                        let timeout = Duration::from_secs(d.scale.idle_timeout_s?);
+                        Some((
+                            d.name.clone(),
+                            (timeout, d.scale.min_instances.unwrap_or(0)),
+                        ))
+                    })
+                    .collect();
                 apply(&runtime, &source, &mut served, desired).await;
             }
             Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
@@ -413,23 +426,35 @@ fn key_digests(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
     )
 }
 
+/// Idle timeout and minimum of instances, by deployment.
+type IdlePolicies = Arc<std::sync::Mutex<HashMap<String, (Duration, usize)>>>;
+
 /// Serverless scaling: a deployment with an idle timeout that has seen no prediction for that
-/// long keeps only its minimum of instances (by default none) and their memory goes.
-fn scale_down(served: &HashMap<String, Served>, desired: &[DesiredDeployment]) {
-    for d in desired {
-        let Some(timeout) = d.scale.idle_timeout_s.map(Duration::from_secs) else {
-            continue;
-        };
-        let Some(deployment) = served.get(&d.name).and_then(|s| s.deployment.as_ref()) else {
-            continue;
-        };
-        if deployment.model.idle_for() < timeout {
+/// long keeps only its minimum of instances (by default none) and their memory goes. This runs
+/// on its own every 250 ms, so a long reconciliation (many deployments loading) never holds
+/// idle instances, whose pool slots new deployments need.
+async fn scale_down(dataplane: Arc<Dataplane>, policies: IdlePolicies) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let policies = policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if policies.is_empty() {
             continue;
         }
-        let keep = d.scale.min_instances.unwrap_or(0);
-        let released = deployment.model.release_idle(keep);
-        if released > 0 {
-            tracing::info!(deployment = %d.name, released, kept = keep, "idle: instances released");
+        for deployment in dataplane.registry.all() {
+            let Some((timeout, keep)) = policies.get(&deployment.name) else {
+                continue;
+            };
+            if deployment.model.idle_for() < *timeout {
+                continue;
+            }
+            let released = deployment.model.release_idle(*keep);
+            if released > 0 {
+                tracing::info!(deployment = %deployment.name, released, kept = keep, "idle: instances released");
+            }
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The on-disk cache of compiled components, keyed by component sha256 and engine configuration.
 
-use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -25,20 +24,20 @@ impl CompileCache {
     }
 
     /// Loads `bytes` as a component: from the cache when it holds it, else compiles and stores.
-    /// Returns the component, whether it came from the cache, and the component's sha256.
+    /// Returns the component and whether it came from the cache; `digest` is the bytes' sha256.
     pub(crate) fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],
-    ) -> wasmtime::Result<(Component, bool, String)> {
-        let digest = hex::encode(Sha256::digest(bytes));
+        digest: &str,
+    ) -> wasmtime::Result<(Component, bool)> {
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, bytes)?, false, digest));
+            return Ok((Component::new(engine, bytes)?, false));
         };
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_key));
         if path.exists() {
             match deserialize(engine, &path) {
-                Ok(component) => return Ok((component, true, digest)),
+                Ok(component) => return Ok((component, true)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "compile cache entry unusable, recompiling: {e}")
                 }
@@ -48,7 +47,7 @@ impl CompileCache {
         if let Err(e) = store(&path, &component) {
             tracing::warn!(path = %path.display(), "cannot write compile cache: {e}");
         }
-        Ok((component, false, digest))
+        Ok((component, false))
     }
 }
 

@@ -3,8 +3,10 @@
 use crate::bindings::{Scorer, ScorerPre};
 use crate::cache::CompileCache;
 use crate::{Allocation, EngineConfig, EngineError, HostState};
-use std::sync::Arc;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
@@ -13,7 +15,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// A compiled scoring component, ready to instantiate many times. Clones share the code.
 #[derive(Clone)]
 pub struct CompiledScorer {
-    pub(crate) pre: ScorerPre<HostState>,
+    /// Shared by every deployment of the same component.
+    pub(crate) pre: Arc<ScorerPre<HostState>>,
     /// sha256 of the component bytes, hex.
     pub digest: String,
     /// Whether the compiled code came from the disk cache.
@@ -28,6 +31,14 @@ pub struct ScoringEngine {
     linker: Linker<HostState>,
     pub(crate) monitor_linker: Linker<crate::MonitorState>,
     pub(crate) cache: CompileCache,
+    /// Components in use, by sha256: a component deployed many times is loaded once, and its
+    /// code and memory image are shared. An entry goes once no deployment holds it.
+    loaded: Mutex<HashMap<String, Arc<ScorerPre<HostState>>>>,
+    /// Every loaded model, to free pool slots from idle instances when the pool is full.
+    models: Mutex<Vec<std::sync::Weak<crate::Model>>>,
+    /// Monitor components in use, the same way.
+    pub(crate) monitors:
+        Mutex<HashMap<String, Arc<crate::monitor_bindings::MonitorPre<crate::MonitorState>>>>,
     pooling: bool,
     ticker: Option<Ticker>,
 }
@@ -105,6 +116,9 @@ impl ScoringEngine {
             engine,
             linker,
             cache,
+            loaded: Mutex::new(HashMap::new()),
+            models: Mutex::new(Vec::new()),
+            monitors: Mutex::new(HashMap::new()),
             pooling,
             ticker,
         })
@@ -119,9 +133,22 @@ impl ScoringEngine {
     /// `kiln:scoring/scorer` whose imports the host can satisfy.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledScorer, EngineError> {
         let started = Instant::now();
-        let (component, cached, digest) = self
+        let digest = hex::encode(Sha256::digest(bytes));
+        {
+            let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+            loaded.retain(|_, pre| Arc::strong_count(pre) > 1);
+            if let Some(pre) = loaded.get(&digest) {
+                return Ok(CompiledScorer {
+                    pre: pre.clone(),
+                    digest,
+                    cached: true,
+                    compile_time: started.elapsed(),
+                });
+            }
+        }
+        let (component, cached) = self
             .cache
-            .load(&self.engine, bytes)
+            .load(&self.engine, bytes, &digest)
             .map_err(|e| EngineError::InvalidComponent(format!("{e:#}")))?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             EngineError::InvalidComponent(format!(
@@ -134,12 +161,50 @@ impl ScoringEngine {
                 "it does not export kiln:scoring/model@0.1.0: {e:#}"
             ))
         })?;
+        let pre = Arc::new(pre);
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest.clone(), pre.clone());
         Ok(CompiledScorer {
             pre,
             digest,
             cached,
             compile_time: started.elapsed(),
         })
+    }
+
+    pub(crate) fn register(&self, model: &Arc<crate::Model>) {
+        let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        models.retain(|m| m.strong_count() > 0);
+        models.push(Arc::downgrade(model));
+    }
+
+    /// The pool is full: releases idle instances of the models idle the longest, until `want`
+    /// slots are free or no idle instance is left. Returns how many it released.
+    pub(crate) fn evict_idle(&self, want: usize) -> usize {
+        let mut models: Vec<Arc<crate::Model>> = self
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        models.sort_by_key(|m| std::cmp::Reverse(m.idle_for()));
+        let mut released = 0;
+        for model in models {
+            if released >= want {
+                break;
+            }
+            released += model.release_idle(0);
+        }
+        if released > 0 {
+            tracing::info!(
+                released,
+                "instance pool full: idle instances of the least recently used deployments released"
+            );
+        }
+        released
     }
 
     pub(crate) fn engine(&self) -> &Engine {

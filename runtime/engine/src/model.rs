@@ -112,7 +112,9 @@ impl Model {
         check_metadata(&metadata)?;
         model.metadata = metadata;
         model.idle_instances().push(first);
-        Ok(Arc::new(model))
+        let model = Arc::new(model);
+        model.engine.register(&model);
+        Ok(model)
     }
 
     /// The model's self-description.
@@ -275,13 +277,18 @@ impl Model {
         });
         store.data_mut().deadline = started + limits.load_deadline;
         store.set_epoch_deadline(1);
-        let scorer = self
-            .spec
-            .compiled
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| EngineError::Load(format!("instantiation failed: {}", error_text(e))))?;
+        let scorer = match self.spec.compiled.pre.instantiate_async(&mut store).await {
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some()
+                    && self.engine.evict_idle(8) > 0 =>
+            {
+                // Slots were freed from idle instances of other deployments: try once more.
+                self.spec.compiled.pre.instantiate_async(&mut store).await
+            }
+            other => other,
+        }
+        .map_err(|e| EngineError::Load(format!("instantiation failed: {}", error_text(e))))?;
         scorer
             .kiln_scoring_model()
             .call_load(&mut store, &self.spec.config)

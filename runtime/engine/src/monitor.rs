@@ -4,6 +4,8 @@
 use crate::ScoringEngine;
 use crate::monitor_bindings::MonitorPre;
 use crate::monitor_bindings::kiln::monitor::types::{Feature, FeatureReport};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
@@ -11,7 +13,8 @@ use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 /// A compiled monitor component. Clones share the code.
 #[derive(Clone)]
 pub struct CompiledMonitor {
-    pre: MonitorPre<MonitorState>,
+    /// Shared by every deployment that uses the same component.
+    pre: Arc<MonitorPre<MonitorState>>,
     /// sha256 of the component bytes, hex.
     pub digest: String,
 }
@@ -74,9 +77,20 @@ impl ScoringEngine {
     /// Compiles a monitor component (or loads it from the compile cache) and checks that it is a
     /// `kiln:monitor/monitor` that imports nothing.
     pub fn compile_monitor(&self, bytes: &[u8]) -> Result<CompiledMonitor, MonitorError> {
-        let (component, _cached, digest) = self
+        let digest = hex::encode(Sha256::digest(bytes));
+        {
+            let mut loaded = self.monitors.lock().unwrap_or_else(PoisonError::into_inner);
+            loaded.retain(|_, pre| Arc::strong_count(pre) > 1);
+            if let Some(pre) = loaded.get(&digest) {
+                return Ok(CompiledMonitor {
+                    pre: pre.clone(),
+                    digest,
+                });
+            }
+        }
+        let (component, _cached) = self
             .cache
-            .load(&self.engine, bytes)
+            .load(&self.engine, bytes, &digest)
             .map_err(|e| MonitorError::Invalid(format!("{e:#}")))?;
         let pre = self
             .monitor_linker
@@ -87,6 +101,11 @@ impl ScoringEngine {
                 "it does not export kiln:monitor/analyzer@0.1.0: {e:#}"
             ))
         })?;
+        let pre = Arc::new(pre);
+        self.monitors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest.clone(), pre.clone());
         Ok(CompiledMonitor { pre, digest })
     }
 

@@ -22,6 +22,7 @@ use kiln_engine::{
     TensorData,
 };
 use kiln_metrics::Metrics;
+use kiln_tests::wrk::Load;
 use kiln_tests::{repo, temp_dir};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -30,12 +31,6 @@ use std::time::{Duration, Instant};
 
 const BODY: &str =
     r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
-
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
 
 struct Settings {
     connections: u32,
@@ -221,63 +216,13 @@ fn first_prediction_ms_with(kiln: &str, cache: &str, args: &[&str]) -> Result<f6
     }
 }
 
-fn parse_latency(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
-        (v, 1e-3)
-    } else if let Some(v) = text.strip_suffix("ms") {
-        (v, 1.0)
-    } else if let Some(v) = text.strip_suffix('s') {
-        (v, 1e3)
-    } else {
-        return None;
-    };
-    number.parse::<f64>().ok().map(|n| n * scale)
-}
-
+/// wrk's run, failing when any answer failed.
 fn wrk(url: &str, s: &Settings) -> Result<Load> {
-    let dir = temp_dir("wrk");
-    let script = dir.join("post.lua");
-    std::fs::write(
-        &script,
-        format!(
-            "wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-        ),
-    )?;
-    let output = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{}", s.connections),
-            &format!("-d{}s", s.seconds),
-            "--latency",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(url)
-        .output()
-        .context("wrk is required (Debian package wrk)")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
-    };
-    if text.contains("Non-2xx") {
-        bail!("wrk saw failed requests:\n{text}");
+    let load = kiln_tests::wrk::post(url, BODY, &[], s.connections, s.seconds)?;
+    if load.failed > 0 {
+        bail!("wrk saw {} failed requests", load.failed);
     }
-    let rps = field("Requests/sec:")
-        .and_then(|v| v.parse().ok())
-        .context("no Requests/sec in wrk output")?;
-    let p50 = field("50%")
-        .and_then(|v| parse_latency(&v))
-        .context("no p50 in wrk output")?;
-    let p99 = field("99%")
-        .and_then(|v| parse_latency(&v))
-        .context("no p99 in wrk output")?;
-    Ok(Load {
-        rps,
-        p50_ms: p50,
-        p99_ms: p99,
-    })
+    Ok(load)
 }
 
 async fn instance_start_us(
