@@ -552,6 +552,10 @@ impl Up {
 
     /// [`Up::start`] with extra environment variables.
     pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
+        // A first start prints the bootstrap token (stdout) before the listen line (stderr);
+        // the two streams are read by two threads, so wait for both.
+        let fresh =
+            !data.join("kiln.db").exists() && !args.iter().any(|a| a.starts_with("--database-url"));
         let mut child = Command::new(kiln_bin())
             .envs(env.iter().copied())
             .arg("up")
@@ -598,12 +602,12 @@ impl Up {
                     .to_string();
                 Some((api, base, metrics))
             });
-            if let Some((api, base, metrics)) = urls {
-                let admin_token = lines.iter().find_map(|l| {
-                    l.split("bootstrap admin token (shown once, store it now): ")
-                        .nth(1)
-                        .map(|t| t.trim().to_string())
-                });
+            let admin_token = lines.iter().find_map(|l| {
+                l.split("bootstrap admin token (shown once, store it now): ")
+                    .nth(1)
+                    .map(|t| t.trim().to_string())
+            });
+            if let Some((api, base, metrics)) = urls.filter(|_| !fresh || admin_token.is_some()) {
                 return Up {
                     child: Some(child),
                     api,
