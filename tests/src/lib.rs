@@ -553,7 +553,8 @@ impl Up {
     /// [`Up::start`] with extra environment variables.
     pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         // A first start prints the bootstrap token (stdout) before the listen line (stderr);
-        // the two streams are read by two threads, so wait for both.
+        // the two streams are read by two threads, so give the token a moment to arrive (two
+        // processes starting together on one directory print only one token between them).
         let fresh =
             !data.join("kiln.db").exists() && !args.iter().any(|a| a.starts_with("--database-url"));
         let mut child = Command::new(kiln_bin())
@@ -587,6 +588,7 @@ impl Up {
             });
         }
         let deadline = Instant::now() + Duration::from_secs(120);
+        let mut listening: Option<Instant> = None;
         loop {
             let lines = log.lock().unwrap().clone();
             let urls = lines.iter().find_map(|l| {
@@ -607,7 +609,13 @@ impl Up {
                     .nth(1)
                     .map(|t| t.trim().to_string())
             });
-            if let Some((api, base, metrics)) = urls.filter(|_| !fresh || admin_token.is_some()) {
+            if urls.is_some() && listening.is_none() {
+                listening = Some(Instant::now());
+            }
+            let token_wait_over = !fresh
+                || admin_token.is_some()
+                || listening.is_some_and(|t| t.elapsed() > Duration::from_secs(2));
+            if let Some((api, base, metrics)) = urls.filter(|_| token_wait_over) {
                 return Up {
                     child: Some(child),
                     api,
