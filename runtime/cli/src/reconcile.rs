@@ -65,30 +65,38 @@ pub enum Source {
     },
 }
 
+/// The items of `GET /api/v1/runtime/{what}` on a remote control plane.
+async fn items<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    what: &str,
+) -> Result<Vec<T>> {
+    let response = http
+        .get(format!("{url}/api/v1/runtime/{what}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the control plane at {url}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("control plane at {url}: {status}: {body}");
+    }
+    #[derive(serde::Deserialize)]
+    struct Page<T> {
+        items: Vec<T>,
+    }
+    let page: Page<T> = serde_json::from_str(&body)
+        .with_context(|| format!("control plane at {url}: unexpected answer"))?;
+    Ok(page.items)
+}
+
 impl Source {
     async fn desired(&self) -> Result<Vec<DesiredDeployment>> {
         match self {
             Source::Local(control) => Ok(control.desired().await?),
-            Source::Remote { url, token, http } => {
-                let response = http
-                    .get(format!("{url}/api/v1/runtime/deployments"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                if !status.is_success() {
-                    anyhow::bail!("control plane at {url}: {status}: {body}");
-                }
-                #[derive(serde::Deserialize)]
-                struct Page {
-                    items: Vec<DesiredDeployment>,
-                }
-                let page: Page = serde_json::from_str(&body)
-                    .with_context(|| format!("control plane at {url}: unexpected answer"))?;
-                Ok(page.items)
-            }
+            Source::Remote { url, token, http } => items(http, url, token, "deployments").await,
         }
     }
 
@@ -138,26 +146,7 @@ impl Source {
     async fn endpoints(&self) -> Result<Vec<DesiredEndpoint>> {
         match self {
             Source::Local(control) => Ok(control.desired_endpoints().await?),
-            Source::Remote { url, token, http } => {
-                let response = http
-                    .get(format!("{url}/api/v1/runtime/endpoints"))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                if !status.is_success() {
-                    anyhow::bail!("control plane at {url}: {status}: {body}");
-                }
-                #[derive(serde::Deserialize)]
-                struct Page {
-                    items: Vec<DesiredEndpoint>,
-                }
-                let page: Page = serde_json::from_str(&body)
-                    .with_context(|| format!("control plane at {url}: unexpected answer"))?;
-                Ok(page.items)
-            }
+            Source::Remote { url, token, http } => items(http, url, token, "endpoints").await,
         }
     }
 
