@@ -441,29 +441,42 @@ pub async fn regenerate_key(
     Path((_, _, deployment)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Reply {
-    let key = new_secret(KEY_PREFIX);
-    let column = body.key.column();
+    rotate_key(&control, &scope, "deployment", &deployment, body.key).await
+}
+
+/// A new `key` for the deployment or endpoint (`kind`) `name` of the scope's work group, shown
+/// once; the other key keeps working.
+pub async fn rotate_key(
+    control: &ControlPlane,
+    scope: &Scope,
+    kind: &'static str,
+    name: &str,
+    key: KeyName,
+) -> Reply {
+    let table = match kind {
+        "endpoint" => "endpoints",
+        _ => "deployments",
+    };
+    let value = new_secret(KEY_PREFIX);
+    let column = key.column();
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE deployments SET {column} = $1, generation = generation + 1, updated_at = $2 \
+        "UPDATE {table} SET {column} = $1, generation = generation + 1, updated_at = $2 \
          WHERE workgroup_id = $3 AND name = $4"
     )))
-    .bind(digest(&key))
+    .bind(digest(&value))
     .bind(now_ms())
     .bind(&scope.workgroup()?.id)
-    .bind(&deployment)
+    .bind(name)
     .execute(control.db().pool())
     .await?;
     if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!(
-            "deployment '{deployment}' not found"
-        )));
+        return Err(ControlError::NotFound(format!("{kind} '{name}' not found")));
     }
     control.notify_runtime();
-    let which = body.key.as_str();
     Ok((
         StatusCode::OK,
         Json(
-            json!({ "name": deployment, "key": which, "value": key, "note": "shown once: store it now" }),
+            json!({ "name": name, "key": key.as_str(), "value": value, "note": "shown once: store it now" }),
         ),
     ))
 }

@@ -603,30 +603,7 @@ pub async fn regenerate_key(
     Path((_, _, endpoint)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Reply {
-    let key = new_secret(KEY_PREFIX);
-    let column = body.key.column();
-    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE endpoints SET {column} = $1, generation = generation + 1, updated_at = $2 \
-         WHERE workgroup_id = $3 AND name = $4"
-    )))
-    .bind(digest(&key))
-    .bind(now_ms())
-    .bind(&scope.workgroup()?.id)
-    .bind(&endpoint)
-    .execute(control.db().pool())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!(
-            "endpoint '{endpoint}' not found"
-        )));
-    }
-    control.notify_runtime();
-    Ok((
-        StatusCode::OK,
-        Json(
-            json!({ "name": endpoint, "key": body.key.as_str(), "value": key, "note": "shown once: store it now" }),
-        ),
-    ))
+    super::deployments::rotate_key(&control, &scope, "endpoint", &endpoint, body.key).await
 }
 
 /// `GET .../endpoints/{endpoint}/events`: newest first, at most 100.
