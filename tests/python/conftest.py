@@ -2,12 +2,15 @@
 import os
 import pathlib
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+import requests
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "examples" / "iris"))
@@ -64,3 +67,29 @@ def kiln(iris_model):
     server = Kiln(["--deploy", f"iris={component},artifacts={weights}"])
     yield server
     server.stop()
+
+
+@pytest.fixture
+def registry(tmp_path):
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is required (Debian package docker-registry)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage:\n  filesystem: {{rootdirectory: {tmp_path / 'data'}}}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(30)

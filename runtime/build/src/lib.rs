@@ -18,6 +18,10 @@ use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
+mod builtin;
+
+pub use builtin::{BUILTIN_SCORERS, BuiltinScorer, Installed, builtin_scorer, shipped_component};
+
 /// Why a build failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -88,6 +92,17 @@ pub struct Checked {
     pub sample: Option<SampleTable>,
     /// The loaded model, for the prediction baseline.
     pub model: Arc<Model>,
+    /// Where the component came from when it is an image (a built-in scorer's is
+    /// `kiln/scorers/NAME:VERSION@sha256:...`); `None` for a `.wasm` file.
+    pub source: Option<String>,
+}
+
+/// A manifest's scoring component, resolved.
+pub struct Component {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The image it came from, pinned by digest; `None` for a `.wasm` file.
+    pub source: Option<String>,
 }
 
 /// Whether a manifest's `component` names a file rather than an image.
@@ -95,22 +110,33 @@ pub fn is_component_path(text: &str, base: &Path) -> bool {
     text.ends_with(".wasm") || base.join(text).is_file()
 }
 
-/// A manifest's scoring component: a `.wasm` file (relative to `base`), else an image in the
-/// local store (a plain component, or a Kiln model whose scorer is reused), else a registry
-/// reference pulled into the store and verified first (the store's copy serves when the registry
-/// cannot be reached).
+/// A manifest's scoring component: a `.wasm` file (relative to `base`), else a built-in scorer
+/// (`onnx`, `onnx@VERSION`), else an image in the local store (a plain component, or a Kiln
+/// model whose scorer is reused), else a registry reference pulled into the store and verified
+/// first (the store's copy serves when the registry cannot be reached).
 pub async fn component_bytes(
     text: &str,
     base: &Path,
     sources: &Sources<'_>,
     observer: &dyn BuildObserver,
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<Component, BuildError> {
     let path = base.join(text);
     if is_component_path(text, base) {
-        return std::fs::read(&path)
-            .map_err(|e| BuildError::Component(format!("cannot read {}: {e}", path.display())));
+        let bytes = std::fs::read(&path)
+            .map_err(|e| BuildError::Component(format!("cannot read {}: {e}", path.display())))?;
+        return Ok(Component {
+            bytes,
+            source: None,
+        });
     }
     let store = (sources.store)()?;
+    if let Some(builtin) = builtin_scorer(text) {
+        let installed = builtin.map_err(BuildError::Component)?.install(&store)?;
+        return Ok(Component {
+            bytes: installed.bytes,
+            source: Some(installed.reference),
+        });
+    }
     let name = text.strip_prefix("oci://").unwrap_or(text);
     if is_registry_reference(text) {
         let pulled = async {
@@ -134,10 +160,15 @@ pub async fn component_bytes(
     }
     let image = open_image(&store, name).map_err(|e| {
         BuildError::Component(format!(
-            "scorer component '{text}' is neither a .wasm file nor a usable image: {e}"
+            "scorer component '{text}' is neither a .wasm file, nor a built-in scorer ({}), nor a usable image: {e}",
+            BUILTIN_SCORERS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    Ok(image.component)
+    let unpinned = name.split('@').next().unwrap_or(name);
+    Ok(Component {
+        bytes: image.component,
+        source: Some(format!("{unpinned}@{}", image.manifest_digest)),
+    })
 }
 
 /// Compiles and loads a component with `files`, compares its schema with `expected`, and runs
@@ -151,8 +182,12 @@ pub async fn load_and_check(
     observer: &dyn BuildObserver,
 ) -> Result<Checked, BuildError> {
     let engine = Arc::new(
-        ScoringEngine::new(&EngineConfig::default())
-            .map_err(|e| BuildError::Engine(e.to_string()))?,
+        ScoringEngine::new(&EngineConfig {
+            // A built-in scorer is large (tract): compile it once per machine, not per build.
+            cache_dir: kiln_engine::default_cache_dir(),
+            ..EngineConfig::default()
+        })
+        .map_err(|e| BuildError::Engine(e.to_string()))?,
     );
     observer.compiling(bytes.len());
     let compiled = {
@@ -222,6 +257,7 @@ pub async fn load_and_check(
         name,
         sample,
         model,
+        source: None,
     })
 }
 
@@ -241,8 +277,8 @@ pub async fn check_manifest(
         None => None,
     };
     let component = component_bytes(&manifest.scorer.component, &base, sources, observer).await?;
-    let checked = load_and_check(
-        component,
+    let mut checked = load_and_check(
+        component.bytes,
         files,
         &manifest.scorer.config,
         manifest.schema.as_ref(),
@@ -250,6 +286,7 @@ pub async fn check_manifest(
         observer,
     )
     .await?;
+    checked.source = component.source;
     let baseline = match &manifest.baseline {
         None => None,
         Some(section) => {
@@ -323,6 +360,7 @@ pub fn build_image(
         version: manifest.version.clone(),
         description: manifest.description.clone(),
         scorer_config: manifest.scorer.config.clone(),
+        scorer_source: checked.source.clone(),
         schema: checked.schema.clone(),
         limits: manifest.limits.clone(),
         capabilities: manifest.capabilities.clone(),

@@ -58,10 +58,12 @@ fn default_store() -> Option<PathBuf> {
 /// `kiln manifest ...`.
 #[derive(Subcommand)]
 pub enum ManifestCommand {
-    /// Write a manifest from a scoring component, model files and a sample data file.
+    /// Write a manifest from a scoring component, model files and a sample data file: the
+    /// schema comes from the component's metadata, the drift baseline from the sample.
     Create {
-        /// The scoring component: a .wasm file, or an image (store tag, registry reference).
-        #[arg(long)]
+        /// The scoring component: a built-in scorer (`onnx`), a .wasm file, or an image (store
+        /// tag, registry reference).
+        #[arg(long, visible_alias = "scorer")]
         component: String,
         /// Model files or directories (repeatable).
         #[arg(long = "model")]
@@ -325,14 +327,15 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                     registry: &registry,
                 };
                 let progress = Progress::new();
-                let bytes = kiln_build::component_bytes(
+                let resolved = kiln_build::component_bytes(
                     &component,
                     Path::new("."),
                     &build_sources,
                     &progress,
                 )
                 .await?;
-                kiln_build::load_and_check(bytes, files, &config, None, table, &progress).await
+                kiln_build::load_and_check(resolved.bytes, files, &config, None, table, &progress)
+                    .await
             })?;
             let manifest = ModelManifest {
                 name: name.unwrap_or(checked.name),
@@ -365,6 +368,73 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `kiln scorer ...`.
+#[derive(Subcommand)]
+pub enum ScorerCommand {
+    /// The scorers Kiln ships, their store tags and digests.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Put the built-in scorers into the local store as Wasm OCI artifacts (tagged
+    /// kiln/scorers/NAME:VERSION), ready for `kiln push`.
+    Install {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+/// Runs `kiln scorer ...`.
+pub fn scorer(command: ScorerCommand, sources: &Sources) -> Result<()> {
+    let (output, install) = match command {
+        ScorerCommand::List { output } => (output, false),
+        ScorerCommand::Install { output } => (output, true),
+    };
+    let store = sources.store.open()?;
+    let mut rows = Vec::new();
+    for builtin in kiln_build::BUILTIN_SCORERS {
+        let tag = builtin.tag();
+        if install {
+            let installed = builtin.install(&store)?;
+            if matches!(output, Output::Text) {
+                println!("installed {}", installed.reference);
+            }
+        }
+        let digest = store.resolve(&tag).ok().map(|(d, _)| d.digest.to_string());
+        rows.push(serde_json::json!({
+            "name": builtin.name,
+            "version": builtin.version,
+            "summary": builtin.summary,
+            "tag": tag,
+            "digest": digest,
+            "component": builtin.path(),
+        }));
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::json!({ "items": rows })),
+        Output::Text if !install => {
+            println!("{:<8} {:<9} {:<28} DIGEST", "NAME", "VERSION", "TAG");
+            for row in &rows {
+                println!(
+                    "{:<8} {:<9} {:<28} {}",
+                    row["name"].as_str().unwrap_or_default(),
+                    row["version"].as_str().unwrap_or_default(),
+                    row["tag"].as_str().unwrap_or_default(),
+                    row["digest"]
+                        .as_str()
+                        .unwrap_or(if row["component"].is_null() {
+                            "(not built: run sdk/build-components)"
+                        } else {
+                            "(not in the store yet: kiln scorer install)"
+                        })
+                );
+            }
+        }
+        Output::Text => {}
+    }
+    Ok(())
 }
 
 /// Runs `kiln image ...`.
@@ -441,6 +511,11 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
                         "{reference}\n  digest:    {}\n  kind:      {:?}\n  component: {}",
                         descriptor.digest, image.kind, image.component_digest
                     );
+                    if let Some(source) =
+                        image.config.as_ref().and_then(|c| c.scorer_source.as_ref())
+                    {
+                        println!("  scorer:    {source}");
+                    }
                     for (name, bytes) in &image.files {
                         println!("  file:      {name} ({} bytes)", bytes.len());
                     }

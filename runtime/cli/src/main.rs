@@ -145,6 +145,14 @@ enum Command {
         #[command(subcommand)]
         command: monitoring::MonitorCommand,
     },
+    /// The scorers Kiln ships (`scorer = "onnx"` in a manifest): list them, or install them into
+    /// the local store to push.
+    Scorer {
+        #[command(subcommand)]
+        command: images::ScorerCommand,
+        #[command(flatten)]
+        sources: images::Sources,
+    },
     /// Build, list, inspect and remove images in the local store; register one with the
     /// control plane.
     Image {
@@ -176,6 +184,7 @@ fn main() -> std::process::ExitCode {
         Command::Push(args) => transfer::push(args),
         Command::Pull(args) => transfer::pull(args),
         Command::Image { command, sources } => images::image(command, &sources),
+        Command::Scorer { command, sources } => images::scorer(command, &sources),
         Command::Up(args) => up::run(*args),
         Command::Monitor { command } => monitoring::command(command),
         Command::Login(args) => client::login(args),

@@ -53,19 +53,10 @@ impl MonitorArgs {
     }
 }
 
-/// Where Kiln's default monitor component is: `$KILN_MONITOR_COMPONENT` aside, next to the
-/// binary (`monitor_default.wasm`) or in `../components/` from it, which is where
-/// `sdk/build-components` writes it for `target/*/kiln`.
+/// Where Kiln's default monitor component is: `$KILN_MONITOR_COMPONENT` aside, where Kiln's
+/// shipped components are (see [`kiln_build::shipped_component`]).
 pub fn default_component_path() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    [
-        dir.join("monitor_default.wasm"),
-        dir.join("../components/monitor_default.wasm"),
-        dir.join("../../components/monitor_default.wasm"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+    kiln_build::shipped_component("monitor_default.wasm")
 }
 
 /// Monitoring as a runtime runs it.

@@ -96,13 +96,6 @@ struct Resolved {
     monitoring: crate::monitoring::MonitorArgs,
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("kiln").join("compiled"))
-}
-
 fn resolve(args: ServeArgs) -> Result<Resolved> {
     let file = match &args.config {
         Some(path) => config::read_file(path)?,
@@ -151,7 +144,9 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.or(file.cache_dir).or_else(default_cache_dir)
+            args.cache_dir
+                .or(file.cache_dir)
+                .or_else(kiln_engine::default_cache_dir)
         },
         on_demand: args.on_demand,
         api_keys: if args.api_keys.is_empty() {

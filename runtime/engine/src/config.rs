@@ -29,6 +29,15 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
 }
 
+/// The compile cache's default directory: `$XDG_CACHE_HOME/kiln/compiled`, else
+/// `~/.cache/kiln/compiled`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("kiln").join("compiled"))
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {

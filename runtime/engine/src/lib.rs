@@ -17,7 +17,7 @@ mod model;
 mod monitor;
 
 pub use artifacts::Artifacts;
-pub use config::{Allocation, EngineConfig, InstanceLimits};
+pub use config::{Allocation, EngineConfig, InstanceLimits, default_cache_dir};
 pub use engine::{CompiledScorer, ScoringEngine};
 pub use error::{EngineError, ScoreError};
 pub use host::HostState;

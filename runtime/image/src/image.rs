@@ -57,6 +57,10 @@ pub struct KilnConfig {
     /// The string passed to the scorer's `load`.
     #[serde(default)]
     pub scorer_config: String,
+    /// The image the scorer component came from, pinned by digest (`kiln/scorers/onnx:0.1.0@sha256:...`
+    /// for a built-in scorer); absent for a `.wasm` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer_source: Option<String>,
     /// Inputs and outputs, as the component declares them.
     pub schema: Schema,
     /// Default limits.

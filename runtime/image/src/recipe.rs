@@ -18,6 +18,7 @@ pub struct ModelManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The scoring component.
+    #[serde(deserialize_with = "scorer_spec", serialize_with = "scorer_short")]
     pub scorer: ScorerSection,
     /// The model's files.
     #[serde(default)]
@@ -42,16 +43,46 @@ pub struct ModelManifest {
     pub capabilities: Vec<String>,
 }
 
-/// `[scorer]`.
+/// `[scorer]`, or `scorer = "NAME"` when it takes no config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScorerSection {
-    /// A `.wasm` path relative to the manifest, an image in the local store (a plain component,
-    /// or a Kiln model whose scorer is reused), or a registry reference.
+    /// A `.wasm` path relative to the manifest, a built-in scorer (`onnx`, `onnx@VERSION`), an
+    /// image in the local store (a plain component, or a Kiln model whose scorer is reused), or
+    /// a registry reference.
     pub component: String,
     /// The string passed to the scorer's `load`.
     #[serde(default)]
     pub config: String,
+}
+
+/// `scorer = "NAME"` or a `[scorer]` table.
+fn scorer_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScorerSection, D::Error> {
+    use serde::de::{Error, IntoDeserializer};
+    // Untagged enums lose the inner error; read the value once, then say what was wrong.
+    let value = toml::Value::deserialize(d)?;
+    match value {
+        toml::Value::String(name) => Ok(ScorerSection {
+            component: name,
+            config: String::new(),
+        }),
+        toml::Value::Table(table) => {
+            ScorerSection::deserialize(toml::Value::Table(table).into_deserializer())
+                .map_err(|e| D::Error::custom(format!("[scorer] {e}")))
+        }
+        other => Err(D::Error::custom(format!(
+            "scorer must be a name (\"onnx\") or a [scorer] table, not {}",
+            other.type_str()
+        ))),
+    }
+}
+
+fn scorer_short<S: serde::Serializer>(scorer: &ScorerSection, s: S) -> Result<S::Ok, S::Error> {
+    if scorer.config.is_empty() {
+        s.serialize_str(&scorer.component)
+    } else {
+        scorer.serialize(s)
+    }
 }
 
 /// `[model]`.
@@ -514,6 +545,51 @@ mod tests {
             (merged.config.as_str(), merged.window_s),
             ("psi_alert=0.3", Some(60))
         );
+    }
+
+    #[test]
+    fn a_scorer_is_a_name_or_a_table() {
+        let d = dir("scorer");
+        let short =
+            "name = \"m\"\nversion = \"1\"\nscorer = \"onnx\"\n[model]\nfiles = [\"model\"]\n";
+        std::fs::write(d.join("short.toml"), short).expect("write");
+        let (manifest, _) = ModelManifest::read(&d.join("short.toml")).expect("a name");
+        assert_eq!(manifest.scorer.component, "onnx");
+        assert_eq!(manifest.scorer.config, "");
+        let text = manifest.to_toml();
+        assert!(text.contains("scorer = \"onnx\""), "{text}");
+        assert_eq!(
+            toml::from_str::<ModelManifest>(&text).expect("round trip"),
+            manifest
+        );
+
+        let configured = ModelManifest {
+            scorer: ScorerSection {
+                component: "onnx".into(),
+                config: "model=a.onnx".into(),
+            },
+            ..manifest
+        };
+        let text = configured.to_toml();
+        assert!(text.contains("[scorer]"), "{text}");
+        assert_eq!(
+            toml::from_str::<ModelManifest>(&text).expect("round trip"),
+            configured
+        );
+
+        for (bad, says) in [
+            ("scorer = 3", "scorer must be a name"),
+            (
+                "[scorer]\ncomponent = \"onnx\"\ncolour = 1",
+                "[scorer] unknown field `colour`",
+            ),
+        ] {
+            let text = format!("name = \"m\"\nversion = \"1\"\n{bad}\n");
+            let err = toml::from_str::<ModelManifest>(&text)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]
