@@ -23,7 +23,7 @@ fn docker_host() -> String {
 }
 
 fn python_image() -> String {
-    std::env::var("KILN_TEST_PYTHON_IMAGE").unwrap_or_else(|_| "localhost/kiln-python:test".into())
+    std::env::var("KILN_TEST_PYTHON_IMAGE").unwrap_or_else(|_| "localhost/kiln-python:onnx".into())
 }
 
 /// `GET path` on the Docker API itself, as `(status, body)`.

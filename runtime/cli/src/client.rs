@@ -220,6 +220,16 @@ impl Api {
         Ok(response)
     }
 
+    /// GETs raw bytes, after checking the status.
+    pub(crate) async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let response = self.stream(path).await?;
+        Ok(response
+            .bytes()
+            .await
+            .with_context(|| format!("GET {path}: the body did not arrive"))?
+            .to_vec())
+    }
+
     pub(crate) async fn get(&self, path: &str) -> Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
@@ -696,6 +706,16 @@ pub enum ModelCommand {
     },
     /// List versions.
     Versions { name: String },
+    /// Download a version's files into a directory, each checked against its sha256.
+    Download {
+        name: String,
+        /// The version: a number or an alias.
+        #[arg(long)]
+        version: String,
+        /// The directory to write into (created if needed).
+        #[arg(long, short = 'o', default_value = ".")]
+        out: PathBuf,
+    },
     /// Point an alias (e.g. production) at a version.
     Alias {
         name: String,
@@ -789,6 +809,9 @@ pub enum DeploymentCommand {
         /// Seconds after a retraining run during which no other is submitted.
         #[arg(long, default_value_t = 3600, requires = "retrain")]
         cooldown: u64,
+        /// The target of retraining runs (default: the experiment's).
+        #[arg(long, requires = "retrain")]
+        retrain_target: Option<String>,
     },
     /// The drift report of a window: per feature, statistics, verdict and data quality.
     Drift {
@@ -1323,6 +1346,45 @@ pub fn model(command: ModelCommand, connection: &Connection) -> Result<()> {
                     )
                 });
             }
+            ModelCommand::Download { name, version, out } => {
+                let v = api
+                    .get(&format!("{base}/{name}/versions/{version}"))
+                    .await?;
+                let mut written = Vec::new();
+                for file in v["files"].as_array().into_iter().flatten() {
+                    let path = s(file, "path");
+                    kiln_image::check_title(&path)
+                        .map_err(|e| anyhow!("the server named an unsafe file: {e}"))?;
+                    let bytes = api
+                        .bytes(&format!("{base}/{name}/versions/{version}/files/{path}"))
+                        .await?;
+                    let digest = kiln_image::Digest::of(&bytes).to_string();
+                    let digest = digest.trim_start_matches("sha256:");
+                    if digest != s(file, "sha256") {
+                        bail!(
+                            "{path}: sha256 {digest} is not the registered {}",
+                            s(file, "sha256")
+                        );
+                    }
+                    let target = out.join(&path);
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("cannot create {}", parent.display()))?;
+                    }
+                    std::fs::write(&target, &bytes)
+                        .with_context(|| format!("cannot write {}", target.display()))?;
+                    written.push(json!({ "path": path, "size": bytes.len(), "file": target }));
+                }
+                let result = json!({ "model": name, "version": v["version"], "files": written });
+                api.show(&result, |r| {
+                    format!(
+                        "downloaded {} file(s) of {name} version {} into {}",
+                        r["files"].as_array().map_or(0, Vec::len),
+                        r["version"],
+                        out.display()
+                    )
+                });
+            }
             ModelCommand::Versions { name } => {
                 let v = api.get(&format!("{base}/{name}/versions")).await?;
                 api.show_list(&v, |i| {
@@ -1494,14 +1556,18 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                 v["drift"] = api.get(&format!("{base}/{name}/drift")).await?;
                 api.show(&v, |v| format!("{}: {} {}\n  image {} {}\n  infer: {}\n{}", s(v, "name"), s(v, "status"), s(v, "reason"), s(v, "image"), s(v, "digest"), s(&v["urls"], "infer"), drift_lines(&v["drift"])));
             }
-            DeploymentCommand::Monitor { name, component, config, window, retrain, retrain_windows, cooldown } => {
+            DeploymentCommand::Monitor { name, component, config, window, retrain, retrain_windows, cooldown, retrain_target } => {
                 let retrain = match retrain {
                     None => Value::Null,
                     Some(text) => {
                         let (project, experiment) = text
                             .split_once('/')
                             .context("--retrain takes PROJECT/EXPERIMENT")?;
-                        json!({ "project": project, "experiment": experiment, "windows": retrain_windows, "cooldown_s": cooldown })
+                        let mut policy = json!({ "project": project, "experiment": experiment, "windows": retrain_windows, "cooldown_s": cooldown });
+                        if let Some(target) = retrain_target {
+                            policy["target"] = json!(target);
+                        }
+                        policy
                     }
                 };
                 let mut body = json!({ "retrain": retrain });
