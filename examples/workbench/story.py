@@ -34,9 +34,11 @@ class Story:
         self.env = dict(os.environ, **(env or {}), KILN_CONTEXT=str(self.work / "context.json"))
         self.work.mkdir(parents=True, exist_ok=True)
 
-    def kiln(self, *args, json_out=False):
+    def kiln(self, *args, json_out=False, quiet=False):
+        """Runs a kiln command (printed unless `quiet`, as polling is)."""
         command = [*args, *(["--output", "json"] if json_out else [])]
-        self.say("$ kiln " + " ".join(command))
+        if not quiet:
+            self.say("$ kiln " + " ".join(command))
         done = subprocess.run([self.kiln_bin, *command], capture_output=True, text=True, env=self.env)
         if done.returncode != 0:
             raise RuntimeError(f"kiln {' '.join(command)} failed:\n{done.stdout}{done.stderr}")
@@ -88,9 +90,10 @@ class Story:
         return created
 
     def wait_ready(self, name, timeout=180):
+        self.say(f"(waiting for deployment {name} to be ready)")
         deadline = time.time() + timeout
         while time.time() < deadline:
-            shown = self.kiln("deployment", "show", name, json_out=True)
+            shown = self.kiln("deployment", "show", name, json_out=True, quiet=True)
             if shown.get("status") == "ready":
                 return shown
             if shown.get("status") == "failed":
@@ -150,9 +153,10 @@ class Story:
                   "--retrain-windows", str(windows), "--retrain-target", target)
 
     def wait_retraining_run(self, experiment, rows, timeout=300):
+        self.say(f"(waiting for the policy's run of {experiment} to end)")
         deadline = time.time() + timeout
         while time.time() < deadline:
-            runs = [r for r in self.kiln("run", "list", "--project", "workbench", json_out=True)["items"]
+            runs = [r for r in self.kiln("run", "list", "--project", "workbench", json_out=True, quiet=True)["items"]
                     if r["experiment"] == experiment]
             if runs and runs[0]["status"] in ("completed", "failed", "canceled"):
                 return runs[0]
