@@ -4,7 +4,6 @@ inputs, through Open Inference Protocol v2 (JSON and binary, with tritonclient) 
 import json
 import os
 import subprocess
-import sys
 import tomllib
 
 import numpy as np

@@ -3,12 +3,9 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
-import time
 
 import oras.client
-import pytest
 import requests
 
 from conftest import REPO, Kiln
