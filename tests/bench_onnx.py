@@ -190,34 +190,35 @@ def main():
         proc.wait(30)
 
         # onnxruntime + FastAPI/uvicorn, 2 workers
+        def load_test(name, command, path, bodies, **popen):
+            """Starts a Python server on a free port, loads it with wrk per batch size, stops it."""
+            port = free_port()
+            proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
+                                    stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "w"), **popen)
+            procs.append(proc)
+            url = f"http://127.0.0.1:{port}{path}"
+            wait_for(url, bodies[1], proc)
+            for n in rows:
+                results[(name, n)] = wrk(url, bodies[n], args.seconds, args.connections, work)
+            proc.terminate()
+            proc.wait(30)
+
         (work / "app.py").write_text(FASTAPI_APP)
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app:app", "--workers", "2", "--port", str(port),
-                                 "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
-                                cwd=work, env=dict(os.environ, MODEL=str(work / "iris" / "model.onnx")),
-                                stdout=subprocess.DEVNULL, stderr=open(work / "uvicorn.log", "w"))
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
-        wait_for(url, v2[1], proc)
-        for n in rows:
-            results[("onnxruntime+FastAPI", n)] = wrk(url, v2[n], args.seconds, args.connections, work)
-        proc.terminate()
-        proc.wait(30)
+        load_test("onnxruntime+FastAPI",
+                  [sys.executable, "-m", "uvicorn", "app:app", "--workers", "2", "--port", "{port}",
+                   "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+                  "/v2/models/iris/infer", v2,
+                  cwd=work, env=dict(os.environ, MODEL=str(work / "iris" / "model.onnx")))
 
         # mlflow models serve, 2 workers, the same ONNX model
         import mlflow.onnx
         mlflow.onnx.save_model(onnx_model, str(work / "mlflow-model"))
-        port = free_port()
         mlflow = shutil.which("mlflow", path=str(pathlib.Path(sys.executable).parent)) or "mlflow"
-        proc = subprocess.Popen([mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
-                                 "-w", "2", "-p", str(port), "-h", "127.0.0.1"],
-                                env=dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"),
-                                stdout=subprocess.DEVNULL, stderr=open(work / "mlflow.log", "w"))
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}/invocations"
-        wait_for(url, mlflow_body[1], proc)
-        for n in rows:
-            results[("mlflow models serve", n)] = wrk(url, mlflow_body[n], args.seconds, args.connections, work)
+        load_test("mlflow models serve",
+                  [mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
+                   "-w", "2", "-p", "{port}", "-h", "127.0.0.1"],
+                  "/invocations", mlflow_body,
+                  env=dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"))
     finally:
         for proc in procs:
             if proc.poll() is None:
