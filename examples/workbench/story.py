@@ -64,7 +64,7 @@ class Story:
         self.kiln("run", "submit", "--project", "workbench", "--dir", str(HERE), "--target", target,
                   "-e", experiment, "-f", "train.py", *args)
         runs = self.kiln("run", "list", "--project", "workbench", json_out=True)["items"]
-        return next(r for r in runs if r["experiment"] == experiment)
+        return next(r for r in runs if (r["experiment"], r["target"]) == (experiment, target))
 
     # 3. Register the model from the run, fetch its files, write the manifest, build the image.
     def package(self, run, version):
@@ -271,6 +271,9 @@ def story(servers, python, docker=None, say=print):
     s.organize(servers.token, python, docker)
     seen = {"story": s}
     seen["run"] = run = s.train("local")
+    if docker:
+        # The same experiment in a container: same code, same params, the Docker target's image.
+        seen["docker_run"] = s.train("docker")
     seen["files"] = files = s.package(run, 1)
     seen["deployment"] = s.deploy("wine-1")
     columns, rows = read_rows(files / "data.csv")

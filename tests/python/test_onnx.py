@@ -7,15 +7,20 @@ import subprocess
 import tomllib
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 import requests
 import tritonclient.http as triton
 from skl2onnx import to_onnx
 from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier,
+                              RandomForestRegressor)
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
 
 from conftest import REPO, Kiln
 
@@ -40,6 +45,10 @@ FAMILIES = {
     "boosting": (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), iris, True),
     "linear": (lambda: LinearRegression(), diabetes, False),
     "mlpreg": (lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=3000, random_state=0), diabetes, False),
+    # TreeEnsembleRegressor and Scaler: operators Kiln adds to tract's.
+    "forestreg": (lambda: RandomForestRegressor(n_estimators=20, max_depth=5, random_state=0), diabetes, False),
+    "boostingreg": (lambda: GradientBoostingRegressor(n_estimators=20, random_state=0), diabetes, False),
+    "scaled": (lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), iris, True),
 }
 
 
@@ -51,7 +60,8 @@ def kiln(*args, check=True):
 
 
 def export(estimator, x, path):
-    options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "predict_proba") else None
+    last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator  # a pipeline's classifier
+    options = {id(last): {"zipmap": False}} if hasattr(last, "predict_proba") else None
     path.write_bytes(to_onnx(estimator, x[:1], options=options).SerializeToString())
 
 
@@ -190,21 +200,21 @@ def test_the_built_in_scorer_is_published_as_a_wasm_oci_artifact(onnx_models, re
 
 def test_an_unsupported_operator_fails_the_build_and_names_it(tmp_path):
     x, y, columns = diabetes()
-    export(RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(x, y), x, tmp_path / "model.onnx")
+    export(SVR().fit(x, y), x, tmp_path / "model.onnx")
     write_csv(tmp_path / "data.csv", columns, x[:20])
     done = kiln("manifest", "create", "--model", str(tmp_path / "model.onnx"), "--scorer", "onnx",
                 "--sample", str(tmp_path / "data.csv"), "-o", str(tmp_path / "kiln.toml"),
                 "--store", str(tmp_path / "store"), check=False)
     assert done.returncode != 0
-    assert "unsupported ONNX operator: TreeEnsembleRegressor (ai.onnx.ml)" in done.stderr, done.stderr
+    assert "unsupported ONNX operator: SVMRegressor (ai.onnx.ml)" in done.stderr, done.stderr
     assert not (tmp_path / "kiln.toml").exists()
     # A hand-written manifest fails at `kiln image build`, at load, before anything is stored.
-    (tmp_path / "kiln.toml").write_text('name = "trees"\nversion = "1"\nscorer = "onnx"\n[model]\nfiles = ["model.onnx"]\n')
+    (tmp_path / "kiln.toml").write_text('name = "svr"\nversion = "1"\nscorer = "onnx"\n[model]\nfiles = ["model.onnx"]\n')
     done = kiln("image", "build", str(tmp_path / "kiln.toml"), "--store", str(tmp_path / "store"), check=False)
     assert done.returncode != 0
-    assert "TreeEnsembleRegressor (ai.onnx.ml)" in done.stderr, done.stderr
+    assert "SVMRegressor (ai.onnx.ml)" in done.stderr, done.stderr
     listed = kiln("image", "list", "--output", "json", "--store", str(tmp_path / "store")).stdout
-    assert "trees" not in listed
+    assert "svr" not in listed
 
 
 def test_a_truncated_model_fails_the_build(onnx_models, tmp_path):
@@ -222,6 +232,21 @@ def test_a_truncated_model_fails_the_build(onnx_models, tmp_path):
     done = kiln("image", "build", str(tmp_path / "kiln.toml"), "--store", str(tmp_path / "store"), check=False)
     assert done.returncode != 0
     assert "no .onnx file among the image's model files (weights.bin)" in done.stderr, done.stderr
+
+
+def test_a_tree_ensemble_whose_child_is_outside_its_tree_fails_the_build(onnx_models, tmp_path):
+    """tract walks trees without bounds checks, so Kiln checks every child id when it loads."""
+    _, models = onnx_models
+    model = onnx.load(str(models["forestreg"]["dir"] / "model.onnx"))
+    trees = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
+    true_ids = next(a for a in trees.attribute if a.name == "nodes_truenodeids")
+    branch = next(i for i, v in enumerate(true_ids.ints) if v != 0)
+    true_ids.ints[branch] = 100000
+    (tmp_path / "model.onnx").write_bytes(model.SerializeToString())
+    (tmp_path / "kiln.toml").write_text('name = "bad-tree"\nversion = "1"\nscorer = "onnx"\n[model]\nfiles = ["model.onnx"]\n')
+    done = kiln("image", "build", str(tmp_path / "kiln.toml"), "--store", str(tmp_path / "store"), check=False)
+    assert done.returncode != 0
+    assert "nodes_truenodeids" in done.stderr and "children among its" in done.stderr, done.stderr
 
 
 def test_an_input_of_the_wrong_shape_or_type_is_a_400_and_the_server_keeps_serving(onnx_models, onnx_kiln):

@@ -1,7 +1,7 @@
 """The Workbench story end to end (examples/workbench/story.py) on a fresh `kiln up`: train on the
-local target, package with the built-in ONNX scorer, push, deploy, score with tritonclient, see
-the drift alert fire in a real Prometheus, and let the retraining policy run the training again on
-the Docker target (podman's Docker Engine API) and put its model online."""
+local target and on the Docker target (podman's Docker Engine API), package with the built-in ONNX
+scorer, push, deploy, score with tritonclient, see the drift alert fire in a real Prometheus, and
+let the retraining policy run the training again on the Docker target and put its model online."""
 import json
 import os
 import subprocess
@@ -10,6 +10,7 @@ import tomllib
 
 import numpy as np
 import onnxruntime
+import requests
 
 from conftest import REPO
 
@@ -34,11 +35,18 @@ def test_the_workbench_story_on_the_local_and_docker_targets(tmp_path):
         seen = story.story(servers, sys.executable, (DOCKER_HOST, PYTHON_IMAGE), say=lines.append)
         s = seen["story"]
 
-        # The training run on the local target logged its params and metrics.
-        run = s.kiln("run", "show", seen["run"]["id"], json_out=True)
-        assert (run["status"], run["target"], run["experiment"]) == ("completed", "local", "train")
-        assert str(run["data"]["params"]["trees"]) == "30", run
-        assert run["data"]["metrics"]["accuracy"] > 0.8, run
+        # The training experiment ran on the local target and on the Docker target; each run logged
+        # its params, its metric and its model files.
+        for key, target in (("run", "local"), ("docker_run", "docker")):
+            run = s.kiln("run", "show", seen[key]["id"], json_out=True)
+            assert (run["status"], run["target"], run["experiment"]) == ("completed", target, "train"), run
+            assert str(run["data"]["params"]["trees"]) == "30", run
+            assert run["data"]["metrics"]["accuracy"] > 0.8, run
+            listed = requests.get(f"{servers.api}/api/v1/teams/lab/workgroups/wine/runs/{run['id']}/artifacts",
+                                  params={"path": "model"}, headers={"Authorization": f"Bearer {servers.token}"})
+            assert listed.status_code == 200, listed.text
+            files = {a["path"].rsplit("/", 1)[-1] for a in listed.json()["items"]}
+            assert {"model.onnx", "data.csv"} <= files, listed.text
         version = s.kiln("model", "versions", "wine", json_out=True)["items"]
         assert [v["run"] for v in sorted(version, key=lambda v: v["version"])] == [seen["run"]["id"], seen["retrained"]["id"]]
 

@@ -15,7 +15,8 @@ pub struct Loaded {
 
 /// Decodes, checks, rewrites and optimizes an ONNX model.
 pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
-    let onnx = tract_onnx::onnx();
+    let mut onnx = tract_onnx::onnx();
+    crate::ml::register(&mut onnx);
     let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| format!("not a readable ONNX model (truncated or corrupt?): {e:#}"))?;

@@ -11,6 +11,7 @@
 //! holds more than one; empty otherwise.
 
 mod graph;
+mod ml;
 mod tensors;
 
 use kiln_sdk::*;
