@@ -6,7 +6,9 @@
 
 use kiln_tests::load::{Answer, Load, fits_share};
 use kiln_tests::runs::{Lab, WG};
-use kiln_tests::{Up, build_iris_image, call, component, repo, run_kiln, temp_dir, v2_fp32};
+use kiln_tests::{
+    Database, Up, build_iris_image, call, component, repo, run_kiln, temp_dir, v2_fp32,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -81,9 +83,19 @@ fn hold(up: &Up, load: &Load, phase: usize, seconds: u64) {
 }
 
 #[test]
-fn a_rollout_under_load_fails_no_request_and_splits_by_weight() {
+fn a_rollout_under_load_fails_no_request_and_splits_by_weight_sqlite() {
+    a_rollout_under_load_fails_no_request_and_splits_by_weight(Database::Sqlite);
+}
+
+#[test]
+fn a_rollout_under_load_fails_no_request_and_splits_by_weight_postgres() {
+    a_rollout_under_load_fails_no_request_and_splits_by_weight(Database::Postgres);
+}
+
+fn a_rollout_under_load_fails_no_request_and_splits_by_weight(db: Database) {
     let dir = temp_dir("rollout");
-    let up = Up::start(&dir, &[]);
+    let args = db.args("rollout");
+    let up = Up::start(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let lab = Lab::new(&up, &up.admin());
     build_iris_image(&up.store());
     // Version 2 of the iris model: same weights, another image.
@@ -157,8 +169,41 @@ fn a_rollout_under_load_fails_no_request_and_splits_by_weight() {
         assert_eq!(reply.status, 400);
         assert!(reply.error().contains(says), "{}", reply.error());
     }
-
     let body = serde_json::to_vec(&v2_fp32("input", &[1, 4], &[5.1, 3.5, 1.4, 0.2])).unwrap();
+    // The public flag changes with the settings, as a new generation, and the runtime follows:
+    // open, a request without a key is answered; closed again, it is a 401. The weights stay.
+    let keyless = || {
+        call(
+            "POST",
+            &infer,
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
+        .status
+    };
+    let eventually = |status: u16| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while keyless() != status {
+            assert!(Instant::now() < deadline, "never {status}:\n{}", up.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(keyless(), 401);
+    let opened = patch(&lab, "flowers", json!({ "public": true }));
+    assert_eq!(opened["public"], true, "{opened}");
+    assert!(
+        opened["generation"].as_i64() > view["generation"].as_i64(),
+        "{opened}"
+    );
+    eventually(200);
+    let closed = patch(&lab, "flowers", json!({ "public": false }));
+    assert_eq!(
+        (&closed["public"], &closed["traffic"]),
+        (&json!(false), &json!({ "blue": 100, "green": 0 })),
+        "{closed}"
+    );
+    eventually(401);
+
     let bearer = format!("Bearer {key}");
     let headers = [
         ("Content-Type", "application/json"),

@@ -13,7 +13,7 @@ use kiln_control::{
     ControlPlane, DesiredDeployment, DesiredEndpoint, RollbackReport, ServingState, StatusReport,
 };
 use kiln_dataplane::{Dataplane, Deployment, Endpoint, InferRequest, Route};
-use kiln_engine::{Artifacts, Model, ModelSpec, ScoringEngine};
+use kiln_engine::{Artifacts, Model, ScoringEngine};
 use kiln_image::{OciStore, open_image};
 use kiln_metrics::{Metrics, RouteMetrics, RouteSnapshot};
 use kiln_registry::RegistryOptions;
@@ -690,23 +690,21 @@ async fn load(
         .as_ref()
         .map(|c| c.version.clone())
         .unwrap_or_else(|| "1".into());
-    let compiled = {
-        let engine = runtime.engine.clone();
-        let bytes = image.component;
-        tokio::task::spawn_blocking(move || engine.compile(&bytes))
-            .await
-            .context("compile task failed")??
-    };
-    let metrics = Arc::new(runtime.metrics.deployment(&d.name, &version));
-    metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
-    let spec = ModelSpec {
-        name: d.name.clone(),
-        compiled,
-        artifacts: Artifacts::from_files(image.files),
-        config: config.map(|c| c.scorer_config).unwrap_or_default(),
-        limits,
-    };
-    let model = Model::load(runtime.engine.clone(), spec, metrics.clone()).await?;
+    let pinned = format!("{reference}@{}", d.digest);
+    let (model, metrics) = crate::serve::compile_and_load(
+        &runtime.engine,
+        &runtime.metrics,
+        crate::serve::ModelSource {
+            name: &d.name,
+            version: &version,
+            image: Some(&pinned),
+            component: image.component,
+            artifacts: Artifacts::from_files(image.files),
+            config: config.map(|c| c.scorer_config).unwrap_or_default(),
+            limits,
+        },
+    )
+    .await?;
     if let Some(sample) = &image.sample {
         check_sample(
             &runtime.dataplane,

@@ -5,9 +5,11 @@ use crate::images::StoreArgs;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kiln_dataplane::{AppState, Dataplane, Deployment, ServerLimits};
-use kiln_engine::{Allocation, Artifacts, EngineConfig, Model, ModelSpec, ScoringEngine};
+use kiln_engine::{
+    Allocation, Artifacts, EngineConfig, InstanceLimits, Model, ModelSpec, ScoringEngine,
+};
 use kiln_image::{ImageError, ImageLimits, OciStore, open_image};
-use kiln_metrics::Metrics;
+use kiln_metrics::{DeploymentMetrics, Metrics};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -297,6 +299,54 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
     })
 }
 
+/// A deployment version to load: its component and what its scorer's `load` gets.
+pub(crate) struct ModelSource<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    /// The pinned image reference, for the log (none for a bare `.wasm` file).
+    pub image: Option<&'a str>,
+    pub component: Vec<u8>,
+    pub artifacts: Artifacts,
+    pub config: String,
+    pub limits: InstanceLimits,
+}
+
+/// Compiles a deployment version's component (or takes it from the cache), records the compile
+/// in its metrics, and loads its instances: the step `kiln serve` and a runtime node reconciling
+/// with the control plane share.
+pub(crate) async fn compile_and_load(
+    engine: &Arc<ScoringEngine>,
+    metrics: &Metrics,
+    source: ModelSource<'_>,
+) -> Result<(Arc<Model>, Arc<DeploymentMetrics>)> {
+    let compiled = {
+        let engine = engine.clone();
+        let bytes = source.component;
+        tokio::task::spawn_blocking(move || engine.compile(&bytes))
+            .await
+            .context("compile task failed")??
+    };
+    let deployment_metrics = Arc::new(metrics.deployment(source.name, source.version));
+    deployment_metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
+    tracing::info!(
+        deployment = %source.name,
+        digest = %compiled.digest,
+        image = source.image.unwrap_or("none"),
+        cached = compiled.cached,
+        "component ready in {:.1} ms",
+        compiled.compile_time.as_secs_f64() * 1e3
+    );
+    let spec = ModelSpec {
+        name: source.name.to_string(),
+        compiled,
+        artifacts: source.artifacts,
+        config: source.config,
+        limits: source.limits,
+    };
+    let model = Model::load(engine.clone(), spec, deployment_metrics.clone()).await?;
+    Ok((model, deployment_metrics))
+}
+
 async fn load_deployment(
     engine: &Arc<ScoringEngine>,
     metrics: &Metrics,
@@ -311,31 +361,20 @@ async fn load_deployment(
         .or(&image_limits(&source.limits))
         .or(&settings.file_limits)
         .resolve()?;
-    let compiled = {
-        let engine = engine.clone();
-        let bytes = source.component;
-        tokio::task::spawn_blocking(move || engine.compile(&bytes))
-            .await
-            .context("compile task failed")??
-    };
-    let deployment_metrics = Arc::new(metrics.deployment(name, &source.version));
-    deployment_metrics.record_compile(compiled.compile_time.as_secs_f64(), compiled.cached);
-    tracing::info!(
-        deployment = %name,
-        digest = %compiled.digest,
-        image = source.pinned.as_deref().unwrap_or("none"),
-        cached = compiled.cached,
-        "component ready in {:.1} ms",
-        compiled.compile_time.as_secs_f64() * 1e3
-    );
-    let spec = ModelSpec {
-        name: name.clone(),
-        compiled,
-        artifacts: source.artifacts,
-        config: source.config,
-        limits,
-    };
-    let model = Model::load(engine.clone(), spec, deployment_metrics.clone()).await?;
+    let (model, deployment_metrics) = compile_and_load(
+        engine,
+        metrics,
+        ModelSource {
+            name,
+            version: &source.version,
+            image: source.pinned.as_deref(),
+            component: source.component,
+            artifacts: source.artifacts,
+            config: source.config,
+            limits,
+        },
+    )
+    .await?;
     let monitor = monitoring
         .attach(
             name,

@@ -513,18 +513,7 @@ pub async fn update(
         }
         settings.check(&known)?;
         let public = body.public.map_or(public, i64::from);
-        let done = sqlx::query(
-            "UPDATE endpoints SET settings = $1, public = $2, generation = generation + 1, updated_at = $3 \
-             WHERE id = $4 AND generation = $5",
-        )
-        .bind(json!(settings).to_string())
-        .bind(public)
-        .bind(now_ms())
-        .bind(&id)
-        .bind(generation)
-        .execute(control.db().pool())
-        .await?;
-        if done.rows_affected() == 0 {
+        if !store_settings(&control, &id, generation, &settings, Some(public)).await? {
             continue;
         }
         if settings.traffic != before.traffic {
@@ -630,6 +619,37 @@ pub async fn events(
     ))
 }
 
+/// Writes an endpoint's settings (and its public flag, when given) as a new generation, provided
+/// nobody changed it since `generation` was read: optimistic concurrency, where `false` means
+/// somebody did and the caller reads again or gives up.
+async fn store_settings(
+    control: &ControlPlane,
+    id: &str,
+    generation: i64,
+    settings: &EndpointSettings,
+    public: Option<i64>,
+) -> Result<bool, ControlError> {
+    let sql = if public.is_some() {
+        "UPDATE endpoints SET settings = $1, updated_at = $2, public = $3, \
+         generation = generation + 1 WHERE id = $4 AND generation = $5"
+    } else {
+        "UPDATE endpoints SET settings = $1, updated_at = $2, \
+         generation = generation + 1 WHERE id = $3 AND generation = $4"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(json!(settings).to_string())
+        .bind(now_ms());
+    if let Some(public) = public {
+        query = query.bind(public);
+    }
+    let done = query
+        .bind(id)
+        .bind(generation)
+        .execute(control.db().pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Before a deployment is deleted: refused while an endpoint sends it traffic or mirrors to it;
 /// otherwise it leaves the endpoints that list it at weight 0.
 pub async fn release_deployment(
@@ -666,17 +686,7 @@ pub async fn release_deployment(
             )));
         }
         settings.forget(deployment);
-        let done = sqlx::query(
-            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
-             WHERE id = $3 AND generation = $4",
-        )
-        .bind(json!(settings).to_string())
-        .bind(now_ms())
-        .bind(&id)
-        .bind(generation)
-        .execute(control.db().pool())
-        .await?;
-        if done.rows_affected() == 0 {
+        if !store_settings(control, &id, generation, &settings, None).await? {
             return Err(ControlError::Conflict(format!(
                 "endpoint '{name}' changed meanwhile: try again"
             )));
@@ -711,17 +721,7 @@ pub async fn attach_deployment(
         let mut traffic = settings.traffic.clone();
         traffic.insert(deployment.to_string(), weight);
         settings.set_traffic(traffic);
-        let done = sqlx::query(
-            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
-             WHERE id = $3 AND generation = $4",
-        )
-        .bind(json!(settings).to_string())
-        .bind(now_ms())
-        .bind(&id)
-        .bind(generation)
-        .execute(control.db().pool())
-        .await?;
-        if done.rows_affected() == 1 {
+        if store_settings(control, &id, generation, &settings, None).await? {
             event(
                 control,
                 &id,
@@ -856,17 +856,7 @@ impl ControlPlane {
         let before = settings.traffic.clone();
         settings.set_traffic(traffic);
         settings.watch.clear();
-        let done = sqlx::query(
-            "UPDATE endpoints SET settings = $1, generation = generation + 1, updated_at = $2 \
-             WHERE id = $3 AND generation = $4",
-        )
-        .bind(json!(settings).to_string())
-        .bind(now_ms())
-        .bind(&id)
-        .bind(generation)
-        .execute(self.db().pool())
-        .await?;
-        if done.rows_affected() == 0 {
+        if !store_settings(self, &id, generation, &settings, None).await? {
             return Ok(false);
         }
         event(
