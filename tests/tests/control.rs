@@ -1293,6 +1293,67 @@ fn a_runtime_node_serves_what_the_control_plane_wants() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(infer(&[("Content-Type", "application/json")]).status, 401);
+
+    // An endpoint routes on the node too, with its own key, to the deployment it weighs.
+    let endpoint = up.ok(
+        "POST",
+        &format!("{WG}/endpoints"),
+        &admin,
+        Some(&json!({ "name": "node-flowers" })),
+    );
+    let endpoint_bearer = format!("Bearer {}", endpoint["keys"]["primary"].as_str().unwrap());
+    up.ok(
+        "PATCH",
+        &format!("{WG}/endpoints/node-flowers"),
+        &admin,
+        Some(&json!({ "traffic": { "node-iris": 100 } })),
+    );
+    let through_endpoint = |bearer: &str| {
+        node.post(
+            "/v2/models/node-flowers/infer",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", bearer),
+            ],
+            &body,
+        )
+    };
+    let reply = loop {
+        let reply = through_endpoint(&endpoint_bearer);
+        if reply.status == 200 {
+            break reply;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never routed the endpoint ({}):\n{}",
+            reply.status,
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(reply.header("kiln-deployment"), Some("node-iris"));
+    assert_eq!(
+        reply.json()["outputs"][0]["data"],
+        json!([0]),
+        "{}",
+        reply.json()
+    );
+    // The deployment's key is not the endpoint's.
+    assert_eq!(through_endpoint(&bearer).status, 401);
+    up.ok(
+        "DELETE",
+        &format!("{WG}/endpoints/node-flowers"),
+        &admin,
+        None,
+    );
+    while through_endpoint(&endpoint_bearer).status != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node kept routing a deleted endpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
     up.ok(
         "DELETE",
         &format!("{WG}/deployments/node-iris"),

@@ -553,6 +553,71 @@ fn a_version_failing_its_sample_gets_no_traffic_and_a_breaching_rollout_rolls_ba
         assert_eq!(reply.header("kiln-deployment"), Some("stable"));
     }
 
+    // A policy on latency: every answer of the slow version is a 200, but its p99 is far above
+    // 25 ms, so it goes back to 0 too, and the event says why.
+    lab.ok(
+        "POST",
+        &format!("{WG}/endpoints"),
+        Some(&json!({ "name": "timed", "public": true,
+                      "rollback": { "max_p99_ms": 25, "window_s": 1, "min_requests": 5 } })),
+    );
+    for (name, image, limits) in [
+        ("quick", "echo", json!({})),
+        ("slow", "busy", json!({ "deadline_ms": 30000 })),
+    ] {
+        lab.ok(
+            "POST",
+            &format!("{WG}/deployments"),
+            Some(&json!({ "name": name, "image": image, "public": true, "limits": limits, "endpoint": "timed" })),
+        );
+        let status = up.wait_deployment(&lab.token, &format!("{WG}/deployments/{name}"));
+        assert_eq!(status["status"], "ready", "{status}");
+    }
+    patch(
+        &lab,
+        "timed",
+        json!({ "traffic": { "quick": 50, "slow": 50 } }),
+    );
+    let timed = format!("{}/v2/models/timed/infer", up.base);
+    let body = serde_json::to_vec(&v2_fp32("x", &[1], &[50.0])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view = endpoint(&lab, "timed");
+        if view["traffic"]["slow"] == 0 {
+            assert_eq!(view["traffic"]["quick"], 100, "{view}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never rolled back on p99: {view}\n{}",
+            up.log()
+        );
+        let reply = call(
+            "POST",
+            &timed,
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let events = lab.ok("GET", &format!("{WG}/endpoints/timed/events"), None);
+    let rollback = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback event: {events}"))
+        .clone();
+    let message = rollback["message"].as_str().unwrap();
+    assert!(message.contains("rolled back slow"), "{message}");
+    assert!(message.contains("p99 latency"), "{message}");
+    assert!(message.contains("above 25 ms"), "{message}");
+
     // Killed and restarted, the node resumes every deployment and endpoint from the control
     // plane's store and the local image store; the gated version is still refused.
     let token = lab.token.clone();
