@@ -58,6 +58,46 @@ fn patch(lab: &Lab, name: &str, body: Value) -> Value {
     lab.ok("PATCH", &format!("{WG}/endpoints/{name}"), Some(&body))
 }
 
+/// Calls `send` until the endpoint's rollback policy has moved `rolled` to weight 0 and `kept`
+/// to 100, failing after `seconds`.
+fn until_rolled_back(
+    up: &Up,
+    lab: &Lab,
+    name: &str,
+    (rolled, kept): (&str, &str),
+    seconds: u64,
+    mut send: impl FnMut(),
+) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let view = endpoint(lab, name);
+        if view["traffic"][rolled] == 0 {
+            assert_eq!(view["traffic"][kept], 100, "{view}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never rolled {rolled} back: {view}\n{}",
+            up.log()
+        );
+        send();
+    }
+}
+
+/// The message of the endpoint's rollback event.
+fn rollback_message(lab: &Lab, name: &str) -> String {
+    let events = lab.ok("GET", &format!("{WG}/endpoints/{name}/events"), None);
+    events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback event: {events}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Answers of `phase` by `deployment`, and how many the phase has.
 fn share(answers: &[Answer], phase: usize, deployment: &str) -> (usize, usize) {
     let of_phase: Vec<&Answer> = answers.iter().filter(|a| a.phase == phase).collect();
@@ -520,29 +560,10 @@ fn a_version_failing_its_sample_gets_no_traffic_and_a_breaching_rollout_rolls_ba
         "scores",
         json!({ "traffic": { "stable": 50, "canary": 50, "gated": 0 } }),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let view = endpoint(&lab, "scores");
-        if view["traffic"]["canary"] == 0 {
-            assert_eq!(view["traffic"]["stable"], 100, "{view}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never rolled back: {view}\n{}",
-            up.log()
-        );
+    until_rolled_back(&up, &lab, "scores", ("canary", "stable"), 60, || {
         let _ = send(500.0);
-    }
-    let events = lab.ok("GET", &format!("{WG}/endpoints/scores/events"), None);
-    let rollback = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rollback")
-        .unwrap_or_else(|| panic!("no rollback event: {events}"))
-        .clone();
-    let message = rollback["message"].as_str().unwrap();
+    });
+    let message = rollback_message(&lab, "scores");
     assert!(message.contains("rolled back canary"), "{message}");
     assert!(message.contains("error rate"), "{message}");
     // After the rollback every request is answered by stable.
@@ -580,18 +601,7 @@ fn a_version_failing_its_sample_gets_no_traffic_and_a_breaching_rollout_rolls_ba
     );
     let timed = format!("{}/v2/models/timed/infer", up.base);
     let body = serde_json::to_vec(&v2_fp32("x", &[1], &[50.0])).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let view = endpoint(&lab, "timed");
-        if view["traffic"]["slow"] == 0 {
-            assert_eq!(view["traffic"]["quick"], 100, "{view}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never rolled back on p99: {view}\n{}",
-            up.log()
-        );
+    until_rolled_back(&up, &lab, "timed", ("slow", "quick"), 120, || {
         let reply = call(
             "POST",
             &timed,
@@ -604,16 +614,8 @@ fn a_version_failing_its_sample_gets_no_traffic_and_a_breaching_rollout_rolls_ba
             "{}",
             String::from_utf8_lossy(&reply.body)
         );
-    }
-    let events = lab.ok("GET", &format!("{WG}/endpoints/timed/events"), None);
-    let rollback = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rollback")
-        .unwrap_or_else(|| panic!("no rollback event: {events}"))
-        .clone();
-    let message = rollback["message"].as_str().unwrap();
+    });
+    let message = rollback_message(&lab, "timed");
     assert!(message.contains("rolled back slow"), "{message}");
     assert!(message.contains("p99 latency"), "{message}");
     assert!(message.contains("above 25 ms"), "{message}");
