@@ -20,6 +20,8 @@ pub struct BuiltinScorer {
     pub file: &'static str,
     /// What it serves.
     pub summary: &'static str,
+    /// What its manifest grants it without being asked.
+    pub capabilities: &'static [&'static str],
 }
 
 /// Every built-in scorer.
@@ -27,7 +29,8 @@ pub const BUILTIN_SCORERS: &[BuiltinScorer] = &[BuiltinScorer {
     name: "onnx",
     version: env!("CARGO_PKG_VERSION"),
     file: "onnx.wasm",
-    summary: "ONNX models (scikit-learn via skl2onnx, PyTorch, XGBoost) run by tract",
+    summary: "ONNX models (scikit-learn via skl2onnx, PyTorch, XGBoost), their graphs run on the host by ONNX Runtime or tract",
+    capabilities: &["nn"],
 }];
 
 /// A built-in scorer in the local store.

@@ -6,7 +6,8 @@
 
 use kiln_dataplane::{Dataplane, Deployment, InferRequest, ServerLimits, protocol, tensor};
 use kiln_engine::{
-    Artifacts, EngineConfig, InstanceLimits, Model, ModelMetadata, ModelSpec, ScoringEngine,
+    Artifacts, Capabilities, EngineConfig, InstanceLimits, Model, ModelMetadata, ModelSpec,
+    ScoringEngine,
 };
 use kiln_image::{
     Baseline, Descriptor, ImageError, KilnConfig, ModelImageParts, ModelManifest, OciStore,
@@ -171,12 +172,27 @@ pub async fn component_bytes(
     })
 }
 
-/// Compiles and loads a component with `files`, compares its schema with `expected`, and runs
-/// the sample through the dataplane's input and output checks.
+/// The capabilities a manifest whose scorer is `component` grants: `grants`, and those a
+/// built-in scorer needs (the `onnx` scorer's graphs run through wasi:nn), each once.
+pub fn granted(component: &str, grants: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = grants.to_vec();
+    if let Some(Ok(builtin)) = builtin_scorer(component) {
+        all.extend(builtin.capabilities.iter().map(|c| c.to_string()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|c| seen.insert(c.clone()));
+    all
+}
+
+/// Compiles and loads a component with `files` and the `capabilities` its manifest grants,
+/// compares its schema with `expected`, and runs the sample through the dataplane's input and
+/// output checks. Graphs a component granted `nn` loads are parsed here, so one that does not
+/// parse, or that the backend cannot run, fails the build with the reason.
 pub async fn load_and_check(
     bytes: Vec<u8>,
     files: Vec<(String, Vec<u8>)>,
     config: &str,
+    capabilities: &[String],
     expected: Option<&Schema>,
     sample: Option<SampleTable>,
     observer: &dyn BuildObserver,
@@ -189,10 +205,11 @@ pub async fn load_and_check(
         })
         .map_err(|e| BuildError::Engine(e.to_string()))?,
     );
+    let capabilities = Capabilities::from_names(capabilities).map_err(BuildError::Invalid)?;
     observer.compiling(bytes.len());
     let compiled = {
         let (engine, bytes) = (engine.clone(), bytes.clone());
-        tokio::task::spawn_blocking(move || engine.compile(&bytes)).await
+        tokio::task::spawn_blocking(move || engine.compile_granted(&bytes, capabilities)).await
     };
     observer.compiled();
     let compiled = compiled
@@ -277,10 +294,12 @@ pub async fn check_manifest(
         None => None,
     };
     let component = component_bytes(&manifest.scorer.component, &base, sources, observer).await?;
+    let capabilities = granted(&manifest.scorer.component, &manifest.capabilities);
     let mut checked = load_and_check(
         component.bytes,
         files,
         &manifest.scorer.config,
+        &capabilities,
         manifest.schema.as_ref(),
         sample,
         observer,
@@ -363,7 +382,7 @@ pub fn build_image(
         scorer_source: checked.source.clone(),
         schema: checked.schema.clone(),
         limits: manifest.limits.clone(),
-        capabilities: manifest.capabilities.clone(),
+        capabilities: granted(&manifest.scorer.component, &manifest.capabilities),
         baseline,
         monitoring: manifest.monitoring.clone(),
     };

@@ -52,6 +52,9 @@ pub struct DeploymentConfig {
     pub load_deadline_ms: Option<u64>,
     pub concurrency: Option<usize>,
     pub queue: Option<usize>,
+    /// Capabilities granted to a `.wasm` component (an image carries its manifest's).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 impl DeploymentConfig {
@@ -113,8 +116,8 @@ pub fn read_file(path: &Path) -> Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Parses `--deploy NAME=PATH[,artifacts=DIR][,version=V][,config=TEXT]`; `config=` takes the
-/// rest of the argument, commas included.
+/// Parses `--deploy NAME=PATH[,artifacts=DIR][,version=V][,grant=CAPABILITY][,config=TEXT]`;
+/// `config=` takes the rest of the argument, commas included.
 pub fn parse_deploy(arg: &str) -> Result<DeploymentConfig> {
     let (name, rest) = arg
         .split_once('=')
@@ -136,13 +139,15 @@ pub fn parse_deploy(arg: &str) -> Result<DeploymentConfig> {
         load_deadline_ms: None,
         concurrency: None,
         queue: None,
+        capabilities: Vec::new(),
     };
     for option in parts {
         match option.split_once('=') {
             Some(("artifacts", dir)) => deployment.artifacts = Some(PathBuf::from(dir)),
             Some(("version", v)) => deployment.version = Some(v.to_string()),
+            Some(("grant", c)) => deployment.capabilities.push(c.to_string()),
             _ => bail!(
-                "--deploy '{arg}': unknown option '{option}' (use artifacts=, version=, config=)"
+                "--deploy '{arg}': unknown option '{option}' (use artifacts=, version=, grant=, config=)"
             ),
         }
     }

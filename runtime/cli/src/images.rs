@@ -80,6 +80,10 @@ pub enum ManifestCommand {
         /// Config string passed to the scorer's load.
         #[arg(long, default_value = "")]
         config: String,
+        /// A capability to grant the scorer (repeatable): `nn`, model graphs on the host
+        /// through wasi:nn. A built-in scorer's own are granted without it.
+        #[arg(long = "grant", value_name = "CAPABILITY")]
+        grants: Vec<String>,
         /// Where to write the manifest.
         #[arg(long, short = 'o', default_value = "kiln.toml")]
         out: PathBuf,
@@ -271,6 +275,7 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
             name,
             version,
             config,
+            grants,
             out,
         } => {
             let base = out
@@ -306,7 +311,7 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                 }),
                 monitoring: None,
                 limits: Default::default(),
-                capabilities: vec![],
+                capabilities: kiln_build::granted(&component, &grants),
             };
             probe.validate(&base)?;
             let files = probe.model_files(&base)?;
@@ -334,8 +339,16 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                     &progress,
                 )
                 .await?;
-                kiln_build::load_and_check(resolved.bytes, files, &config, None, table, &progress)
-                    .await
+                kiln_build::load_and_check(
+                    resolved.bytes,
+                    files,
+                    &config,
+                    &probe.capabilities,
+                    None,
+                    table,
+                    &progress,
+                )
+                .await
             })?;
             let manifest = ModelManifest {
                 name: name.unwrap_or(checked.name),

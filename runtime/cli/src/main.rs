@@ -7,6 +7,7 @@ mod config;
 mod endpoints;
 mod images;
 mod monitoring;
+mod nn;
 mod reconcile;
 mod runs;
 mod serve;

@@ -691,6 +691,7 @@ async fn load(
         .map(|c| c.version.clone())
         .unwrap_or_else(|| "1".into());
     let pinned = format!("{reference}@{}", d.digest);
+    let capabilities = crate::serve::image_capabilities(config.as_ref())?;
     let (model, metrics) = crate::serve::compile_and_load(
         &runtime.engine,
         &runtime.metrics,
@@ -699,6 +700,7 @@ async fn load(
             version: &version,
             image: Some(&pinned),
             component: image.component,
+            capabilities,
             artifacts: Artifacts::from_files(image.files),
             config: config.map(|c| c.scorer_config).unwrap_or_default(),
             limits,

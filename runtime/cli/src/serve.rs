@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use kiln_dataplane::{AppState, Dataplane, Deployment, ServerLimits};
 use kiln_engine::{
-    Allocation, Artifacts, EngineConfig, InstanceLimits, Model, ModelSpec, ScoringEngine,
+    Allocation, Artifacts, Capabilities, EngineConfig, InstanceLimits, Model, ModelSpec,
+    ScoringEngine,
 };
 use kiln_image::{ImageError, ImageLimits, OciStore, open_image};
 use kiln_metrics::{DeploymentMetrics, Metrics};
@@ -77,6 +78,8 @@ pub struct ServeArgs {
     registry: crate::transfer::RegistryArgs,
     #[command(flatten)]
     monitoring: crate::monitoring::MonitorArgs,
+    #[command(flatten)]
+    nn: crate::nn::NnArgs,
 }
 
 struct Resolved {
@@ -96,6 +99,7 @@ struct Resolved {
     /// `(control plane URL, token)` for a runtime node.
     control: Option<(String, String)>,
     monitoring: crate::monitoring::MonitorArgs,
+    nn: kiln_engine::NnConfig,
 }
 
 fn resolve(args: ServeArgs) -> Result<Resolved> {
@@ -176,6 +180,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         store: args.store,
         registry: args.registry.options(),
         monitoring: args.monitoring,
+        nn: args.nn.config(),
         control: args.control.map(|url| {
             (
                 url.trim_end_matches('/').to_string(),
@@ -200,6 +205,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
 /// What a deployment serves: a component file with an artifacts directory, or a store image.
 struct Source {
     component: Vec<u8>,
+    capabilities: Capabilities,
     artifacts: Artifacts,
     config: String,
     version: String,
@@ -231,6 +237,8 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
         };
         return Ok(Source {
             component,
+            capabilities: Capabilities::from_names(&deployment.capabilities)
+                .map_err(anyhow::Error::msg)?,
             artifacts,
             config: deployment.config.clone(),
             version: deployment.version.clone().unwrap_or_else(|| "1".into()),
@@ -272,9 +280,13 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
     if deployment.artifacts.is_some() {
         bail!("artifacts= is for .wasm files; image '{reference}' carries its own files");
     }
+    if !deployment.capabilities.is_empty() {
+        bail!("grant= is for .wasm files; image '{reference}' carries its manifest's capabilities");
+    }
     let config = image.config.clone();
     Ok(Source {
         component: image.component,
+        capabilities: image_capabilities(config.as_ref())?,
         artifacts: Artifacts::from_files(image.files),
         config: if deployment.config.is_empty() {
             config
@@ -299,6 +311,12 @@ async fn open_source(deployment: &DeploymentConfig, settings: &Resolved) -> Resu
     })
 }
 
+/// The capabilities an image's config grants its scorer.
+pub(crate) fn image_capabilities(config: Option<&kiln_image::KilnConfig>) -> Result<Capabilities> {
+    let names = config.map_or(&[][..], |c| c.capabilities.as_slice());
+    Capabilities::from_names(names).map_err(anyhow::Error::msg)
+}
+
 /// A deployment version to load: its component and what its scorer's `load` gets.
 pub(crate) struct ModelSource<'a> {
     pub name: &'a str,
@@ -306,6 +324,7 @@ pub(crate) struct ModelSource<'a> {
     /// The pinned image reference, for the log (none for a bare `.wasm` file).
     pub image: Option<&'a str>,
     pub component: Vec<u8>,
+    pub capabilities: Capabilities,
     pub artifacts: Artifacts,
     pub config: String,
     pub limits: InstanceLimits,
@@ -321,8 +340,8 @@ pub(crate) async fn compile_and_load(
 ) -> Result<(Arc<Model>, Arc<DeploymentMetrics>)> {
     let compiled = {
         let engine = engine.clone();
-        let bytes = source.component;
-        tokio::task::spawn_blocking(move || engine.compile(&bytes))
+        let (bytes, capabilities) = (source.component, source.capabilities);
+        tokio::task::spawn_blocking(move || engine.compile_granted(&bytes, capabilities))
             .await
             .context("compile task failed")??
     };
@@ -369,6 +388,7 @@ async fn load_deployment(
             version: &source.version,
             image: source.pinned.as_deref(),
             component: source.component,
+            capabilities: source.capabilities,
             artifacts: source.artifacts,
             config: source.config,
             limits,
@@ -402,6 +422,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
         } else {
             Allocation::Auto
         },
+        nn: settings.nn.clone(),
         ..EngineConfig::default()
     })?);
     let metrics = Arc::new(Metrics::new());

@@ -57,6 +57,8 @@ pub struct UpArgs {
     registry: RegistryArgs,
     #[command(flatten)]
     monitoring: crate::monitoring::MonitorArgs,
+    #[command(flatten)]
+    nn: crate::nn::NnArgs,
 }
 
 fn default_data_dir() -> Option<PathBuf> {
@@ -156,6 +158,7 @@ async fn up(args: UpArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| data.join("compiled")),
         ),
+        nn: args.nn.config(),
         ..EngineConfig::default()
     })?);
     let metrics = Arc::new(Metrics::new());

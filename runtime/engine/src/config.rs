@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub max_wasm_stack: usize,
     /// How often the epoch ticker thread advances the epoch (the deadline granularity).
     pub epoch_tick: Duration,
+    /// Inference backends of components granted `nn`.
+    pub nn: kiln_nn::NnConfig,
 }
 
 /// The compile cache's default directory: `$XDG_CACHE_HOME/kiln/compiled`, else
@@ -47,6 +49,7 @@ impl Default for EngineConfig {
             max_instances: 256,
             max_wasm_stack: 512 * 1024,
             epoch_tick: Duration::from_millis(1),
+            nn: kiln_nn::NnConfig::from_env(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The wasmtime engine: configuration, the epoch ticker, the linker and compilation.
 
-use crate::bindings::{Scorer, ScorerPre};
+use crate::bindings::kiln::scoring::{artifacts, logging, types};
+use crate::bindings::{ScorerNn, ScorerNnPre as ScorerPre};
 use crate::cache::CompileCache;
 use crate::{Allocation, EngineConfig, EngineError, HostState};
 use sha2::{Digest, Sha256};
@@ -12,11 +13,46 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// What a component is granted beyond read-only artifacts and logging, from its manifest's
+/// `capabilities`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// `nn`: `wasi:nn` and `kiln:scoring/graphs`, model graphs run on the host.
+    pub nn: bool,
+}
+
+impl Capabilities {
+    /// Every capability a manifest may grant.
+    pub const KNOWN: &'static [&'static str] = &["nn"];
+
+    /// The capabilities named in a manifest or image config; an unknown name is an error.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Capabilities, String> {
+        let mut capabilities = Capabilities::default();
+        for name in names {
+            match name.as_ref() {
+                "nn" => capabilities.nn = true,
+                other => {
+                    return Err(format!(
+                        "capability '{other}' is not available: scorers get read-only artifacts and \
+                         logging, and `nn` (model graphs on the host through wasi:nn) when granted"
+                    ));
+                }
+            }
+        }
+        Ok(capabilities)
+    }
+}
+
+/// Interfaces only a component granted `nn` may import.
+const NN_IMPORTS: &[&str] = &["wasi:nn/", "kiln:scoring/graphs"];
+
 /// A compiled scoring component, ready to instantiate many times. Clones share the code.
 #[derive(Clone)]
 pub struct CompiledScorer {
     /// Shared by every deployment of the same component.
     pub(crate) pre: Arc<ScorerPre<HostState>>,
+    /// What it was linked with.
+    pub capabilities: Capabilities,
     /// sha256 of the component bytes, hex.
     pub digest: String,
     /// Whether the compiled code came from the disk cache.
@@ -25,15 +61,23 @@ pub struct CompiledScorer {
     pub compile_time: Duration,
 }
 
+/// A compiled component's instantiation recipe, shared by the deployments that use it.
+type SharedScorer = Arc<ScorerPre<HostState>>;
+
 /// One wasmtime engine shared by every deployment, with its epoch ticker thread.
 pub struct ScoringEngine {
     pub(crate) engine: Engine,
+    /// Artifacts and logging: what every scorer gets.
     linker: Linker<HostState>,
+    /// Those and `wasi:nn` with `kiln:scoring/graphs`, for scorers granted `nn`.
+    nn_linker: Linker<HostState>,
+    /// Inference settings for graphs.
+    pub(crate) nn: kiln_nn::NnConfig,
     pub(crate) monitor_linker: Linker<crate::MonitorState>,
     pub(crate) cache: CompileCache,
-    /// Components in use, by sha256: a component deployed many times is loaded once, and its
-    /// code and memory image are shared. An entry goes once no deployment holds it.
-    loaded: Mutex<HashMap<String, Arc<ScorerPre<HostState>>>>,
+    /// Components in use, by sha256 and grant: a component deployed many times is loaded once,
+    /// and its code and memory image are shared. An entry goes once no deployment holds it.
+    loaded: Mutex<HashMap<(String, Capabilities), SharedScorer>>,
     /// Every loaded model, to free pool slots from idle instances when the pool is full.
     models: Mutex<Vec<std::sync::Weak<crate::Model>>>,
     /// Monitor components in use, the same way.
@@ -63,7 +107,9 @@ fn base_config(cfg: &EngineConfig) -> Config {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(cfg.max_wasm_stack)
-        .async_stack_size(cfg.max_wasm_stack + (1 << 20))
+        // Host calls run on the instance's stack too; a graph call runs a native inference
+        // backend there, so it gets room beyond the wasm stack.
+        .async_stack_size(cfg.max_wasm_stack + (4 << 20))
         .memory_init_cow(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
     config
@@ -106,15 +152,25 @@ impl ScoringEngine {
             }
         };
         let engine = engine.map_err(|e| EngineError::Config(e.to_string()))?;
+        let config_error = |e: wasmtime::Error| EngineError::Config(e.to_string());
         let mut linker = Linker::new(&engine);
-        Scorer::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(|e| EngineError::Config(e.to_string()))?;
+        types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(config_error)?;
+        artifacts::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(config_error)?;
+        logging::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(config_error)?;
+        let mut nn_linker = Linker::new(&engine);
+        ScorerNn::add_to_linker::<HostState, HasSelf<HostState>>(&mut nn_linker, |state| state)
+            .map_err(config_error)?;
         let cache = CompileCache::new(&engine, cfg.cache_dir.clone());
         let ticker = Some(start_ticker(engine.clone(), cfg.epoch_tick));
         Ok(ScoringEngine {
             monitor_linker: Linker::new(&engine),
             engine,
             linker,
+            nn_linker,
+            nn: cfg.nn.clone(),
             cache,
             loaded: Mutex::new(HashMap::new()),
             models: Mutex::new(Vec::new()),
@@ -129,17 +185,28 @@ impl ScoringEngine {
         self.pooling
     }
 
-    /// Compiles a component (or loads it from the compile cache) and checks that it is a
-    /// `kiln:scoring/scorer` whose imports the host can satisfy.
+    /// Compiles a component granted nothing beyond artifacts and logging.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledScorer, EngineError> {
+        self.compile_granted(bytes, Capabilities::default())
+    }
+
+    /// Compiles a component (or loads it from the compile cache) and checks that it is a
+    /// `kiln:scoring/scorer` whose imports its grant allows and the host can satisfy.
+    pub fn compile_granted(
+        &self,
+        bytes: &[u8],
+        capabilities: Capabilities,
+    ) -> Result<CompiledScorer, EngineError> {
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
+        let key = (digest.clone(), capabilities);
         {
             let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
             loaded.retain(|_, pre| Arc::strong_count(pre) > 1);
-            if let Some(pre) = loaded.get(&digest) {
+            if let Some(pre) = loaded.get(&key) {
                 return Ok(CompiledScorer {
                     pre: pre.clone(),
+                    capabilities,
                     digest,
                     cached: true,
                     compile_time: started.elapsed(),
@@ -150,10 +217,27 @@ impl ScoringEngine {
             .cache
             .load(&self.engine, bytes, &digest)
             .map_err(|e| EngineError::InvalidComponent(format!("{e:#}")))?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        if !capabilities.nn {
+            let ty = component.component_type();
+            if let Some((name, _)) = ty
+                .imports(&self.engine)
+                .find(|(name, _)| NN_IMPORTS.iter().any(|p| name.starts_with(p)))
+            {
+                return Err(EngineError::InvalidComponent(format!(
+                    "it imports {name}, which needs the nn capability: grant it with \
+                     capabilities = [\"nn\"] in its manifest"
+                )));
+            }
+        }
+        let linker = if capabilities.nn {
+            &self.nn_linker
+        } else {
+            &self.linker
+        };
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             EngineError::InvalidComponent(format!(
                 "it imports something Kiln does not grant (only kiln:scoring/artifacts and \
-                 kiln:scoring/logging are available): {e:#}"
+                 kiln:scoring/logging, and wasi:nn with kiln:scoring/graphs when granted nn): {e:#}"
             ))
         })?;
         let pre = ScorerPre::new(instance_pre).map_err(|e| {
@@ -165,9 +249,10 @@ impl ScoringEngine {
         self.loaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(digest.clone(), pre.clone());
+            .insert(key, pre.clone());
         Ok(CompiledScorer {
             pre,
+            capabilities,
             digest,
             cached,
             compile_time: started.elapsed(),

@@ -2,8 +2,10 @@
 
 use crate::Artifacts;
 use crate::bindings::kiln::scoring::{artifacts, logging, types};
+use crate::nn::GraphSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 /// Longest log line a guest may write; longer lines are cut.
@@ -14,12 +16,23 @@ pub struct HostState {
     pub(crate) limits: StoreLimits,
     pub(crate) artifacts: Artifacts,
     pub(crate) deployment: Arc<str>,
-    /// When the current call must stop; checked on every epoch tick.
+    /// When the current call must stop; checked on every epoch tick and by graph calls.
     pub(crate) deadline: Instant,
+    /// The deployment's graphs, for a component granted `nn`.
+    pub(crate) graphs: Option<Arc<GraphSet>>,
+    /// The guest's `wasi:nn` resources.
+    pub(crate) table: ResourceTable,
+    /// Time spent in graphs during the current call.
+    pub(crate) graph_time: Duration,
 }
 
 impl HostState {
-    pub(crate) fn new(artifacts: Artifacts, deployment: Arc<str>, memory: usize) -> Self {
+    pub(crate) fn new(
+        artifacts: Artifacts,
+        deployment: Arc<str>,
+        memory: usize,
+        graphs: Option<Arc<GraphSet>>,
+    ) -> Self {
         HostState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
@@ -30,6 +43,9 @@ impl HostState {
             artifacts,
             deployment,
             deadline: Instant::now(),
+            graphs,
+            table: ResourceTable::new(),
+            graph_time: Duration::ZERO,
         }
     }
 }
@@ -37,20 +53,21 @@ impl HostState {
 impl types::Host for HostState {}
 
 impl artifacts::Host for HostState {
-    fn list_files(&mut self) -> Vec<String> {
-        self.artifacts.names()
+    fn list_files(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.artifacts.names())
     }
 
-    fn read_file(&mut self, path: String) -> Result<Vec<u8>, String> {
-        self.artifacts
+    fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok(self
+            .artifacts
             .get(&path)
             .map(<[u8]>::to_vec)
-            .ok_or_else(|| format!("no artifact named '{path}'"))
+            .ok_or_else(|| format!("no artifact named '{path}'")))
     }
 }
 
 impl logging::Host for HostState {
-    fn log(&mut self, level: logging::Level, message: String) {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut end = MAX_LOG_LINE;
@@ -67,5 +84,6 @@ impl logging::Host for HostState {
             logging::Level::Warn => tracing::warn!(deployment, "{message}"),
             logging::Level::Error => tracing::error!(deployment, "{message}"),
         }
+        Ok(())
     }
 }

@@ -15,23 +15,34 @@ mod error;
 mod host;
 mod model;
 mod monitor;
+mod nn;
 
 pub use artifacts::Artifacts;
 pub use config::{Allocation, EngineConfig, InstanceLimits, default_cache_dir};
-pub use engine::{CompiledScorer, ScoringEngine};
+pub use engine::{Capabilities, CompiledScorer, ScoringEngine};
 pub use error::{EngineError, ScoreError};
 pub use host::HostState;
+pub use kiln_nn::{BackendChoice, NnConfig};
 pub use model::{Model, ModelSpec};
 pub use monitor::{CompiledMonitor, MonitorError, MonitorLimits, MonitorState};
+pub use nn::{GraphSet, LoadedGraph};
 
-/// Host bindings of the `kiln:scoring/scorer` world (`sdk/wit/scoring.wit`).
+/// Host bindings of the `kiln:scoring/scorer-nn` world (`sdk/wit/scoring.wit`): the `scorer`
+/// world plus `wasi:nn` and Kiln's `graphs`, linked only for components granted `nn`.
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../../sdk/wit",
-        world: "kiln:scoring/scorer",
+        world: "kiln:scoring/scorer-nn",
+        imports: { default: trappable },
         exports: { default: async },
         additional_derives: [PartialEq],
+        with: {
+            "wasi:nn/graph.graph": crate::nn::GraphHandle,
+            "wasi:nn/tensor.tensor": crate::nn::TensorResource,
+            "wasi:nn/inference.graph-execution-context": crate::nn::ExecutionContext,
+            "wasi:nn/errors.error": crate::nn::NnErrorResource,
+        },
     });
 }
 

@@ -4,8 +4,9 @@
 //! time. At most `concurrency` instances exist; further requests wait in a bounded queue and past
 //! it are rejected at once. An instance that trapped or hit its deadline is dropped, never reused.
 
-use crate::bindings::Scorer;
+use crate::bindings::ScorerNn as Scorer;
 use crate::bindings::kiln::scoring::types::{ModelMetadata, PredictError, Tensor};
+use crate::nn::GraphSet;
 use crate::{
     Artifacts, CompiledScorer, EngineError, HostState, InstanceLimits, ScoreError, ScoringEngine,
 };
@@ -37,6 +38,8 @@ pub struct Model {
     name: Arc<str>,
     metadata: ModelMetadata,
     metrics: Arc<DeploymentMetrics>,
+    /// The image's graphs, shared by every instance (components granted `nn`).
+    graphs: Option<Arc<GraphSet>>,
     idle: Mutex<Vec<Instance>>,
     permits: Semaphore,
     waiting: AtomicUsize,
@@ -83,6 +86,14 @@ impl Model {
     ) -> Result<Arc<Model>, EngineError> {
         let permits = Semaphore::new(spec.limits.concurrency.max(1));
         let name: Arc<str> = Arc::from(spec.name.as_str());
+        let graphs = spec.compiled.capabilities.nn.then(|| {
+            Arc::new(GraphSet::new(
+                kiln_nn::Backends::shared(&engine.nn),
+                spec.artifacts.clone(),
+                name.clone(),
+                metrics.clone(),
+            ))
+        });
         let mut model = Model {
             engine,
             spec,
@@ -94,6 +105,7 @@ impl Model {
                 outputs: vec![],
             },
             metrics,
+            graphs,
             idle: Mutex::new(Vec::new()),
             permits,
             waiting: AtomicUsize::new(0),
@@ -130,6 +142,11 @@ impl Model {
     /// sha256 of the component.
     pub fn digest(&self) -> &str {
         &self.spec.compiled.digest
+    }
+
+    /// The graphs this version loaded, by file name, with the backend running each.
+    pub fn graphs(&self) -> Vec<(String, &'static str)> {
+        self.graphs.as_ref().map_or_else(Vec::new, |g| g.loaded())
     }
 
     /// Scores one request on a pooled instance, within the deployment's deadline and queue.
@@ -176,6 +193,7 @@ impl Model {
         };
         // What is left of the deadline after waiting for an instance.
         instance.store.data_mut().deadline = arrived + deadline;
+        instance.store.data_mut().graph_time = std::time::Duration::ZERO;
         instance.store.set_epoch_deadline(1);
         let started = Instant::now();
         let result = instance
@@ -183,9 +201,13 @@ impl Model {
             .kiln_scoring_model()
             .call_predict(&mut instance.store, inputs)
             .await;
-        self.metrics
-            .inference_duration
-            .observe(started.elapsed().as_secs_f64());
+        let spent = started.elapsed();
+        self.metrics.inference_duration.observe(spent.as_secs_f64());
+        self.metrics.component_duration.observe(
+            spent
+                .saturating_sub(instance.store.data().graph_time)
+                .as_secs_f64(),
+        );
         match result {
             Ok(answer) => {
                 self.idle_instances().push(instance);
@@ -264,6 +286,7 @@ impl Model {
             self.spec.artifacts.clone(),
             self.name.clone(),
             limits.memory,
+            self.graphs.clone(),
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.limits);

@@ -183,9 +183,9 @@ pub fn looks_like_path(name: &str) -> bool {
     name.starts_with('/') || name.starts_with('.') || name.ends_with(".wasm") || name.contains('\\')
 }
 
-/// Capabilities a manifest may grant. None yet: the scorer world imports only artifacts and
-/// logging, so every other capability is refused rather than silently ignored.
-pub const KNOWN_CAPABILITIES: &[&str] = &[];
+/// Capabilities a manifest may grant: `nn`, model graphs run on the host through `wasi:nn`.
+/// Every other capability is refused rather than silently ignored.
+pub const KNOWN_CAPABILITIES: &[&str] = &["nn"];
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -232,7 +232,7 @@ impl ModelManifest {
             .find(|c| !KNOWN_CAPABILITIES.contains(&c.as_str()))
         {
             return fail(format!(
-                "capability '{unknown}' is not available: scorers get read-only artifacts and logging, nothing else"
+                "capability '{unknown}' is not available: scorers get read-only artifacts and logging, and nn (model graphs on the host through wasi:nn) when granted"
             ));
         }
         for file in &self.model.files {

@@ -77,6 +77,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     inference_duration: HistogramVec,
+    component_duration: HistogramVec,
+    graph_duration: HistogramVec,
+    graphs_loaded: IntCounterVec,
+    graph_memory: IntGaugeVec,
     in_flight: IntGaugeVec,
     instances: IntGaugeVec,
     instance_starts: IntCounterVec,
@@ -109,6 +113,11 @@ pub struct DeploymentMetrics {
     request_duration: [Histogram; Protocol::ALL.len()],
     /// Time spent inside the guest's `predict`.
     pub inference_duration: Histogram,
+    /// The part of it spent in the component itself, graph calls excluded.
+    pub component_duration: Histogram,
+    graph_duration: HistogramVec,
+    graphs_loaded: IntCounterVec,
+    graph_memory: IntGaugeVec,
     /// Requests being served now.
     pub in_flight: IntGauge,
     /// Live (loaded) instances.
@@ -128,6 +137,16 @@ pub struct DeploymentMetrics {
     /// Requests rejected because their inputs do not fit the model's schema.
     pub schema_violations: IntCounter,
     compile_duration: prometheus::GaugeVec,
+}
+
+/// Instruments of one model graph of a deployment version, resolved once when it loads.
+pub struct GraphMetrics {
+    /// Time of each call into the graph.
+    pub duration: Histogram,
+    /// Graphs parsed.
+    pub loaded: IntCounter,
+    /// Native memory the graphs hold.
+    pub memory: IntGauge,
 }
 
 /// Drift and data-quality instruments of one deployment version. Label values depend on the
@@ -266,6 +285,26 @@ impl Metrics {
                 "Time spent in the scoring component's predict call.",
                 DV,
             ),
+            component_duration: histogram(
+                "kiln_component_duration_seconds",
+                "Time spent in the scoring component itself: its predict call less the time in model graphs.",
+                DV,
+            ),
+            graph_duration: histogram(
+                "kiln_graph_duration_seconds",
+                "Time spent in model graphs run on the host through wasi:nn, by inference backend.",
+                &["deployment", "version", "backend"],
+            ),
+            graphs_loaded: counter(
+                "kiln_graphs_loaded_total",
+                "Model graphs parsed by an inference backend; instances of a version share each one.",
+                &["deployment", "version", "backend"],
+            ),
+            graph_memory: gauge(
+                "kiln_graph_memory_bytes",
+                "Native memory held by loaded model graphs (resident growth while loading, at least the graph's size), by inference backend.",
+                &["deployment", "version", "backend"],
+            ),
             in_flight: gauge(
                 "kiln_requests_in_flight",
                 "Prediction requests being served.",
@@ -382,6 +421,10 @@ impl Metrics {
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.inference_duration.clone()),
+            Box::new(metrics.component_duration.clone()),
+            Box::new(metrics.graph_duration.clone()),
+            Box::new(metrics.graphs_loaded.clone()),
+            Box::new(metrics.graph_memory.clone()),
             Box::new(metrics.in_flight.clone()),
             Box::new(metrics.instances.clone()),
             Box::new(metrics.instance_starts.clone()),
@@ -434,6 +477,10 @@ impl Metrics {
                     .with_label_values(&[deployment, version, p.as_str()])
             }),
             inference_duration: self.inference_duration.with_label_values(&dv),
+            component_duration: self.component_duration.with_label_values(&dv),
+            graph_duration: self.graph_duration.clone(),
+            graphs_loaded: self.graphs_loaded.clone(),
+            graph_memory: self.graph_memory.clone(),
             in_flight: self.in_flight.with_label_values(&dv),
             instances: self.instances.with_label_values(&dv),
             instance_starts: self.instance_starts.with_label_values(&dv),
@@ -512,6 +559,16 @@ impl Default for Metrics {
 }
 
 impl DeploymentMetrics {
+    /// The instruments of a graph run by `backend`.
+    pub fn graph(&self, backend: &str) -> GraphMetrics {
+        let labels = [self.deployment.as_str(), self.version.as_str(), backend];
+        GraphMetrics {
+            duration: self.graph_duration.with_label_values(&labels),
+            loaded: self.graphs_loaded.with_label_values(&labels),
+            memory: self.graph_memory.with_label_values(&labels),
+        }
+    }
+
     /// Counts one answered request and its duration.
     pub fn record_request(&self, protocol: Protocol, status: u16, seconds: f64) {
         let p = protocol as usize;

@@ -23,19 +23,23 @@
 //! kiln_sdk::export_scorer!(Echo);
 //! ```
 
+pub mod nn;
 mod tensor;
 
 pub use tensor::Inputs;
 
-/// Bindings generated from `sdk/wit/scoring.wit`; the only place the guest runs bindgen.
+/// Bindings generated from `sdk/wit/scoring.wit`; the only place the guest runs bindgen. The
+/// world is `scorer-nn`: a component imports `wasi:nn` and `kiln:scoring/graphs` only when it
+/// calls [`nn`] (unused imports are not linked), and then needs the `nn` grant.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "kiln:scoring/scorer",
+        world: "kiln:scoring/scorer-nn",
         pub_export_macro: true,
         export_macro_name: "__export_scorer_world",
         default_bindings_module: "kiln_sdk::bindings",
+        generate_all,
     });
 }
 
@@ -148,10 +152,10 @@ macro_rules! export_scorer {
                             $crate::PredictError::Internal("predict called before load".into()),
                         ),
                     })
-        }
+                }
             }
 
-            $crate::bindings::__export_scorer_world!(KilnExport with_types_in $crate::bindings);
+    $crate::bindings::__export_scorer_world!(KilnExport with_types_in $crate::bindings);
         };
     };
 }

@@ -25,6 +25,11 @@ impl Inputs {
     pub fn all(&self) -> &[Tensor] {
         &self.tensors
     }
+
+    /// Every input, owned (to hand them to a graph without a copy).
+    pub fn into_vec(self) -> Vec<Tensor> {
+        self.tensors
+    }
 }
 
 macro_rules! typed_view {

@@ -1,95 +1,66 @@
-//! Kiln's built-in ONNX scorer: serves the `.onnx` file among an image's model files with
-//! [tract](https://github.com/sonos/tract), so a data scientist deploys a model exported from
-//! scikit-learn, PyTorch or XGBoost without writing code.
+//! Kiln's built-in ONNX scorer: serves the `.onnx` file among an image's model files, so a data
+//! scientist deploys a model exported from scikit-learn, PyTorch or XGBoost without writing code.
 //!
-//! `load` reads the model once per instance, checks that tract has every operator it uses (an
-//! unsupported one is named, and the image build fails there), fixes the inputs' shapes with a
-//! variable batch, and optimizes the plan; `metadata` describes the graph's inputs and outputs;
-//! `predict` runs the plan on one request.
+//! The graph runs on the host (`wasi:nn`, granted as `nn`), on ONNX Runtime where it is
+//! installed and on tract otherwise; this component only picks the file, describes the graph's
+//! tensors and hands requests to it. `load` asks the host for the graph by name, so a graph that
+//! does not parse, or that the backend cannot run, fails there (and the image build with it);
+//! `metadata` is the graph's inputs and outputs, with the platform naming the backend
+//! (`onnxruntime_onnx` or `tract_onnx`); `predict` calls the graph.
 //!
 //! Config (the manifest's `[scorer] config`): `model=FILE.onnx` picks the file when the image
 //! holds more than one; empty otherwise.
 
-mod graph;
-mod ml;
-mod tensors;
-
+use kiln_sdk::nn::Graph;
 use kiln_sdk::*;
-use std::cell::RefCell;
-use tract_onnx::prelude::{DatumType, IntoTValue, TVec, TypedFact, TypedOp};
-use tract_onnx::tract_core::plan::SimpleState;
 
-/// A loaded ONNX model: its optimized plan, a reusable run state, and its tensor specs.
+/// A loaded ONNX model: the host's graph and its tensor specs.
 struct OnnxScorer {
     name: String,
-    state: RefCell<TypedSimpleState>,
-    inputs: Vec<Spec>,
-    outputs: Vec<Spec>,
-}
-
-type TypedSimpleState = SimpleState<TypedFact, Box<dyn TypedOp>>;
-
-/// One input or output: its name, tract and Kiln datatypes, and shape (-1 where variable).
-#[derive(Clone, Debug)]
-struct Spec {
-    name: String,
-    datum: DatumType,
-    datatype: Datatype,
-    shape: Vec<i64>,
+    platform: String,
+    graph: Graph,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
 }
 
 impl Scorer for OnnxScorer {
     fn load(config: &str) -> Result<Self, String> {
         let file = model_file(config)?;
-        let bytes = artifacts::read(&file)?;
-        let loaded = graph::load(&bytes).map_err(|e| format!("{file}: {e}"))?;
+        let graph = Graph::load(&file).map_err(|e| e.message)?;
         let stem = file
             .rsplit('/')
             .next()
             .unwrap_or(&file)
             .trim_end_matches(".onnx");
+        let backend = graph.backend();
+        let (inputs, outputs) = (graph.inputs(), graph.outputs());
         log::debug(&format!(
-            "loaded {file}: {} input(s), {} output(s)",
-            loaded.inputs.len(),
-            loaded.outputs.len()
+            "loaded {file} on {backend}: {} input(s), {} output(s)",
+            inputs.len(),
+            outputs.len()
         ));
-        let state = SimpleState::new(&loaded.plan).map_err(|e| format!("{file}: {e:#}"))?;
         Ok(OnnxScorer {
             name: stem.to_string(),
-            state: RefCell::new(state),
-            inputs: loaded.inputs,
-            outputs: loaded.outputs,
+            platform: format!("{backend}_onnx"),
+            graph,
+            inputs,
+            outputs,
         })
     }
 
     fn metadata(&self) -> Metadata {
-        let spec = |s: &Spec| TensorSpec::new(s.name.clone(), s.datatype, &s.shape);
-        let mut metadata = Metadata::new(self.name.clone()).platform("onnx");
+        let mut metadata = Metadata::new(self.name.clone()).platform(self.platform.clone());
         for s in &self.inputs {
-            metadata = metadata.input(spec(s));
+            metadata = metadata.input(s.clone());
         }
         for s in &self.outputs {
-            metadata = metadata.output(spec(s));
+            metadata = metadata.output(s.clone());
         }
         metadata
     }
 
     fn predict(&self, inputs: Inputs) -> Result<Vec<Tensor>, PredictError> {
-        let mut values = TVec::with_capacity(self.inputs.len());
-        for spec in &self.inputs {
-            let tensor = inputs.get(&spec.name)?;
-            values.push(tensors::to_tract(spec, tensor)?.into_tvalue());
-        }
-        let outputs = self
-            .state
-            .borrow_mut()
-            .run(values)
-            .map_err(|e| PredictError::Internal(format!("{e:#}")))?;
-        outputs
-            .iter()
-            .zip(&self.outputs)
-            .map(|(value, spec)| tensors::from_tract(spec, value))
-            .collect()
+        Ok(self.graph.compute(inputs.into_vec())?)
     }
 }
 

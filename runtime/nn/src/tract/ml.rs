@@ -191,7 +191,7 @@ fn parse_trees(node: &NodeProto) -> TractResult<TreeEnsemble> {
             current_tree = Some(tree_ids[n]);
             trees.push(nodes.len() as u32 / 5);
         }
-        let first_row = *trees.last().unwrap();
+        let first_row = trees.last().copied().unwrap_or(0);
         let row = match modes[n] {
             Some(mode) => [
                 feature_ids[n] as u32,
