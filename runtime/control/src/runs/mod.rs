@@ -692,7 +692,7 @@ impl Runner {
         submitted.map_err(exec_error)
     }
 
-    /// Records the run's end, revokes its token and releases what it held.
+    /// Releases what the run held, then records its end and revokes its token.
     async fn finish(
         &self,
         run: &RunRecord,
@@ -701,6 +701,13 @@ impl Runner {
         exit_code: Option<i64>,
         held: Option<(&Target, &Arc<dyn Executor>, &String)>,
     ) {
+        // What the run held on its target goes first: a client that reads the final status
+        // must find the container (or process) already gone, not being removed.
+        if let Some((target, executor, handle)) = held
+            && let Err(e) = executor.clean_up(target, handle).await
+        {
+            tracing::warn!(run = %run.id, "cleaning up: {e}");
+        }
         let recorded = sqlx::query(
             "UPDATE runs SET status = $1, reason = $2, exit_code = $3, finished_at = $4, owner = NULL \
              WHERE id = $5",
@@ -727,11 +734,6 @@ impl Runner {
             && let Err(e) = revoke_token(self.control.db(), &token).await
         {
             tracing::warn!(run = %run.id, "revoking the run's token: {e}");
-        }
-        if let Some((target, executor, handle)) = held
-            && let Err(e) = executor.clean_up(target, handle).await
-        {
-            tracing::warn!(run = %run.id, "cleaning up: {e}");
         }
         let work = self.control.settings().runs_dir.join(&run.id);
         let _ = tokio::fs::remove_dir_all(&work).await;
