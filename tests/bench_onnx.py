@@ -1,17 +1,20 @@
-"""Kiln's built-in ONNX scorer against the Python servers people use for the same model.
+"""Kiln's built-in ONNX scorer against the Python servers people use for the same models.
 
-One scikit-learn model (iris, multinomial logistic regression, exported by skl2onnx with ZipMap
-off) served three ways on this machine, in one run, loaded by the same wrk (`-t2 -c32`) with
-one-row and 64-row requests:
+Four scikit-learn models exported by skl2onnx (ZipMap off): iris logistic regression, an MLP with
+two hidden layers of 512, a random forest of 300 trees (depth 10) and a binary gradient boosting
+classifier of 300 trees, on 20 features for the last three. Each served three ways on this
+machine, in one run, loaded by the same wrk (`-t2 -c32`) with one-row and 64-row requests:
 
-- Kiln: `kiln serve` of an image built with `scorer = "onnx"` (Open Inference Protocol v2 JSON);
-- onnxruntime behind FastAPI/uvicorn, 2 workers (the same v2 JSON);
-- `mlflow models serve`, 2 workers, of the same ONNX model saved with `mlflow.onnx` (its own
+- Kiln: `kiln serve` of images built with `scorer = "onnx"`, graphs on ONNX Runtime (the
+  wheel's library, one intra-op thread), Open Inference Protocol v2 JSON;
+- onnxruntime behind FastAPI/uvicorn, 1 worker, 1 intra-op thread (the same v2 JSON);
+- `mlflow models serve`, 1 worker, of the same ONNX model saved with `mlflow.onnx` (its own
   `inputs` JSON).
 
-Prints requests/s, p50 and p99 of each and Kiln's ratio to each; then the cost of WebAssembly:
-the guest's inference time per row (Kiln's `kiln_inference_duration_seconds`) against
-onnxruntime's in-process `run` on the same batches.
+Prints requests/s, p50 and p99 of each and Kiln's ratios; the host's graph time per row
+(`kiln_graph_duration_seconds`) on ONNX Runtime and on tract against onnxruntime's `run` called
+in process (from Python, one thread) on the same batches; and the built-in scorer on iris
+against Kiln's hand-written iris scorer.
 
 Usage: tests/bench --onnx   (or: python tests/bench_onnx.py --kiln target/release/kiln)
 """
@@ -31,8 +34,10 @@ import numpy as np
 import onnxruntime
 import requests
 from skl2onnx import to_onnx
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_iris, make_classification
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 
 FASTAPI_APP = '''
 import os
@@ -42,22 +47,21 @@ from fastapi import FastAPI
 
 options = onnxruntime.SessionOptions()
 options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
 session = onnxruntime.InferenceSession(os.environ["MODEL"], options, providers=["CPUExecutionProvider"])
+names = [o.name for o in session.get_outputs()]
 app = FastAPI()
 
 
-@app.post("/v2/models/iris/infer")
-async def infer(body: dict):
+@app.post("/v2/models/{model}/infer")
+async def infer(model: str, body: dict):
     tensor = body["inputs"][0]
     x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-    label, probabilities = session.run(None, {"X": x})
-    return {"model_name": "iris", "outputs": [
-        {"name": "label", "datatype": "INT64", "shape": list(label.shape), "data": label.tolist()},
-        {"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape),
-         "data": probabilities.reshape(-1).tolist()},
-    ]}
+    outputs = session.run(None, {"X": x})
+    return {"model_name": model, "outputs": [
+        {"name": n, "datatype": "INT64" if v.dtype == np.int64 else "FP32", "shape": list(v.shape),
+         "data": v.reshape(-1).tolist()} for n, v in zip(names, outputs)]}
 '''
-
 
 def free_port():
     with socket.socket() as s:
@@ -110,24 +114,58 @@ def metric(text, name, labels):
     return total
 
 
-def guest_time(url, metrics_url, bodies):
-    """The guest's time per row in µs (the inference histogram) over sequential requests."""
-    guest = {}
+def graph_time(url, metrics_url, bodies, deployment, backend):
+    """The host's graph time per row in µs (kiln_graph_duration_seconds) over sequential requests."""
+    times = {}
     session = requests.Session()
+    labels = {"deployment": deployment, "backend": backend}
     for n, body in bodies.items():
-        for _ in range(200):
+        for _ in range(100):
             session.post(url, data=body, headers={"Content-Type": "application/json"})
         before = session.get(metrics_url).text
-        for _ in range(2000 if n == 1 else 500):
-            session.post(url, data=body, headers={"Content-Type": "application/json"})
+        calls = 1000 if n == 1 else 300
+        for _ in range(calls):
+            reply = session.post(url, data=body, headers={"Content-Type": "application/json"})
+            reply.raise_for_status()
         after = session.get(metrics_url).text
-        labels = {"deployment": "iris"}
-        seconds = (metric(after, "kiln_inference_duration_seconds_sum", labels)
-                   - metric(before, "kiln_inference_duration_seconds_sum", labels))
-        count = (metric(after, "kiln_inference_duration_seconds_count", labels)
-                 - metric(before, "kiln_inference_duration_seconds_count", labels))
-        guest[n] = seconds / count / n * 1e6
-    return guest
+        seconds = (metric(after, "kiln_graph_duration_seconds_sum", labels)
+                   - metric(before, "kiln_graph_duration_seconds_sum", labels))
+        count = (metric(after, "kiln_graph_duration_seconds_count", labels)
+                 - metric(before, "kiln_graph_duration_seconds_count", labels))
+        times[n] = seconds / count / n * 1e6 if count else float("nan")
+    return times
+
+
+def models():
+    """name: (fitted estimator, rows it was fitted on)."""
+    iris = load_iris()
+    x_iris = iris.data.astype(np.float32)
+    x, y = make_classification(n_samples=3000, n_features=20, n_informative=12, n_classes=3, random_state=0)
+    x = x.astype(np.float32)
+    binary = (y == 0).astype(int)
+    return {
+        "iris": (LogisticRegression(max_iter=1000).fit(x_iris, iris.target), x_iris),
+        "mlp": (MLPClassifier(hidden_layer_sizes=(512, 512), max_iter=30, random_state=0).fit(x, y), x),
+        "forest": (RandomForestClassifier(n_estimators=300, max_depth=10, random_state=0).fit(x, y), x),
+        "boosting": (GradientBoostingClassifier(n_estimators=300, max_depth=3, random_state=0).fit(x, binary), x),
+    }
+
+
+def start_kiln(kiln, args, log):
+    port, metrics_port = free_port(), free_port()
+    proc = subprocess.Popen([kiln, "serve", *args, "--addr", f"127.0.0.1:{port}",
+                             "--metrics-addr", f"127.0.0.1:{metrics_port}"],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    return proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main():
@@ -137,126 +175,133 @@ def main():
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     kiln = str(pathlib.Path(args.kiln).resolve())
+    repo = pathlib.Path(__file__).resolve().parents[1]
     work = pathlib.Path(tempfile.mkdtemp(prefix="kiln-bench-onnx-"))
-    data = load_iris()
-    x = data.data.astype(np.float32)
-    model = LogisticRegression(max_iter=1000).fit(x, data.target)
-    onnx_model = to_onnx(model, x[:1], options={id(model): {"zipmap": False}})
-    (work / "iris").mkdir()
-    (work / "iris" / "model.onnx").write_bytes(onnx_model.SerializeToString())
-    (work / "iris" / "data.csv").write_text(
-        "a,b,c,d\n" + "\n".join(",".join(map(str, r)) for r in x.tolist()) + "\n")
     store = str(work / "store")
-    subprocess.run([kiln, "manifest", "create", "--model", str(work / "iris" / "model.onnx"), "--scorer", "onnx",
-                    "--sample", str(work / "iris" / "data.csv"), "--name", "iris", "-o", str(work / "iris" / "kiln.toml")],
-                   check=True, capture_output=True)
-    subprocess.run([kiln, "image", "build", str(work / "iris" / "kiln.toml"), "--store", store], check=True,
-                   capture_output=True)
+    fitted = models()
+    bodies, mlflow_bodies, batches = {}, {}, {}
+    for name, (model, x) in fitted.items():
+        d = work / name
+        d.mkdir()
+        onnx_model = to_onnx(model, x[:1], options={id(model): {"zipmap": False}})
+        (d / "model.onnx").write_bytes(onnx_model.SerializeToString())
+        columns = [f"f{i}" for i in range(x.shape[1])]
+        (d / "data.csv").write_text(",".join(columns) + "\n" + "\n".join(",".join(map(str, r)) for r in x[:200].tolist()) + "\n")
+        subprocess.run([kiln, "manifest", "create", "--model", str(d / "model.onnx"), "--scorer", "onnx",
+                        "--sample", str(d / "data.csv"), "--name", name, "-o", str(d / "kiln.toml")],
+                       check=True, capture_output=True)
+        subprocess.run([kiln, "image", "build", str(d / "kiln.toml"), "--store", store], check=True, capture_output=True)
+        import mlflow.onnx
+        mlflow.onnx.save_model(onnx_model, str(d / "mlflow-model"))
+        width = x.shape[1]
+        batches[name] = {1: x[:1], 64: np.resize(x, (64, width))}
+        bodies[name] = {n: json.dumps({"inputs": [{"name": "X", "shape": [n, width], "datatype": "FP32",
+                                                    "data": b.reshape(-1).tolist()}]}) for n, b in batches[name].items()}
+        mlflow_bodies[name] = {n: json.dumps({"inputs": {"X": b.tolist()}}) for n, b in batches[name].items()}
 
-    rows = {1: x[:1].tolist(), 64: np.resize(x, (64, 4)).tolist()}
-    v2 = {n: json.dumps({"inputs": [{"name": "X", "shape": [n, 4], "datatype": "FP32", "data": r}]})
-          for n, r in rows.items()}
-    mlflow_body = {n: json.dumps({"inputs": {"X": r}}) for n, r in rows.items()}
-    procs = []
-    results = {}
+    results, graph, procs = {}, {}, []
+    deploys = [arg for name in fitted for arg in ("--deploy", f"{name}={name}:1")]
     try:
-        # Kiln
-        port, metrics_port = free_port(), free_port()
-        proc = subprocess.Popen([kiln, "serve", "--store", store, "--deploy", "iris=iris:1",
-                                 "--addr", f"127.0.0.1:{port}", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
-                                stdout=subprocess.DEVNULL, stderr=open(work / "kiln.log", "w"))
+        # Kiln, graphs on ONNX Runtime
+        proc, url, metrics_url = start_kiln(kiln, ["--store", store, *deploys], work / "kiln.log")
         procs.append(proc)
-        url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
-        wait_for(url, v2[1], proc)
-        kiln_urls = (url, f"http://127.0.0.1:{metrics_port}/metrics")
-        for n in rows:
-            results[("kiln", n)] = wrk(url, v2[n], args.seconds, args.connections, work)
-        guest = guest_time(url, kiln_urls[1], v2)
-        proc.terminate()
-        proc.wait(30)
-        # The floor of that measure: Kiln's hand-written iris scorer (same model, plain Rust).
-        port, metrics_port = free_port(), free_port()
-        repo = pathlib.Path(__file__).resolve().parents[1]
-        proc = subprocess.Popen([kiln, "serve", "--deploy", f"iris={repo / 'target/components/iris.wasm'},"
-                                 f"artifacts={repo / 'examples/iris/model'}",
-                                 "--addr", f"127.0.0.1:{port}", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
-                                stdout=subprocess.DEVNULL, stderr=open(work / "kiln-iris.log", "w"))
+        for name in fitted:
+            path = f"{url}/v2/models/{name}/infer"
+            wait_for(path, bodies[name][1], proc)
+            for n in (1, 64):
+                results[("kiln", name, n)] = wrk(path, bodies[name][n], args.seconds, args.connections, work)
+            graph[("onnxruntime", name)] = graph_time(path, metrics_url, bodies[name], name, "onnxruntime")
+        stop(proc)
+        # Kiln, graphs on tract (what it runs well: no trees)
+        proc, url, metrics_url = start_kiln(
+            kiln, ["--store", store, "--nn-backend", "tract", "--deploy", "iris=iris:1", "--deploy", "mlp=mlp:1"],
+            work / "kiln-tract.log")
         procs.append(proc)
-        url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
-        plain = {n: b.replace('"name": "X"', '"name": "input"') for n, b in v2.items()}
-        wait_for(url, plain[1], proc)
-        floor = guest_time(url, f"http://127.0.0.1:{metrics_port}/metrics", plain)
-        proc.terminate()
-        proc.wait(30)
+        for name in ("iris", "mlp"):
+            path = f"{url}/v2/models/{name}/infer"
+            wait_for(path, bodies[name][1], proc)
+            graph[("tract", name)] = graph_time(path, metrics_url, bodies[name], name, "tract")
+        stop(proc)
+        # The hand-written iris scorer (the same model in plain Rust, no graph)
+        proc, url, _ = start_kiln(kiln, ["--deploy", f"iris={repo / 'target/components/iris.wasm'},"
+                                         f"artifacts={repo / 'examples/iris/model'}"], work / "kiln-iris.log")
+        procs.append(proc)
+        path = f"{url}/v2/models/iris/infer"
+        plain = bodies["iris"][1].replace('"name": "X"', '"name": "input"')
+        wait_for(path, plain, proc)
+        handwritten = wrk(path, plain, args.seconds, args.connections, work)
+        stop(proc)
 
-        # onnxruntime + FastAPI/uvicorn, 2 workers
-        def load_test(name, command, path, bodies, **popen):
+        def load_test(server, name, command, path, model_bodies, **popen):
             """Starts a Python server on a free port, loads it with wrk per batch size, stops it."""
             port = free_port()
             proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
-                                    stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "w"), **popen)
+                                    stdout=subprocess.DEVNULL, stderr=open(work / f"{name}-{server}.log", "w"), **popen)
             procs.append(proc)
             url = f"http://127.0.0.1:{port}{path}"
-            wait_for(url, bodies[1], proc)
-            for n in rows:
-                results[(name, n)] = wrk(url, bodies[n], args.seconds, args.connections, work)
-            proc.terminate()
-            proc.wait(30)
+            wait_for(url, model_bodies[1], proc)
+            for n in (1, 64):
+                results[(server, name, n)] = wrk(url, model_bodies[n], args.seconds, args.connections, work)
+            stop(proc)
 
         (work / "app.py").write_text(FASTAPI_APP)
-        load_test("onnxruntime+FastAPI",
-                  [sys.executable, "-m", "uvicorn", "app:app", "--workers", "2", "--port", "{port}",
-                   "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
-                  "/v2/models/iris/infer", v2,
-                  cwd=work, env=dict(os.environ, MODEL=str(work / "iris" / "model.onnx")))
-
-        # mlflow models serve, 2 workers, the same ONNX model
-        import mlflow.onnx
-        mlflow.onnx.save_model(onnx_model, str(work / "mlflow-model"))
         mlflow = shutil.which("mlflow", path=str(pathlib.Path(sys.executable).parent)) or "mlflow"
-        load_test("mlflow models serve",
-                  [mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
-                   "-w", "2", "-p", "{port}", "-h", "127.0.0.1"],
-                  "/invocations", mlflow_body,
-                  env=dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"))
+        for name in fitted:
+            load_test("onnxruntime+FastAPI", name,
+                      [sys.executable, "-m", "uvicorn", "app:app", "--workers", "1", "--port", "{port}",
+                       "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+                      f"/v2/models/{name}/infer", bodies[name],
+                      cwd=work, env=dict(os.environ, MODEL=str(work / name / "model.onnx")))
+            load_test("mlflow models serve", name,
+                      [mlflow, "models", "serve", "-m", str(work / name / "mlflow-model"), "--env-manager", "local",
+                       "-w", "1", "-p", "{port}", "-h", "127.0.0.1"],
+                      "/invocations", mlflow_bodies[name],
+                      env=dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"))
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(proc)
 
     # onnxruntime in process, one thread, on the same batches.
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(work / "iris" / "model.onnx"), options,
-                                           providers=["CPUExecutionProvider"])
     native = {}
-    for n, r in rows.items():
-        batch = np.asarray(r, dtype=np.float32)
-        calls = 20000 if n == 1 else 5000
-        started = time.perf_counter()
-        for _ in range(calls):
-            session.run(None, {"X": batch})
-        native[n] = (time.perf_counter() - started) / calls / n * 1e6
+    for name in fitted:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(work / name / "model.onnx"), options,
+                                               providers=["CPUExecutionProvider"])
+        for n, batch in batches[name].items():
+            calls = 5000 if n == 1 else 1000
+            for _ in range(100):
+                session.run(None, {"X": batch})
+            started = time.perf_counter()
+            for _ in range(calls):
+                session.run(None, {"X": batch})
+            native[(name, n)] = (time.perf_counter() - started) / calls / n * 1e6
 
-    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, iris logistic regression (ONNX), this machine")
-    print(f"{'server':<22} {'rows':>4} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6}  Kiln vs it")
-    for n in rows:
-        k = results[("kiln", n)]
-        for name in ("kiln", "onnxruntime+FastAPI", "mlflow models serve"):
-            r = results[(name, n)]
-            ratio = "" if name == "kiln" else (
-                f"{k['rps'] / r['rps']:.1f}x requests/s, p99 {k['p99']:.2f} vs {r['p99']:.2f} ms")
-            print(f"{name:<22} {n:>4} {r['rps']:>11,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['failed']:>6}  {ratio}")
-    print("\ninference time per row, µs (the cost of WebAssembly); Kiln's figure is its\n"
-          "kiln_inference_duration_seconds (the call into the instance), onnxruntime's its run()\n"
-          "called from Python; the hand-written iris scorer shows the floor of Kiln's measure")
-    for n in rows:
-        print(f"  {n:>2}-row batches: Kiln guest (tract in wasm) {guest[n]:.2f}, onnxruntime in process "
-              f"{native[n]:.2f}: {guest[n] / native[n]:.2f}x; hand-written iris scorer {floor[n]:.2f}")
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, this machine; Python servers: 1 worker, 1 onnxruntime thread")
+    print(f"{'model':<9} {'server':<22} {'rows':>4} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6}  Kiln vs it")
+    for name in fitted:
+        for n in (1, 64):
+            k = results[("kiln", name, n)]
+            for server in ("kiln", "onnxruntime+FastAPI", "mlflow models serve"):
+                r = results[(server, name, n)]
+                ratio = "" if server == "kiln" else (
+                    f"{k['rps'] / r['rps']:.1f}x requests/s, p99 {k['p99']:.2f} vs {r['p99']:.2f} ms")
+                print(f"{name:<9} {server:<22} {n:>4} {r['rps']:>11,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                      f"{r['failed']:>6}  {ratio}")
+    print("\ngraph time per row, µs: Kiln's kiln_graph_duration_seconds (the host's call into the backend,\n"
+          "conversions included) against onnxruntime's run() called in process from Python, one thread")
+    for name in fitted:
+        for n in (1, 64):
+            line = f"  {name:<9} {n:>2} rows: onnxruntime in process {native[(name, n)]:8.2f}"
+            for backend in ("onnxruntime", "tract"):
+                t = graph.get((backend, name), {}).get(n)
+                line += (f"   Kiln on {backend} {t:8.2f} ({t / native[(name, n)]:.2f}x)" if t is not None
+                         else f"   Kiln on {backend}      n/a")
+            print(line)
+    k = results[("kiln", "iris", 1)]
+    print(f"\nbuilt-in onnx scorer on iris, one row: {k['rps']:,.0f} requests/s; hand-written iris scorer "
+          f"{handwritten['rps']:,.0f}: {k['rps'] / handwritten['rps']:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -577,3 +577,52 @@ def test_a_zipmap_output_is_served_as_a_probability_matrix_in_class_order(tmp_pa
         np.testing.assert_allclose(result.as_numpy("output_probability"), expected, atol=1e-6, rtol=0)
     finally:
         server.stop()
+
+
+def test_a_scorer_with_its_own_logic_around_a_graph(tmp_path):
+    """examples/species: raw measurements scaled in the component, the graph on the host through
+    the standard wasi:nn, class ids named in the component."""
+    import sys
+    subprocess.run([sys.executable, str(REPO / "examples" / "species" / "train.py"), str(tmp_path / "model")], check=True)
+    component = REPO / "target" / "components" / "species.wasm"
+    manifest = (f'name = "species"\nversion = "1"\n[scorer]\ncomponent = "{component}"\n[model]\n'
+                'files = ["model/model.onnx", "model/scaler.json", "model/labels.json"]\n'
+                '[sample]\nfile = "model/sample.csv"\n')
+    (tmp_path / "kiln.toml").write_text(manifest)
+    store = str(tmp_path / "store")
+    refused = kiln("image", "build", str(tmp_path / "kiln.toml"), "--store", store, check=False)
+    assert refused.returncode != 0 and "which needs the nn capability" in refused.stderr, refused.stderr
+    (tmp_path / "kiln.toml").write_text('capabilities = ["nn"]\n' + manifest)
+    kiln("image", "build", str(tmp_path / "kiln.toml"), "--store", store)
+
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("species_train", REPO / "examples" / "species" / "train.py")
+    species_train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(species_train)
+    scaler, model, data = species_train.train()
+    x = data.data.astype(np.float32)
+    x = np.concatenate([x, x * np.float32(1.07)]).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    scaled = ((x - scaler.mean_.astype(np.float32)) / scaler.scale_.astype(np.float32)).astype(np.float32)
+    labels, probabilities = session.run(None, {"X": scaled})
+    names = np.array([data.target_names[i] for i in labels])
+
+    server = Kiln(["--store", store, "--deploy", "species=species:1"])
+    try:
+        client = triton.InferenceServerClient(server.addr)
+        metadata = client.get_model_metadata("species")
+        assert [o["datatype"] for o in metadata["outputs"]] == ["BYTES", "FP32"]
+        for binary in (True, False):
+            tensor = triton.InferInput("measurements", list(x.shape), "FP32")
+            tensor.set_data_from_numpy(x, binary_data=binary)
+            result = client.infer("species", [tensor])
+            got = np.array([s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("species")])
+            np.testing.assert_array_equal(got, names)
+            np.testing.assert_allclose(result.as_numpy("probabilities"), probabilities, atol=1e-5, rtol=0)
+        reply = requests.post(f"{server.url}/v2/models/species/infer", json={"inputs": [
+            {"name": "measurements", "shape": [1, 4], "datatype": "FP32", "data": [5.1, -3.5, 1.4, 0.2]}]})
+        assert reply.status_code == 400, reply.text
+        assert "lengths in centimetres, not -3.5" in reply.json()["error"]
+        assert metric(server, "kiln_graphs_loaded_total", deployment="species", backend="onnxruntime") == 1
+    finally:
+        server.stop()

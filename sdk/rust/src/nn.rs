@@ -15,6 +15,7 @@
 use crate::bindings::kiln::scoring::graphs;
 use crate::bindings::wasi::nn::errors::{Error, ErrorCode};
 use crate::bindings::wasi::nn::graph as wasi_graph;
+pub use crate::bindings::wasi::nn::tensor::{Tensor as WasiTensor, TensorType};
 use crate::{PredictError, Tensor, TensorSpec};
 
 /// A graph loaded by the host.
@@ -90,8 +91,56 @@ impl Graph {
         Ok(graphs::compute(&self.graph, &inputs)?)
     }
 
+    /// Runs the graph through the standard `wasi:nn` execution context, on its own tensor types
+    /// (FP16/32/64, U8, I32, I64); returns the outputs by name.
+    pub fn compute_wasi(
+        &self,
+        inputs: Vec<(String, WasiTensor)>,
+    ) -> Result<Vec<(String, WasiTensor)>, GraphError> {
+        let context = self.graph.init_execution_context()?;
+        Ok(context.compute(inputs)?)
+    }
+
     /// The standard `wasi:nn` graph, for its own execution context and tensors.
     pub fn raw(&self) -> &wasi_graph::Graph {
         &self.graph
     }
+}
+
+/// A `wasi:nn` FP32 tensor of `dimensions` (row-major, little-endian bytes).
+pub fn fp32_tensor(dimensions: &[u32], values: &[f32]) -> WasiTensor {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    WasiTensor::new(dimensions, TensorType::Fp32, &bytes)
+}
+
+fn elements<const N: usize, T>(
+    tensor: &WasiTensor,
+    want: TensorType,
+    from: fn([u8; N]) -> T,
+) -> Result<Vec<T>, PredictError> {
+    if tensor.ty() != want {
+        return Err(PredictError::Internal(format!(
+            "the graph gave a {:?} tensor where {want:?} was expected",
+            tensor.ty()
+        )));
+    }
+    let bytes = tensor.data();
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| {
+            let mut array = [0u8; N];
+            array.copy_from_slice(c);
+            from(array)
+        })
+        .collect())
+}
+
+/// The elements of a `wasi:nn` FP32 tensor.
+pub fn tensor_f32(tensor: &WasiTensor) -> Result<Vec<f32>, PredictError> {
+    elements(tensor, TensorType::Fp32, f32::from_le_bytes)
+}
+
+/// The elements of a `wasi:nn` I64 tensor.
+pub fn tensor_i64(tensor: &WasiTensor) -> Result<Vec<i64>, PredictError> {
+    elements(tensor, TensorType::I64, i64::from_le_bytes)
 }
