@@ -96,6 +96,8 @@ pub struct Checked {
     /// Where the component came from when it is an image (a built-in scorer's is
     /// `kiln/scorers/NAME:VERSION@sha256:...`); `None` for a `.wasm` file.
     pub source: Option<String>,
+    /// The capabilities it was loaded with, which its image grants its deployments.
+    pub capabilities: Vec<String>,
 }
 
 /// A manifest's scoring component, resolved.
@@ -205,11 +207,11 @@ pub async fn load_and_check(
         })
         .map_err(|e| BuildError::Engine(e.to_string()))?,
     );
-    let capabilities = Capabilities::from_names(capabilities).map_err(BuildError::Invalid)?;
+    let granted = Capabilities::from_names(capabilities).map_err(BuildError::Invalid)?;
     observer.compiling(bytes.len());
     let compiled = {
         let (engine, bytes) = (engine.clone(), bytes.clone());
-        tokio::task::spawn_blocking(move || engine.compile_granted(&bytes, capabilities)).await
+        tokio::task::spawn_blocking(move || engine.compile_granted(&bytes, granted)).await
     };
     observer.compiled();
     let compiled = compiled
@@ -275,6 +277,7 @@ pub async fn load_and_check(
         sample,
         model,
         source: None,
+        capabilities: capabilities.to_vec(),
     })
 }
 
@@ -382,7 +385,7 @@ pub fn build_image(
         scorer_source: checked.source.clone(),
         schema: checked.schema.clone(),
         limits: manifest.limits.clone(),
-        capabilities: granted(&manifest.scorer.component, &manifest.capabilities),
+        capabilities: checked.capabilities.clone(),
         baseline,
         monitoring: manifest.monitoring.clone(),
     };

@@ -22,9 +22,6 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Every capability a manifest may grant.
-    pub const KNOWN: &'static [&'static str] = &["nn"];
-
     /// The capabilities named in a manifest or image config; an unknown name is an error.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Capabilities, String> {
         let mut capabilities = Capabilities::default();

@@ -144,11 +144,6 @@ impl Model {
         &self.spec.compiled.digest
     }
 
-    /// The graphs this version loaded, by file name, with the backend running each.
-    pub fn graphs(&self) -> Vec<(String, &'static str)> {
-        self.graphs.as_ref().map_or_else(Vec::new, |g| g.loaded())
-    }
-
     /// Scores one request on a pooled instance, within the deployment's deadline and queue.
     pub async fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ScoreError> {
         self.predict_within(inputs, None).await

@@ -75,17 +75,6 @@ impl GraphSet {
         Ok(graph)
     }
 
-    /// The graphs loaded so far, by file name, with the backend running each.
-    pub fn loaded(&self) -> Vec<(String, &'static str)> {
-        let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut graphs: Vec<_> = loaded
-            .iter()
-            .map(|(name, g)| (name.clone(), g.graph.backend().name()))
-            .collect();
-        graphs.sort();
-        graphs
-    }
-
     /// Parses graph bytes the guest passed (`wasi:nn/graph.load`); not shared.
     fn parse(&self, name: &str, bytes: &[u8]) -> Result<LoadedGraph, NnError> {
         let started = Instant::now();
