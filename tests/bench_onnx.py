@@ -11,10 +11,17 @@ machine, in one run, loaded by the same wrk (`-t2 -c32`) with one-row and 64-row
 - `mlflow models serve`, 1 worker, of the same ONNX model saved with `mlflow.onnx` (its own
   `inputs` JSON).
 
-Prints requests/s, p50 and p99 of each and Kiln's ratios; the host's graph time per row
-(`kiln_graph_duration_seconds`) on ONNX Runtime and on tract against onnxruntime's `run` called
-in process (from Python, one thread) on the same batches; and the built-in scorer on iris
-against Kiln's hand-written iris scorer.
+Prints requests/s, p50 and p99 of each and Kiln's ratios; the built-in scorer on iris against
+Kiln's hand-written iris scorer; and the graph time per row, two ways, each against onnxruntime
+in process on the same batches:
+
+- in a loop on one thread: onnxruntime's `run` from Python against kiln-nn's `Graph::run` on
+  ONNX Runtime and on tract (runtime/nn/examples/graph_time.rs), which is what Kiln's backend
+  adds around the library;
+- inside the servers, over the same sequential requests: `session.run` timed in the FastAPI
+  server against Kiln's `kiln_graph_duration_seconds`. A call that comes once per request, after
+  the network and the server's own work, is several times slower than the same call in a hot
+  loop, in Python as in Kiln, so this is the comparison at the same cadence.
 
 Usage: tests/bench --onnx   (or: python tests/bench_onnx.py --kiln target/release/kiln)
 """
@@ -41,6 +48,7 @@ from sklearn.neural_network import MLPClassifier
 
 FASTAPI_APP = '''
 import os
+import time
 import numpy as np
 import onnxruntime
 from fastapi import FastAPI
@@ -51,13 +59,23 @@ options.inter_op_num_threads = 1
 session = onnxruntime.InferenceSession(os.environ["MODEL"], options, providers=["CPUExecutionProvider"])
 names = [o.name for o in session.get_outputs()]
 app = FastAPI()
+# Time inside session.run, for the graph time at the same request cadence as Kiln's.
+spent = {"seconds": 0.0, "calls": 0}
+
+
+@app.get("/stats")
+async def stats():
+    return spent
 
 
 @app.post("/v2/models/{model}/infer")
 async def infer(model: str, body: dict):
     tensor = body["inputs"][0]
     x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+    started = time.perf_counter()
     outputs = session.run(None, {"X": x})
+    spent["seconds"] += time.perf_counter() - started
+    spent["calls"] += 1
     return {"model_name": model, "outputs": [
         {"name": n, "datatype": "INT64" if v.dtype == np.int64 else "FP32", "shape": list(v.shape),
          "data": v.reshape(-1).tolist()} for n, v in zip(names, outputs)]}
@@ -114,26 +132,55 @@ def metric(text, name, labels):
     return total
 
 
-def graph_time(url, metrics_url, bodies, deployment, backend):
-    """The host's graph time per row in µs (kiln_graph_duration_seconds) over sequential requests."""
+def sequential_time(url, bodies, counter):
+    """Time per row in µs that `counter()` (seconds, calls) accumulates over sequential requests:
+    the same cadence for every server, one request after another from one client."""
     times = {}
     session = requests.Session()
-    labels = {"deployment": deployment, "backend": backend}
     for n, body in bodies.items():
         for _ in range(100):
             session.post(url, data=body, headers={"Content-Type": "application/json"})
-        before = session.get(metrics_url).text
+        seconds_before, count_before = counter()
         calls = 1000 if n == 1 else 300
         for _ in range(calls):
             reply = session.post(url, data=body, headers={"Content-Type": "application/json"})
             reply.raise_for_status()
-        after = session.get(metrics_url).text
-        seconds = (metric(after, "kiln_graph_duration_seconds_sum", labels)
-                   - metric(before, "kiln_graph_duration_seconds_sum", labels))
-        count = (metric(after, "kiln_graph_duration_seconds_count", labels)
-                 - metric(before, "kiln_graph_duration_seconds_count", labels))
-        times[n] = seconds / count / n * 1e6 if count else float("nan")
+        seconds_after, count_after = counter()
+        count = count_after - count_before
+        times[n] = (seconds_after - seconds_before) / count / n * 1e6 if count else float("nan")
     return times
+
+
+def graph_time(url, metrics_url, bodies, deployment, backend):
+    """The host's graph time per row in µs (kiln_graph_duration_seconds) over sequential requests."""
+    labels = {"deployment": deployment, "backend": backend}
+
+    def counter():
+        text = requests.get(metrics_url).text
+        return (metric(text, "kiln_graph_duration_seconds_sum", labels),
+                metric(text, "kiln_graph_duration_seconds_count", labels))
+    return sequential_time(url, bodies, counter)
+
+
+def fastapi_run_time(url, stats_url, bodies):
+    """onnxruntime's session.run time per row in µs inside the FastAPI server, sequential requests."""
+    def counter():
+        stats = requests.get(stats_url).json()
+        return stats["seconds"], stats["calls"]
+    return sequential_time(url, bodies, counter)
+
+
+def hot_loop(graph_time_bin, model, batch, backend, calls):
+    """kiln-nn's Graph::run in a loop on one thread (runtime/nn/examples/graph_time.rs), µs per row."""
+    rows, columns = batch.shape
+    with tempfile.NamedTemporaryFile(suffix=".f32") as f:
+        f.write(batch.astype("<f4").tobytes())
+        f.flush()
+        out = subprocess.run([graph_time_bin, str(model), f.name, str(rows), str(columns), str(calls), backend],
+                             capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return float(out.stdout.split()[-1]) / rows
 
 
 def models():
@@ -173,8 +220,10 @@ def main():
     parser.add_argument("--kiln", default="target/release/kiln")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--graph-time", help="runtime/nn's graph_time example (default: beside kiln)")
     args = parser.parse_args()
     kiln = str(pathlib.Path(args.kiln).resolve())
+    graph_time_bin = args.graph_time or str(pathlib.Path(kiln).parent / "examples" / "graph_time")
     repo = pathlib.Path(__file__).resolve().parents[1]
     work = pathlib.Path(tempfile.mkdtemp(prefix="kiln-bench-onnx-"))
     store = str(work / "store")
@@ -199,7 +248,7 @@ def main():
                                                     "data": b.reshape(-1).tolist()}]}) for n, b in batches[name].items()}
         mlflow_bodies[name] = {n: json.dumps({"inputs": {"X": b.tolist()}}) for n, b in batches[name].items()}
 
-    results, graph, procs = {}, {}, []
+    results, graph, in_server, procs = {}, {}, {}, []
     deploys = [arg for name in fitted for arg in ("--deploy", f"{name}={name}:1")]
     try:
         # Kiln, graphs on ONNX Runtime
@@ -232,8 +281,9 @@ def main():
         handwritten = wrk(path, plain, args.seconds, args.connections, work)
         stop(proc)
 
-        def load_test(server, name, command, path, model_bodies, **popen):
-            """Starts a Python server on a free port, loads it with wrk per batch size, stops it."""
+        def load_test(server, name, command, path, model_bodies, after=None, **popen):
+            """Starts a Python server on a free port, loads it with wrk per batch size, then runs
+            `after(url)` if given, and stops it."""
             port = free_port()
             proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
                                     stdout=subprocess.DEVNULL, stderr=open(work / f"{name}-{server}.log", "w"), **popen)
@@ -242,6 +292,8 @@ def main():
             wait_for(url, model_bodies[1], proc)
             for n in (1, 64):
                 results[(server, name, n)] = wrk(url, model_bodies[n], args.seconds, args.connections, work)
+            if after:
+                after(url)
             stop(proc)
 
         (work / "app.py").write_text(FASTAPI_APP)
@@ -251,6 +303,8 @@ def main():
                       [sys.executable, "-m", "uvicorn", "app:app", "--workers", "1", "--port", "{port}",
                        "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
                       f"/v2/models/{name}/infer", bodies[name],
+                      after=lambda url, name=name: in_server.__setitem__(name, fastapi_run_time(
+                          url, url.split("/v2/")[0] + "/stats", bodies[name])),
                       cwd=work, env=dict(os.environ, MODEL=str(work / name / "model.onnx")))
             load_test("mlflow models serve", name,
                       [mlflow, "models", "serve", "-m", str(work / name / "mlflow-model"), "--env-manager", "local",
@@ -261,8 +315,8 @@ def main():
         for proc in procs:
             stop(proc)
 
-    # onnxruntime in process, one thread, on the same batches.
-    native = {}
+    # onnxruntime in process, one thread, on the same batches: from Python, and through kiln-nn.
+    native, rust = {}, {}
     for name in fitted:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -277,6 +331,11 @@ def main():
             for _ in range(calls):
                 session.run(None, {"X": batch})
             native[(name, n)] = (time.perf_counter() - started) / calls / n * 1e6
+            for backend in ("onnxruntime", "tract"):
+                if backend == "tract" and name not in ("iris", "mlp"):
+                    continue
+                rust[(backend, name, n)] = hot_loop(graph_time_bin, work / name / "model.onnx", batch,
+                                                    backend, calls)
 
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, this machine; Python servers: 1 worker, 1 onnxruntime thread")
     print(f"{'model':<9} {'server':<22} {'rows':>4} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6}  Kiln vs it")
@@ -289,16 +348,27 @@ def main():
                     f"{k['rps'] / r['rps']:.1f}x requests/s, p99 {k['p99']:.2f} vs {r['p99']:.2f} ms")
                 print(f"{name:<9} {server:<22} {n:>4} {r['rps']:>11,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
                       f"{r['failed']:>6}  {ratio}")
-    print("\ngraph time per row, µs: Kiln's kiln_graph_duration_seconds (the host's call into the backend,\n"
-          "conversions included) against onnxruntime's run() called in process from Python, one thread")
+
+    def cell(t, base):
+        return f"{t:8.2f} ({t / base:.2f}x)" if t is not None else f"{'n/a':>8}        "
+
+    print("\ngraph time per row, µs, in a loop on one thread: onnxruntime's run() from Python against\n"
+          "Kiln's backends (kiln-nn's Graph::run, conversions and deadline included; graph_time example)")
     for name in fitted:
         for n in (1, 64):
-            line = f"  {name:<9} {n:>2} rows: onnxruntime in process {native[(name, n)]:8.2f}"
-            for backend in ("onnxruntime", "tract"):
-                t = graph.get((backend, name), {}).get(n)
-                line += (f"   Kiln on {backend} {t:8.2f} ({t / native[(name, n)]:.2f}x)" if t is not None
-                         else f"   Kiln on {backend}      n/a")
-            print(line)
+            base = native[(name, n)]
+            print(f"  {name:<9} {n:>2} rows: onnxruntime from Python {base:8.2f}"
+                  f"   kiln-nn on onnxruntime {cell(rust.get(('onnxruntime', name, n)), base)}"
+                  f"   on tract {cell(rust.get(('tract', name, n)), base)}")
+    print("\ngraph time per row, µs, inside the servers at the same cadence (1,000 one-row or 300 64-row\n"
+          "requests one after another): onnxruntime's run() in the FastAPI server against Kiln's\n"
+          "kiln_graph_duration_seconds (the host's call into the backend, conversions included)")
+    for name in fitted:
+        for n in (1, 64):
+            base = in_server[name][n]
+            print(f"  {name:<9} {n:>2} rows: onnxruntime in FastAPI {base:8.2f}"
+                  f"   Kiln on onnxruntime {cell(graph.get(('onnxruntime', name), {}).get(n), base)}"
+                  f"   on tract {cell(graph.get(('tract', name), {}).get(n), base)}")
     k = results[("kiln", "iris", 1)]
     print(f"\nbuilt-in onnx scorer on iris, one row: {k['rps']:,.0f} requests/s; hand-written iris scorer "
           f"{handwritten['rps']:,.0f}: {k['rps'] / handwritten['rps']:.2f}x")

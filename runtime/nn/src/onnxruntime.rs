@@ -14,6 +14,7 @@
 use crate::watchdog::{self, Cancel};
 use crate::{BackendKind, Graph, NnData, NnError, NnSpec, NnTensor, NnType, order_inputs};
 use ort::AsPointer;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::{
@@ -110,7 +111,15 @@ impl OnnxRuntime {
                 })
                 .collect()
         };
+        let memory_info = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(runtime)?;
         Ok(OrtGraph {
+            memory_info,
             input_names: names(&inputs)?,
             output_names: names(&outputs)?,
             session,
@@ -131,6 +140,8 @@ pub struct OrtGraph {
     zipmaps: Vec<bool>,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
+    /// Where request tensors live (the CPU), for the values created over them.
+    memory_info: MemoryInfo<'static>,
     memory: u64,
 }
 
@@ -222,25 +233,112 @@ fn runtime(e: impl std::fmt::Display) -> NnError {
     NnError::Runtime(format!("ONNX Runtime: {e}"))
 }
 
-fn to_value(tensor: NnTensor) -> Result<DynValue, NnError> {
-    let shape = tensor.shape;
-    let value = match tensor.data {
-        NnData::Bool(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::U8(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::U16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::U32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::U64(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::I8(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::I16(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::I32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::I64(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::F16(v) => {
-            let halves: Vec<half::f16> = v.into_iter().map(half::f16::from_bits).collect();
-            Tensor::from_array((shape, halves)).map(Tensor::into_dyn)
+/// ONNX Runtime's element type for a Kiln type.
+fn onnx_type(ty: NnType) -> ort::sys::ONNXTensorElementDataType {
+    use ort::sys::ONNXTensorElementDataType as T;
+    match ty {
+        NnType::Bool => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL,
+        NnType::U8 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
+        NnType::U16 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16,
+        NnType::U32 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32,
+        NnType::U64 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64,
+        NnType::I8 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8,
+        NnType::I16 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16,
+        NnType::I32 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32,
+        NnType::I64 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
+        NnType::F16 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
+        NnType::F32 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+        NnType::F64 => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE,
+        NnType::Bytes => T::ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING,
+    }
+}
+
+/// A failed C API call's message; the status is released. `None` for success.
+///
+/// SAFETY: `status` is what a C API call just returned, not yet released.
+unsafe fn failure(status: ort::sys::OrtStatusPtr) -> Option<String> {
+    if status.0.is_null() {
+        return None;
+    }
+    let api = ort::api();
+    // SAFETY: a non-null status is an OrtStatus that we own and release once, after copying
+    // its message.
+    unsafe {
+        let text = CStr::from_ptr((api.GetErrorMessage)(status.0))
+            .to_string_lossy()
+            .into_owned();
+        (api.ReleaseStatus)(status.0);
+        Some(text)
+    }
+}
+
+/// An OrtValue Kiln owns, released on drop.
+struct OwnedValue(NonNull<ort::sys::OrtValue>);
+
+// SAFETY: an OrtValue is a plain heap object with no thread affinity; Kiln uses each from one
+// thread at a time.
+unsafe impl Send for OwnedValue {}
+
+impl Drop for OwnedValue {
+    fn drop(&mut self) {
+        // SAFETY: the value is ours and released once.
+        unsafe { (ort::api().ReleaseValue)(self.0.as_ptr()) }
+    }
+}
+
+/// A request tensor as ONNX Runtime reads it: numbers in place in Kiln's buffer (no copy; the
+/// buffer is kept alive beside the value), strings copied into a tensor of ONNX Runtime's own.
+enum InputValue {
+    InPlace { value: OwnedValue, _data: NnData },
+    Strings(DynValue),
+}
+
+impl InputValue {
+    fn ptr(&self) -> *const ort::sys::OrtValue {
+        match self {
+            InputValue::InPlace { value, .. } => value.0.as_ptr(),
+            InputValue::Strings(value) => value.ptr(),
         }
-        NnData::F32(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::F64(v) => Tensor::from_array((shape, v)).map(Tensor::into_dyn),
-        NnData::Bytes(v) => {
+    }
+}
+
+/// The start and length in bytes of a tensor's numbers, in the layout ONNX Runtime reads (bool
+/// is one byte, FP16 its 16 bits); `None` for strings.
+fn number_bytes(data: &mut NnData) -> Option<(*mut std::ffi::c_void, usize)> {
+    fn parts<T>(v: &mut [T]) -> Option<(*mut std::ffi::c_void, usize)> {
+        Some((v.as_mut_ptr().cast(), std::mem::size_of_val(v)))
+    }
+    match data {
+        NnData::Bool(v) => parts(v),
+        NnData::U8(v) => parts(v),
+        NnData::U16(v) => parts(v),
+        NnData::U32(v) => parts(v),
+        NnData::U64(v) => parts(v),
+        NnData::I8(v) => parts(v),
+        NnData::I16(v) => parts(v),
+        NnData::I32(v) => parts(v),
+        NnData::I64(v) => parts(v),
+        NnData::F16(v) => parts(v),
+        NnData::F32(v) => parts(v),
+        NnData::F64(v) => parts(v),
+        NnData::Bytes(_) => None,
+    }
+}
+
+impl OrtGraph {
+    /// A request tensor as an ONNX Runtime value. Numbers go straight to the C API over the
+    /// tensor's own buffer with the graph's memory info: `ort`'s `Tensor::from_array` creates
+    /// a memory info and reads the value's type back on every call, which costs more than a
+    /// small graph's run when called once per request.
+    fn to_value(&self, tensor: NnTensor) -> Result<InputValue, NnError> {
+        let NnTensor {
+            shape, mut data, ..
+        } = tensor;
+        let ty = data.ty();
+        let Some((ptr, bytes)) = number_bytes(&mut data) else {
+            let NnData::Bytes(v) = data else {
+                unreachable!("number_bytes is None only for strings")
+            };
             let strings: Vec<String> = v
                 .into_iter()
                 .map(|b| String::from_utf8(b).map_err(|_| ()))
@@ -248,53 +346,144 @@ fn to_value(tensor: NnTensor) -> Result<DynValue, NnError> {
                 .map_err(|()| {
                     NnError::InvalidInput("ONNX string tensors hold UTF-8 text".into())
                 })?;
-            Tensor::from_string_array((shape, strings.as_slice())).map(Tensor::into_dyn)
+            return Tensor::from_string_array((shape, strings.as_slice()))
+                .map(|t| InputValue::Strings(t.into_dyn()))
+                .map_err(runtime);
+        };
+        let mut value = std::ptr::null_mut();
+        // SAFETY: `ptr` and `bytes` describe the live buffer of `data`, which moves (without
+        // its heap buffer moving) into the returned value and outlives the OrtValue that reads
+        // it; `shape` is read during the call only; the memory info is the graph's, alive for
+        // as long as it.
+        let status = unsafe {
+            (ort::api().CreateTensorWithDataAsOrtValue)(
+                self.memory_info.ptr(),
+                ptr,
+                bytes,
+                shape.as_ptr(),
+                shape.len(),
+                onnx_type(ty),
+                &mut value,
+            )
+        };
+        // SAFETY: the status was just returned.
+        if let Some(message) = unsafe { failure(status) } {
+            return Err(runtime(message));
         }
-    };
-    value.map_err(runtime)
+        let value = NonNull::new(value)
+            .ok_or_else(|| runtime("ONNX Runtime created no value for an input"))?;
+        Ok(InputValue::InPlace {
+            value: OwnedValue(value),
+            _data: data,
+        })
+    }
+
+    /// An output as a Kiln tensor. Numbers are read with the C API (type, shape, data) and
+    /// copied; strings and ZipMaps go through `ort`.
+    fn read_output(
+        &self,
+        spec: &NnSpec,
+        zipmap: bool,
+        value: OwnedValue,
+    ) -> Result<NnTensor, NnError> {
+        if zipmap || spec.ty == NnType::Bytes {
+            let ptr = value.0;
+            std::mem::forget(value);
+            // SAFETY: the value Run produced is ours, allocated by the session's allocator;
+            // `DynValue` takes it over (the forgotten guard would have released it).
+            let value = unsafe { DynValue::from_ptr(ptr, Some(self.session.allocator())) };
+            return if zipmap {
+                from_zipmap(spec, value)
+            } else {
+                from_strings(spec, value)
+            };
+        }
+        let api = ort::api();
+        let mut info = std::ptr::null_mut();
+        let mut ty = ort::sys::ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+        let mut rank = 0usize;
+        let mut count = 0usize;
+        let mut shape = Vec::new();
+        // SAFETY: `value` is a live OrtValue; `info` is released once below, after the calls
+        // that read it; `shape` has `rank` slots when GetDimensions fills it.
+        let read = unsafe {
+            failure((api.GetTensorTypeAndShape)(value.0.as_ptr(), &mut info)).or_else(|| {
+                let failed = failure((api.GetTensorElementType)(info, &mut ty))
+                    .or_else(|| failure((api.GetDimensionsCount)(info, &mut rank)))
+                    .or_else(|| {
+                        shape.resize(rank, 0i64);
+                        failure((api.GetDimensions)(info, shape.as_mut_ptr(), rank))
+                    })
+                    .or_else(|| failure((api.GetTensorShapeElementCount)(info, &mut count)));
+                (api.ReleaseTensorTypeAndShapeInfo)(info);
+                failed
+            })
+        };
+        if let Some(message) = read {
+            return Err(runtime(message));
+        }
+        if ty != onnx_type(spec.ty) {
+            return Err(runtime(format!(
+                "output '{}' came out as {ty:?}, not the {:?} the graph declares",
+                spec.name, spec.ty
+            )));
+        }
+        let mut data = std::ptr::null_mut();
+        if count > 0 {
+            // SAFETY: a live tensor value; the pointer is valid while the value lives.
+            if let Some(message) =
+                unsafe { failure((api.GetTensorMutableData)(value.0.as_ptr(), &mut data)) }
+            {
+                return Err(runtime(message));
+            }
+        }
+        macro_rules! copied {
+            ($ty:ty, $variant:ident) => {{
+                if count == 0 || data.is_null() {
+                    NnData::$variant(Vec::new())
+                } else {
+                    // SAFETY: the tensor holds `count` elements of this type (checked above),
+                    // at `data`, alive until `value` drops after the copy.
+                    NnData::$variant(
+                        unsafe {
+                            std::slice::from_raw_parts(data.cast::<$ty>().cast_const(), count)
+                        }
+                        .to_vec(),
+                    )
+                }
+            }};
+        }
+        let data = match spec.ty {
+            NnType::Bool => copied!(bool, Bool),
+            NnType::U8 => copied!(u8, U8),
+            NnType::U16 => copied!(u16, U16),
+            NnType::U32 => copied!(u32, U32),
+            NnType::U64 => copied!(u64, U64),
+            NnType::I8 => copied!(i8, I8),
+            NnType::I16 => copied!(i16, I16),
+            NnType::I32 => copied!(i32, I32),
+            NnType::I64 => copied!(i64, I64),
+            NnType::F16 => copied!(u16, F16),
+            NnType::F32 => copied!(f32, F32),
+            NnType::F64 => copied!(f64, F64),
+            NnType::Bytes => unreachable!("strings are read through ort above"),
+        };
+        drop(value);
+        Ok(NnTensor {
+            name: spec.name.clone(),
+            shape,
+            data,
+        })
+    }
 }
 
-fn from_value(spec: &NnSpec, zipmap: bool, value: DynValue) -> Result<NnTensor, NnError> {
-    if zipmap {
-        return from_zipmap(spec, value);
-    }
-    macro_rules! plain {
-        ($ty:ty, $variant:ident) => {{
-            let (shape, data) = value.try_extract_tensor::<$ty>().map_err(runtime)?;
-            (shape.to_vec(), NnData::$variant(data.to_vec()))
-        }};
-    }
-    let (shape, data) = match spec.ty {
-        NnType::Bool => plain!(bool, Bool),
-        NnType::U8 => plain!(u8, U8),
-        NnType::U16 => plain!(u16, U16),
-        NnType::U32 => plain!(u32, U32),
-        NnType::U64 => plain!(u64, U64),
-        NnType::I8 => plain!(i8, I8),
-        NnType::I16 => plain!(i16, I16),
-        NnType::I32 => plain!(i32, I32),
-        NnType::I64 => plain!(i64, I64),
-        NnType::F16 => {
-            let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(runtime)?;
-            (
-                shape.to_vec(),
-                NnData::F16(data.iter().map(|h| h.to_bits()).collect()),
-            )
-        }
-        NnType::F32 => plain!(f32, F32),
-        NnType::F64 => plain!(f64, F64),
-        NnType::Bytes => {
-            let (shape, strings) = value.try_extract_strings().map_err(runtime)?;
-            (
-                shape.to_vec(),
-                NnData::Bytes(strings.into_iter().map(String::into_bytes).collect()),
-            )
-        }
-    };
+/// A string output.
+fn from_strings(spec: &NnSpec, value: DynValue) -> Result<NnTensor, NnError> {
+    let (shape, strings) = value.try_extract_strings().map_err(runtime)?;
     Ok(NnTensor {
         name: spec.name.clone(),
-        shape,
-        data,
+        shape: shape.to_vec(),
+        data: NnData::Bytes(strings.into_iter().map(String::into_bytes).collect()),
     })
 }
 
@@ -329,12 +518,12 @@ fn from_zipmap(spec: &NnSpec, value: DynValue) -> Result<NnTensor, NnError> {
 }
 
 impl OrtGraph {
-    /// `Run` on the shared session.
+    /// `Run` on the shared session; the outputs in the graph's order.
     fn run_session(
         &self,
-        inputs: &[DynValue],
+        inputs: &[InputValue],
         options: &RunOptions,
-    ) -> Result<Vec<DynValue>, String> {
+    ) -> Result<Vec<OwnedValue>, String> {
         let api = ort::api();
         let input_names: Vec<*const c_char> = self.input_names.iter().map(|n| n.as_ptr()).collect();
         let output_names: Vec<*const c_char> =
@@ -342,7 +531,7 @@ impl OrtGraph {
         let input_values: Vec<*const ort::sys::OrtValue> = inputs.iter().map(|v| v.ptr()).collect();
         let mut outputs: Vec<*mut ort::sys::OrtValue> =
             vec![std::ptr::null_mut(); output_names.len()];
-        // SAFETY: the session, run options and input values are live ort objects borrowed for
+        // SAFETY: the session, run options and input values are live objects borrowed for
         // the call; the name arrays point into CStrings owned by `self` and match the inputs
         // and outputs in number; `outputs` has one slot per output name. The session is shared
         // across threads, which ONNX Runtime allows for `Run` on the CPU execution provider
@@ -359,32 +548,19 @@ impl OrtGraph {
                 outputs.as_mut_ptr(),
             )
         };
-        if !status.0.is_null() {
-            // SAFETY: a non-null status is an OrtStatus that we own and release once, after
-            // copying its message.
-            let message = unsafe {
-                let text = CStr::from_ptr((api.GetErrorMessage)(status.0))
-                    .to_string_lossy()
-                    .into_owned();
-                (api.ReleaseStatus)(status.0);
-                text
-            };
-            for output in outputs.into_iter().filter_map(NonNull::new) {
-                // SAFETY: a value Run produced before failing is ours to release; it came from
-                // the session's allocator.
-                drop(unsafe { DynValue::from_ptr(output, Some(self.session.allocator())) });
-            }
+        // Whatever Run produced is ours to release, on failure too. On success it fills every
+        // slot with a value allocated by the session's (CPU) allocator.
+        let produced: Vec<Option<OwnedValue>> = outputs
+            .into_iter()
+            .map(|p| NonNull::new(p).map(OwnedValue))
+            .collect();
+        // SAFETY: the status Run just returned.
+        if let Some(message) = unsafe { failure(status) } {
             return Err(message);
         }
-        outputs
+        produced
             .into_iter()
-            .map(|p| {
-                // SAFETY: on success Run fills every slot with a value the caller owns, allocated
-                // by the session's (CPU) allocator; `Value` releases it on drop.
-                NonNull::new(p)
-                    .map(|p| unsafe { DynValue::from_ptr(p, Some(self.session.allocator())) })
-                    .ok_or_else(|| "ONNX Runtime returned no value for an output".to_string())
-            })
+            .map(|v| v.ok_or_else(|| "ONNX Runtime returned no value for an output".to_string()))
             .collect()
     }
 }
@@ -406,7 +582,7 @@ impl Graph for OrtGraph {
         let ordered = order_inputs(&self.inputs, inputs)?;
         let values = ordered
             .into_iter()
-            .map(to_value)
+            .map(|t| self.to_value(t))
             .collect::<Result<Vec<_>, _>>()?;
         let call = Arc::new(Terminate {
             options: RunOptions::new().map_err(runtime)?,
@@ -415,6 +591,7 @@ impl Graph for OrtGraph {
         let watch = watchdog::watch(deadline, call.clone());
         let ran = self.run_session(&values, &call.options);
         drop(watch);
+        drop(values);
         let outputs = match ran {
             Ok(outputs) => outputs,
             Err(_) if call.fired.load(Ordering::SeqCst) => return Err(NnError::Deadline),
@@ -423,7 +600,7 @@ impl Graph for OrtGraph {
         outputs
             .into_iter()
             .zip(self.outputs.iter().zip(&self.zipmaps))
-            .map(|(value, (spec, &zipmap))| from_value(spec, zipmap, value))
+            .map(|(value, (spec, &zipmap))| self.read_output(spec, zipmap, value))
             .collect()
     }
 

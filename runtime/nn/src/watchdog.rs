@@ -1,10 +1,18 @@
 //! Stops native graph calls at their deadline: one thread per process sleeps until the earliest
 //! deadline of the calls in flight and cancels those past it. A call registers on start and
 //! leaves when it ends (a lock and a map insert each: no thread, no timer per call).
+//!
+//! The thread is woken only for a deadline earlier than the time it sleeps until. With nothing
+//! in flight it sleeps for [`IDLE`] rather than without end, so that calls arriving one after
+//! another with deadlines further off than that never pay for a wake-up (a futex call and a
+//! context switch on the hot path of every prediction).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long the thread sleeps with no call in flight.
+const IDLE: Duration = Duration::from_millis(250);
 
 /// Something a deadline can stop.
 pub(crate) trait Cancel: Send + Sync {
@@ -15,6 +23,8 @@ pub(crate) trait Cancel: Send + Sync {
 struct Calls {
     next: u64,
     by_deadline: BTreeMap<(Instant, u64), Arc<dyn Cancel>>,
+    /// When the thread wakes next, if it sleeps (set under the lock it sleeps on).
+    sleeping_until: Option<Instant>,
 }
 
 pub(crate) struct Watchdog {
@@ -56,9 +66,8 @@ pub(crate) fn watch(deadline: Instant, call: Arc<dyn Cancel>) -> Watch {
     let mut calls = dog.lock();
     calls.next += 1;
     let key = (deadline, calls.next);
-    let earliest = calls.by_deadline.keys().next().is_none_or(|k| key < *k);
     calls.by_deadline.insert(key, call);
-    if earliest {
+    if calls.sleeping_until.is_none_or(|until| deadline < until) {
         dog.wake.notify_one();
     }
     Watch { key }
@@ -80,18 +89,18 @@ impl Watchdog {
                 }
                 entry.remove().cancel();
             }
-            calls = match calls.by_deadline.keys().next() {
-                None => self
-                    .wake
-                    .wait(calls)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(&(deadline, _)) => {
-                    self.wake
-                        .wait_timeout(calls, deadline.saturating_duration_since(now))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
+            let until = calls
+                .by_deadline
+                .keys()
+                .next()
+                .map_or(now + IDLE, |&(deadline, _)| deadline);
+            calls.sleeping_until = Some(until);
+            calls = self
+                .wake
+                .wait_timeout(calls, until.saturating_duration_since(now))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            calls.sleeping_until = None;
         }
     }
 }
@@ -125,5 +134,20 @@ mod tests {
         }
         assert!(late.0.load(Ordering::SeqCst));
         assert!(!quick.0.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_earlier_deadline_wakes_the_thread_sleeping_until_a_later_one() {
+        let far = Arc::new(Flag(AtomicBool::new(false)));
+        let _far = watch(Instant::now() + Duration::from_secs(3600), far.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        let near = Arc::new(Flag(AtomicBool::new(false)));
+        let _near = watch(Instant::now() + Duration::from_millis(10), near.clone());
+        let waited = Instant::now();
+        while !near.0.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(near.0.load(Ordering::SeqCst));
+        assert!(!far.0.load(Ordering::SeqCst));
     }
 }
