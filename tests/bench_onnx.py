@@ -12,7 +12,7 @@ machine, in one run, loaded by the same wrk (`-t2 -c32`) with one-row and 64-row
   `inputs` JSON).
 
 Prints requests/s, p50 and p99 of each and Kiln's ratios; the built-in scorer on iris against
-Kiln's hand-written iris scorer; and the graph time per row, two ways, each against onnxruntime
+Kiln's hand-written iris scorer, each alone in its `kiln serve`; and the graph time per row, two ways, each against onnxruntime
 in process on the same batches:
 
 - in a loop on one thread: onnxruntime's `run` from Python against kiln-nn's `Graph::run` on
@@ -280,6 +280,13 @@ def main():
         wait_for(path, plain, proc)
         handwritten = wrk(path, plain, args.seconds, args.connections, work)
         stop(proc)
+        # The built-in scorer on the same iris model, also alone in its server
+        proc, url, _ = start_kiln(kiln, ["--store", store, "--deploy", "iris=iris:1"], work / "kiln-iris-onnx.log")
+        procs.append(proc)
+        path = f"{url}/v2/models/iris/infer"
+        wait_for(path, bodies["iris"][1], proc)
+        builtin = wrk(path, bodies["iris"][1], args.seconds, args.connections, work)
+        stop(proc)
 
         def load_test(server, name, command, path, model_bodies, after=None, **popen):
             """Starts a Python server on a free port, loads it with wrk per batch size, then runs
@@ -369,9 +376,8 @@ def main():
             print(f"  {name:<9} {n:>2} rows: onnxruntime in FastAPI {base:8.2f}"
                   f"   Kiln on onnxruntime {cell(graph.get(('onnxruntime', name), {}).get(n), base)}"
                   f"   on tract {cell(graph.get(('tract', name), {}).get(n), base)}")
-    k = results[("kiln", "iris", 1)]
-    print(f"\nbuilt-in onnx scorer on iris, one row: {k['rps']:,.0f} requests/s; hand-written iris scorer "
-          f"{handwritten['rps']:,.0f}: {k['rps'] / handwritten['rps']:.2f}x")
+    print(f"\niris, one row, each scorer alone in its kiln serve: built-in onnx scorer {builtin['rps']:,.0f} "
+          f"requests/s, hand-written iris scorer {handwritten['rps']:,.0f}: {builtin['rps'] / handwritten['rps']:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
 
 
