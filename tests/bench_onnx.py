@@ -179,6 +179,7 @@ def hot_loop(graph_time_bin, model, batch, backend, calls):
         out = subprocess.run([graph_time_bin, str(model), f.name, str(rows), str(columns), str(calls), backend],
                              capture_output=True, text=True)
     if out.returncode != 0:
+        print(f"graph_time {model.parent.name} {backend}: {out.stderr.strip()}", file=sys.stderr)
         return None
     return float(out.stdout.split()[-1]) / rows
 
@@ -290,7 +291,7 @@ def main():
 
         def load_test(server, name, command, path, model_bodies, after=None, **popen):
             """Starts a Python server on a free port, loads it with wrk per batch size, then runs
-            `after(url)` if given, and stops it."""
+            `after(base_url)` if given, and stops it; returns what `after` returned."""
             port = free_port()
             proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
                                     stdout=subprocess.DEVNULL, stderr=open(work / f"{name}-{server}.log", "w"), **popen)
@@ -299,20 +300,20 @@ def main():
             wait_for(url, model_bodies[1], proc)
             for n in (1, 64):
                 results[(server, name, n)] = wrk(url, model_bodies[n], args.seconds, args.connections, work)
-            if after:
-                after(url)
+            measured = after(f"http://127.0.0.1:{port}") if after else None
             stop(proc)
+            return measured
 
         (work / "app.py").write_text(FASTAPI_APP)
         mlflow = shutil.which("mlflow", path=str(pathlib.Path(sys.executable).parent)) or "mlflow"
         for name in fitted:
-            load_test("onnxruntime+FastAPI", name,
-                      [sys.executable, "-m", "uvicorn", "app:app", "--workers", "1", "--port", "{port}",
-                       "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
-                      f"/v2/models/{name}/infer", bodies[name],
-                      after=lambda url, name=name: in_server.__setitem__(name, fastapi_run_time(
-                          url, url.split("/v2/")[0] + "/stats", bodies[name])),
-                      cwd=work, env=dict(os.environ, MODEL=str(work / name / "model.onnx")))
+            in_server[name] = load_test(
+                "onnxruntime+FastAPI", name,
+                [sys.executable, "-m", "uvicorn", "app:app", "--workers", "1", "--port", "{port}",
+                 "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+                f"/v2/models/{name}/infer", bodies[name],
+                after=lambda base: fastapi_run_time(f"{base}/v2/models/{name}/infer", f"{base}/stats", bodies[name]),
+                cwd=work, env=dict(os.environ, MODEL=str(work / name / "model.onnx")))
             load_test("mlflow models serve", name,
                       [mlflow, "models", "serve", "-m", str(work / name / "mlflow-model"), "--env-manager", "local",
                        "-w", "1", "-p", "{port}", "-h", "127.0.0.1"],

@@ -4,7 +4,8 @@
 //!
 //! Usage: graph_time MODEL.onnx INPUT.f32 ROWS COLUMNS CALLS [onnxruntime|tract]
 //! where INPUT.f32 holds ROWS x COLUMNS little-endian f32 values for the graph's first input.
-//! Prints the microseconds per call.
+//! Prints the microseconds per call. With `GAP_US=N` it sleeps N µs before each call (and times
+//! the calls alone), to see what a call costs when it comes once per request instead.
 
 use kiln_nn::{BackendChoice, Backends, NnConfig, NnData, NnTensor};
 use std::time::{Duration, Instant};
@@ -46,36 +47,26 @@ fn main() -> Result<(), String> {
         data: NnData::F32(values.clone()),
     };
     let deadline = || Instant::now() + Duration::from_secs(10);
-    for _ in 0..calls.div_ceil(10) {
-        graph
-            .run(vec![tensor()], deadline())
-            .map_err(|e| e.to_string())?;
-    }
     let gap = std::env::var("GAP_US")
         .ok()
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(gap) = gap {
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_micros);
+    // Time in the calls alone, a sleep of `gap` before each.
+    let timed = |calls: usize| -> Result<Duration, String> {
         let mut total = Duration::ZERO;
         for _ in 0..calls {
-            std::thread::sleep(Duration::from_micros(gap));
-            let t = Instant::now();
+            if let Some(gap) = gap {
+                std::thread::sleep(gap);
+            }
+            let started = Instant::now();
             graph
                 .run(vec![tensor()], deadline())
                 .map_err(|e| e.to_string())?;
-            total += t.elapsed();
+            total += started.elapsed();
         }
-        println!("{:.2}", total.as_secs_f64() / calls as f64 * 1e6);
-        return Ok(());
-    }
-    let started = Instant::now();
-    for _ in 0..calls {
-        graph
-            .run(vec![tensor()], deadline())
-            .map_err(|e| e.to_string())?;
-    }
-    println!(
-        "{:.2}",
-        started.elapsed().as_secs_f64() / calls as f64 * 1e6
-    );
+        Ok(total)
+    };
+    timed(calls.div_ceil(10))?;
+    println!("{:.2}", timed(calls)?.as_secs_f64() / calls as f64 * 1e6);
     Ok(())
 }
