@@ -701,6 +701,11 @@ impl Up {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// The process id of `kiln up`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// A field of the process's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
     pub fn memory_kib(&self, field: &str) -> u64 {
         let pid = self.child.as_ref().unwrap().id();

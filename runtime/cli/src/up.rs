@@ -51,6 +51,12 @@ pub struct UpArgs {
     /// Directory of the compiled-component cache (default: DATA/compiled).
     #[arg(long, env = "KILN_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Run `local` targets' runs without a sandbox when bubblewrap cannot make one here. They
+    /// then execute as this process's own user and can read everything it can: its database,
+    /// its secret key, other work groups' data. Off by default: without a sandbox the `local`
+    /// target refuses runs.
+    #[arg(long, env = "KILN_UNSANDBOXED_LOCAL_RUNS")]
+    unsandboxed_local_runs: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -83,7 +89,15 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(dir) => dir,
         None => default_data_dir().context("set --data-dir or KILN_DATA_DIR: no home directory")?,
     };
+    // What Kiln writes is its own: the data directory is 0700, and files it creates (the
+    // database, the key, artifacts) are 0600.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", data.display()))?;
+    }
     let database_url = args
         .database_url
         .clone()
@@ -121,12 +135,38 @@ async fn up(args: UpArgs) -> Result<()> {
         format!("localhost:{}", api_addr.port()),
     ];
     allowed_hosts.extend(args.api_hosts.iter().cloned());
-    let secrets = SecretBox::load_or_create(
-        &args
-            .secret_key_file
-            .clone()
-            .unwrap_or_else(|| data.join("secret.key")),
-    )?;
+    let secret_key_file = args
+        .secret_key_file
+        .clone()
+        .unwrap_or_else(|| data.join("secret.key"));
+    let secrets = SecretBox::load_or_create(&secret_key_file)?;
+    let compiled = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| data.join("compiled"));
+    let mut secret_paths = vec![
+        data.clone(),
+        secret_key_file,
+        compiled.clone(),
+        store_dir.clone(),
+    ];
+    if let Some(path) = args.artifacts.as_deref() {
+        let path = path.strip_prefix("file://").unwrap_or(path);
+        if !path.contains("://") {
+            secret_paths.push(PathBuf::from(path));
+        }
+    }
+    let isolation = match kiln_executor::sandbox::Sandbox::detect(secret_paths) {
+        Ok(sandbox) => kiln_executor_local::Isolation::Sandboxed(sandbox),
+        Err(why) if args.unsandboxed_local_runs => {
+            tracing::warn!("local runs are NOT sandboxed ({why}): they run as this process's user");
+            kiln_executor_local::Isolation::Unsandboxed
+        }
+        Err(why) => {
+            tracing::warn!("the local target is off: {why}");
+            kiln_executor_local::Isolation::Off(why)
+        }
+    };
     let control = ControlPlane::new(
         db.clone(),
         artifacts,
@@ -143,7 +183,7 @@ async fn up(args: UpArgs) -> Result<()> {
             cache_dir: data.join("cache"),
         },
         vec![
-            Arc::new(kiln_executor_local::LocalExecutor),
+            Arc::new(kiln_executor_local::LocalExecutor::new(isolation)),
             Arc::new(kiln_executor_docker::DockerExecutor),
             Arc::new(kiln_executor_spark::SparkExecutor),
         ],
@@ -153,11 +193,7 @@ async fn up(args: UpArgs) -> Result<()> {
     }
 
     let engine = Arc::new(ScoringEngine::new(&EngineConfig {
-        cache_dir: Some(
-            args.cache_dir
-                .clone()
-                .unwrap_or_else(|| data.join("compiled")),
-        ),
+        cache_dir: Some(compiled),
         nn: args.nn.config(),
         ..EngineConfig::default()
     })?);

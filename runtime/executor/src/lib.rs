@@ -17,6 +17,7 @@
 //! a restart of the control plane and can be found again from its handle.
 
 pub mod process;
+pub mod sandbox;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -60,7 +61,8 @@ pub struct Job {
     pub code: PathBuf,
     /// A directory for this run's executor state (output file, exit status).
     pub work: PathBuf,
-    /// A directory shared by runs for reusable things (virtual environments).
+    /// A directory shared by the runs of one work group for reusable things (virtual
+    /// environments).
     pub cache: PathBuf,
     /// Environment variables for the run: tracking URL, token, run id.
     pub env: Vec<(String, String)>,

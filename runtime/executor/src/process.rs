@@ -35,7 +35,29 @@ const INHERITED: &[&str] = &[
     "TZ",
     "TMPDIR",
     "JAVA_HOME",
+    // How this host reaches package indexes: proxies and the certificates to trust.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_DEFAULT_TIMEOUT",
 ];
+
+/// The variables of the control plane's environment a run or its preparation inherits.
+pub fn inherited_env() -> Vec<(String, std::ffi::OsString)> {
+    INHERITED
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value)))
+        .collect()
+}
 
 /// Output is read and handed on in pieces of at most this many bytes.
 const CHUNK: usize = 64 << 10;

@@ -8,11 +8,18 @@
 //! one that is building it (a file lock) rather than building it twice.
 //!
 //! Target settings: `interpreter`, `requirements`, `concurrency`.
+//!
+//! Runs (and the installation of their requirements) execute in a bubblewrap sandbox
+//! ([`kiln_executor::sandbox`]): their checkout, the interpreter's installation and the work
+//! group's environment read-only, a private `/tmp`, as an unprivileged user in namespaces of their
+//! own. Where no sandbox can be had, the target is off unless an installation admin turned
+//! unsandboxed runs on ([`Isolation::Unsandboxed`]).
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use kiln_executor::process;
+use kiln_executor::sandbox::{Jail, Python, Sandbox};
 use kiln_executor::{ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -21,9 +28,46 @@ use std::time::Duration;
 /// How long a canceled run has to stop after `SIGTERM` before `SIGKILL`.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// How local runs are isolated from the control plane.
+#[derive(Clone, Debug)]
+pub enum Isolation {
+    /// In a bubblewrap sandbox.
+    Sandboxed(Sandbox),
+    /// As processes of the control plane's own user, seeing what it sees: an installation admin
+    /// turned this on for a host without a sandbox, knowing what it means.
+    Unsandboxed,
+    /// Not at all: the target is off, for this reason.
+    Off(String),
+}
+
 /// The `local` executor.
-#[derive(Clone, Debug, Default)]
-pub struct LocalExecutor;
+#[derive(Clone, Debug)]
+pub struct LocalExecutor {
+    isolation: Isolation,
+}
+
+impl LocalExecutor {
+    /// An executor whose runs are isolated so.
+    pub fn new(isolation: Isolation) -> LocalExecutor {
+        LocalExecutor { isolation }
+    }
+
+    /// The sandbox and the interpreter as it sees it, `None` for unsandboxed runs, or why the
+    /// target is off.
+    async fn jail_for(&self, interpreter: &str) -> Result<Option<(&Sandbox, Python)>, ExecError> {
+        match &self.isolation {
+            Isolation::Sandboxed(sandbox) => {
+                Ok(Some((sandbox, sandbox.python(interpreter).await?)))
+            }
+            Isolation::Unsandboxed => Ok(None),
+            Isolation::Off(why) => Err(ExecError::Unreachable(format!(
+                "the local target is off on this control plane: {why}. Runs would execute as the \
+                 control plane's own user; an installation admin who accepts that can start \
+                 `kiln up --unsandboxed-local-runs`"
+            ))),
+        }
+    }
+}
 
 fn interpreter(target: &Target) -> &str {
     target.string("interpreter").unwrap_or("python3")
@@ -38,7 +82,9 @@ async fn say(log: &PrepareLog, line: String) {
 async fn environment(
     interpreter: &str,
     requirements: &Path,
+    checkout: &Path,
     cache: &Path,
+    jail: Option<(&Sandbox, &Python)>,
     log: &PrepareLog,
 ) -> Result<PathBuf, ExecError> {
     let content = tokio::fs::read(requirements)
@@ -85,8 +131,51 @@ async fn environment(
     )
     .await;
     let _ = tokio::fs::remove_dir_all(&dir).await;
-    let mut venv = tokio::process::Command::new(interpreter);
-    venv.args(["-m", "venv"]).arg(&dir);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ExecError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    // Building it runs code of the run's (a requirement's setup script): in the sandbox too,
+    // writing only the environment.
+    let command = |program: &str, args: Vec<String>| match jail {
+        Some((sandbox, python)) => {
+            let mut read_only = python.roots.clone();
+            read_only.push(checkout.to_path_buf());
+            let jail = Jail {
+                read_only,
+                writable: vec![dir.clone()],
+                dir: checkout.to_path_buf(),
+                network: true,
+            };
+            let (program, args) = sandbox.wrap(&jail, program, &args);
+            let mut command = tokio::process::Command::new(program);
+            command
+                .args(args)
+                .env_clear()
+                .envs(process::inherited_env());
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(program);
+            command
+                .args(args)
+                .current_dir(checkout)
+                .env_clear()
+                .envs(process::inherited_env());
+            command
+        }
+    };
+    let base = match jail {
+        Some((_, python)) => python.executable.to_string_lossy().into_owned(),
+        None => interpreter.to_string(),
+    };
+    let venv = command(
+        &base,
+        vec![
+            "-m".into(),
+            "venv".into(),
+            dir.to_string_lossy().into_owned(),
+        ],
+    );
     let code = process::run_logged(venv, log).await?;
     if code != 0 {
         return Err(ExecError::Invalid(format!(
@@ -94,17 +183,22 @@ async fn environment(
         )));
     }
     say(log, "installing requirements".into()).await;
-    let mut pip = tokio::process::Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "-r",
-    ])
-    .arg(requirements)
-    .env("PYTHONUNBUFFERED", "1");
+    let mut pip = command(
+        &python.to_string_lossy(),
+        [
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-r",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([requirements.to_string_lossy().into_owned()])
+        .collect(),
+    );
+    pip.env("PYTHONUNBUFFERED", "1");
     let code = process::run_logged(pip, log).await?;
     if code != 0 {
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -127,6 +221,18 @@ impl Executor for LocalExecutor {
     fn check<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<String, ExecError>> {
         async move {
             let interpreter = interpreter(target);
+            if let Some((_, python)) = self.jail_for(interpreter).await? {
+                let output = tokio::process::Command::new(&python.executable)
+                    .arg("--version")
+                    .output()
+                    .await
+                    .map_err(|e| ExecError::Unreachable(format!("'{interpreter}': {e}")))?;
+                let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+                return Ok(format!(
+                    "{version} ({}), runs sandboxed by bubblewrap",
+                    python.executable.display()
+                ));
+            }
             let output = tokio::process::Command::new(interpreter)
                 .arg("--version")
                 .output()
@@ -142,7 +248,9 @@ impl Executor for LocalExecutor {
             }
             let version = String::from_utf8_lossy(&output.stdout).trim().to_string()
                 + String::from_utf8_lossy(&output.stderr).trim();
-            Ok(format!("{version} ({interpreter})"))
+            Ok(format!(
+                "{version} ({interpreter}), runs NOT sandboxed (the control plane's own user)"
+            ))
         }
         .boxed()
     }
@@ -155,7 +263,13 @@ impl Executor for LocalExecutor {
     ) -> BoxFuture<'a, Result<String, ExecError>> {
         async move {
             check_script(job)?;
-            let mut program = interpreter(target).to_string();
+            let interpreter = interpreter(target);
+            let jail = self.jail_for(interpreter).await?;
+            let mut program = match &jail {
+                Some((_, python)) => python.executable.to_string_lossy().into_owned(),
+                None => interpreter.to_string(),
+            };
+            let mut environment_dir = None;
             if let Some(requirements) = target.string("requirements") {
                 let file = job.code.join(requirements);
                 if !file.is_file() {
@@ -163,11 +277,29 @@ impl Executor for LocalExecutor {
                         "requirements file '{requirements}' is not in the run's code"
                     )));
                 }
-                let python = environment(&program, &file, &job.cache, prepare).await?;
+                let jailed = jail.as_ref().map(|(sandbox, python)| (*sandbox, python));
+                let python =
+                    environment(&program, &file, &job.code, &job.cache, jailed, prepare).await?;
+                environment_dir = python
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf);
                 program = python.to_string_lossy().into_owned();
             }
             let mut args = vec![job.script.clone()];
             args.extend(job.args.iter().cloned());
+            if let Some((sandbox, python)) = &jail {
+                let mut read_only = python.roots.clone();
+                read_only.extend(environment_dir);
+                read_only.push(job.helpers.clone());
+                let jail = Jail {
+                    read_only,
+                    writable: vec![job.code.clone()],
+                    dir: job.code.clone(),
+                    network: true,
+                };
+                (program, args) = sandbox.wrap(&jail, &program, &args);
+            }
             process::start_job(job, program, args, vec![]).await
         }
         .boxed()
@@ -201,5 +333,25 @@ impl Executor for LocalExecutor {
         // The process is gone; its files live in the run's directory, which the control plane
         // removes.
         async { Ok(()) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_sandbox_the_target_refuses_runs_and_says_how_to_allow_them() {
+        let executor = LocalExecutor::new(Isolation::Off("bubblewrap is not installed".into()));
+        let target = Target {
+            name: "local".into(),
+            kind: "local".into(),
+            config: Default::default(),
+        };
+        let refused = executor.check(&target).await.expect_err("off");
+        let message = refused.to_string();
+        assert!(matches!(refused, ExecError::Unreachable(_)), "{message}");
+        assert!(message.contains("bubblewrap is not installed"), "{message}");
+        assert!(message.contains("--unsandboxed-local-runs"), "{message}");
     }
 }

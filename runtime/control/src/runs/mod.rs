@@ -676,7 +676,9 @@ impl Runner {
             args: run.args.clone(),
             code,
             work: work.to_path_buf(),
-            cache: self.control.settings().cache_dir.clone(),
+            // Per work group: a run may write its environment while it is built, and no work
+            // group may hand another a poisoned one.
+            cache: self.control.settings().cache_dir.join(&run.workgroup_id),
             env,
             helpers,
             image,
