@@ -19,6 +19,9 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("revokeToken", "user"),
     ("listUsers", "admin"),
     ("createUser", "admin"),
+    ("updateUser", "admin"),
+    ("listUserTokens", "admin"),
+    ("revokeUserToken", "admin"),
     ("listTeams", "user"),
     ("createTeam", "user"),
     ("getTeam", "team:member"),
@@ -84,9 +87,9 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("getDeploymentDrift", "workgroup:reader"),
     ("listDeploymentEvents", "workgroup:reader"),
     ("listTargets", "workgroup:reader"),
-    ("createTarget", "workgroup:contributor"),
+    ("createTarget", "workgroup:owner"),
     ("getTarget", "workgroup:reader"),
-    ("deleteTarget", "workgroup:contributor"),
+    ("deleteTarget", "workgroup:owner"),
     ("listEnvironments", "workgroup:reader"),
     ("createEnvironment", "workgroup:contributor"),
     ("getEnvironment", "workgroup:reader"),
@@ -123,6 +126,7 @@ const VALID_EMPTY_WRITES: &[(&str, &[u16])] = &[
     ("cancelRun", &[202, 409]),
     ("logRunBatch", &[200]),
     ("testTarget", &[200]),
+    ("updateUser", &[200]),
     ("mlflowPost", &[200]),
     ("mlflowPutArtifact", &[200]),
 ];
@@ -141,6 +145,7 @@ const DELETE_ORDER: &[&str] = &[
     "deleteManifest",
     "deleteModel",
     "revokeToken",
+    "revokeUserToken",
     "deleteEnvironment",
     "deleteTarget",
     "deleteWorkgroup",
@@ -193,6 +198,7 @@ struct Fixture {
 /// Ids the routes' paths need beyond names.
 struct Ids {
     admin_token: String,
+    reader_token: String,
     run: String,
     experiment: String,
 }
@@ -434,11 +440,18 @@ fn fixture(db: Database) -> Fixture {
         &admin,
         Some(&json!({ "name": "spare" })),
     );
+    let reader_token = up.ok(
+        "POST",
+        "/api/v1/tokens",
+        &tokens["reader"],
+        Some(&json!({ "name": "spare" })),
+    );
     Fixture {
         up,
         tokens,
         ids: Ids {
             admin_token: token["id"].as_str().unwrap().to_string(),
+            reader_token: reader_token["id"].as_str().unwrap().to_string(),
             run,
             experiment,
         },
@@ -456,6 +469,8 @@ fn concrete(path: &str, op: &str, ids: &Ids) -> String {
             path.replace("{path}", &format!("{run_artifacts}/weights.json"))
         }
         "getRunMetricHistory" => path.replace("{key}", "loss"),
+        // A spare token of the reader's, revoked through the admin route.
+        "revokeUserToken" => path.replace("{token}", &ids.reader_token),
         _ => path.to_string(),
     };
     // Runs are addressed by id at the work group, by number in their experiment.
@@ -1572,4 +1587,502 @@ fn artifacts_go_to_an_s3_compatible_store_and_other_clouds_are_accepted() {
     ]);
     assert!(!status.success());
     assert!(output.contains("unknown scheme 'ftp'"), "{output}");
+}
+
+/// Admin-created team `t` with work groups `a` and `b` on a fresh `kiln up`.
+fn two_workgroups(tag: &str) -> (Up, String) {
+    let dir = temp_dir(tag);
+    let up = Up::start(&dir, &[]);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    for wg in ["a", "b"] {
+        up.ok(
+            "POST",
+            "/api/v1/teams/t/workgroups",
+            &admin,
+            Some(&json!({ "name": wg })),
+        );
+    }
+    (up, admin)
+}
+
+#[test]
+fn stolen_tokens_are_contained_by_revoking_and_disabling() {
+    let (up, admin) = two_workgroups("control-tokens");
+    let created = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "eve" })),
+    );
+    let first = created["token"]["token"].as_str().unwrap().to_string();
+    let whoami = |token: &str| up.api("GET", "/api/v1/whoami", Some(token), None);
+    let mint =
+        |token: &str, body: Value| up.api("POST", "/api/v1/tokens", Some(token), Some(&body));
+
+    // A token that expires mints only tokens that expire no later than itself.
+    let short = mint(
+        &first,
+        json!({ "name": "short", "expires_in_seconds": 3600 }),
+    );
+    assert_eq!(short.status, 201);
+    let short = short.json();
+    let short_token = short["token"].as_str().unwrap().to_string();
+    let longer = mint(
+        &short_token,
+        json!({ "name": "longer", "expires_in_seconds": 7200 }),
+    );
+    assert_eq!(longer.status, 400);
+    assert!(
+        longer.error().contains("cannot outlive"),
+        "{}",
+        longer.error()
+    );
+    let forever = mint(&short_token, json!({ "name": "forever" }));
+    assert_eq!(forever.status, 201);
+    assert_eq!(forever.json()["expires"], short["expires"]);
+    let shorter = mint(
+        &short_token,
+        json!({ "name": "shorter", "expires_in_seconds": 60 }),
+    );
+    assert_eq!(shorter.status, 201);
+
+    // An admin sees eve's tokens (never their values) and revokes one.
+    let listed = up.ok("GET", "/api/v1/users/eve/tokens", &admin, None);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{listed}");
+    assert!(items.iter().all(|t| t.get("token").is_none()), "{listed}");
+    let revoked = up.api(
+        "DELETE",
+        &format!("/api/v1/users/eve/tokens/{}", short["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(revoked.status, 200);
+    assert_eq!(whoami(&short_token).status, 401);
+    assert_eq!(whoami(&first).status, 200);
+    // Eve cannot reach the admin routes with her own tokens.
+    assert_eq!(
+        up.api("GET", "/api/v1/users/eve/tokens", Some(&first), None)
+            .status,
+        403
+    );
+
+    // Disabled: every token of hers answers 401, and says why.
+    let disabled = up.ok(
+        "PATCH",
+        "/api/v1/users/eve",
+        &admin,
+        Some(&json!({ "disabled": true })),
+    );
+    assert!(disabled["disabled"].is_string(), "{disabled}");
+    let refused = whoami(&first);
+    assert_eq!(refused.status, 401);
+    assert!(refused.error().contains("disabled"), "{}", refused.error());
+    assert_eq!(
+        up.api(
+            "PATCH",
+            "/api/v1/users/eve",
+            Some(&first),
+            Some(&json!({ "disabled": false }))
+        )
+        .status,
+        401
+    );
+    let users = up.ok("GET", "/api/v1/users", &admin, None);
+    let eve = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "eve")
+        .unwrap()
+        .clone();
+    assert!(eve["disabled"].is_string(), "{users}");
+    // An admin cannot lock themselves out.
+    let selfish = up.api(
+        "PATCH",
+        "/api/v1/users/admin",
+        Some(&admin),
+        Some(&json!({ "disabled": true })),
+    );
+    assert_eq!(selfish.status, 400);
+    // Enabled again, her untouched tokens work again; the revoked one does not.
+    up.ok(
+        "PATCH",
+        "/api/v1/users/eve",
+        &admin,
+        Some(&json!({ "disabled": false })),
+    );
+    assert_eq!(whoami(&first).status, 200);
+    assert_eq!(whoami(&short_token).status, 401);
+}
+
+/// A loopback listener that records each request's head and answers 401 with a challenge for
+/// basic credentials.
+struct Recorder {
+    addr: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buffer = vec![0u8; 16 << 10];
+                let n = stream.read(&mut buffer).unwrap_or(0);
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Recorder { addr, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn images_and_registry_passwords_stay_in_their_work_group() {
+    let (up, admin) = two_workgroups("control-images");
+    build_iris_image(&up.store());
+    let a = "/api/v1/teams/t/workgroups/a";
+    let b = "/api/v1/teams/t/workgroups/b";
+    // Work group a builds an image from its own manifest.
+    up.ok(
+        "POST",
+        &format!("{a}/models"),
+        &admin,
+        Some(&json!({ "name": "m" })),
+    );
+    let weights = std::fs::read(repo().join("examples/iris/model/weights.json")).unwrap();
+    let reply = call(
+        "POST",
+        &format!("{}{a}/models/m/versions", up.api),
+        &[
+            ("Authorization", &format!("Bearer {admin}")),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&tar_of(&[("weights.json", &weights)])),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.error());
+    up.ok(
+        "POST",
+        &format!("{a}/manifests"),
+        &admin,
+        Some(&json!({
+            "name": "mf",
+            "model": "m",
+            "version": "1",
+            "manifest": "name = \"secret-iris\"\nversion = \"1\"\n[scorer]\ncomponent = \"iris:1\"\n[model]\nfiles = [\"weights.json\"]\n",
+        })),
+    );
+    let built = up.ok(
+        "POST",
+        &format!("{a}/images"),
+        &admin,
+        Some(&json!({ "name": "built", "manifest": "mf" })),
+    );
+    let (reference, digest) = (
+        built["reference"].as_str().unwrap().to_string(),
+        built["digest"].as_str().unwrap().to_string(),
+    );
+    let tag = format!("{}:1", reference.split('@').next().unwrap());
+    // Work group b cannot name it, by digest under any name, by a's tag, or by a's pinned
+    // reference: the answer is the one for an image that does not exist.
+    for stolen in [format!("anything@{digest}"), tag.clone(), reference.clone()] {
+        let refused = up.api(
+            "POST",
+            &format!("{b}/images"),
+            Some(&admin),
+            Some(&json!({ "name": "stolen", "reference": stolen })),
+        );
+        assert_eq!(refused.status, 400, "{stolen}: {}", refused.error());
+        assert!(
+            refused.error().contains("no image"),
+            "{stolen}: {}",
+            refused.error()
+        );
+    }
+    assert_eq!(
+        up.ok("GET", &format!("{b}/images"), &admin, None)["items"],
+        json!([])
+    );
+    // Nor reuse its scorer through a manifest of its own.
+    up.ok(
+        "POST",
+        &format!("{b}/models"),
+        &admin,
+        Some(&json!({ "name": "m" })),
+    );
+    let reply = call(
+        "POST",
+        &format!("{}{b}/models/m/versions", up.api),
+        &[
+            ("Authorization", &format!("Bearer {admin}")),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&tar_of(&[("weights.json", &weights)])),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.error());
+    up.ok(
+        "POST",
+        &format!("{b}/manifests"),
+        &admin,
+        Some(&json!({
+            "name": "copycat",
+            "model": "m",
+            "version": "1",
+            "manifest": format!("name = \"copycat\"\nversion = \"1\"\n[scorer]\ncomponent = \"{tag}\"\n[model]\nfiles = [\"weights.json\"]\n"),
+        })),
+    );
+    let refused = up.api(
+        "POST",
+        &format!("{b}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "copycat", "manifest": "copycat" })),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.error());
+    assert!(
+        refused.error().contains("nor an image of this work group"),
+        "{}",
+        refused.error()
+    );
+    // Work group a can; both can use what the installation put in the store.
+    up.ok(
+        "POST",
+        &format!("{a}/images"),
+        &admin,
+        Some(&json!({ "name": "again", "reference": format!("anything@{digest}") })),
+    );
+    for wg in [a, b] {
+        up.ok(
+            "POST",
+            &format!("{wg}/images"),
+            &admin,
+            Some(&json!({ "name": "shared", "reference": "iris:1" })),
+        );
+    }
+
+    // An environment's password goes to its own registry and to no other host.
+    let (own, other) = (Recorder::start(), Recorder::start());
+    up.ok(
+        "POST",
+        &format!("{b}/environments"),
+        &admin,
+        Some(&json!({
+            "name": "env",
+            "registry": { "host": own.addr, "username": "bob", "password": "b0b-secret" },
+        })),
+    );
+    let elsewhere = up.api(
+        "POST",
+        &format!("{b}/images"),
+        Some(&admin),
+        Some(&json!({
+            "name": "elsewhere",
+            "reference": format!("{}/models/iris:1", other.addr),
+            "environment": "env",
+        })),
+    );
+    assert_eq!(elsewhere.status, 400, "{}", elsewhere.error());
+    assert!(
+        elsewhere.error().contains(&own.addr),
+        "{}",
+        elsewhere.error()
+    );
+    // Without the environment, the other registry is asked anonymously.
+    let anonymous = up.api(
+        "POST",
+        &format!("{b}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "anon", "reference": format!("{}/models/iris:1", other.addr) })),
+    );
+    assert_eq!(anonymous.status, 400, "{}", anonymous.error());
+    let own_pull = up.api(
+        "POST",
+        &format!("{b}/images"),
+        Some(&admin),
+        Some(&json!({
+            "name": "own",
+            "reference": format!("{}/models/iris:1", own.addr),
+            "environment": "env",
+        })),
+    );
+    assert_eq!(own_pull.status, 400, "{}", own_pull.error());
+    let basic = format!(
+        "basic {}",
+        base64_encode(b"bob:b0b-secret").to_ascii_lowercase()
+    );
+    let carries = |heads: &[String]| {
+        heads
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains(&basic))
+    };
+    assert!(
+        !other.heads().is_empty(),
+        "the other registry was never asked"
+    );
+    assert!(!carries(&other.heads()), "{:?}", other.heads());
+    assert!(carries(&own.heads()), "{:?}", own.heads());
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pathological_searches_are_bounded_and_predictions_keep_answering() {
+    let (up, admin) = two_workgroups("control-like");
+    build_iris_image(&up.store());
+    let a = "/api/v1/teams/t/workgroups/a";
+    up.ok(
+        "POST",
+        &format!("{a}/images"),
+        &admin,
+        Some(&json!({ "name": "img", "reference": "iris:1" })),
+    );
+    let deployment = up.ok(
+        "POST",
+        &format!("{a}/deployments"),
+        &admin,
+        Some(&json!({ "name": "d", "image": "img" })),
+    );
+    let key = deployment["keys"]["primary"].as_str().unwrap().to_string();
+    let infer = deployment["urls"]["infer"].as_str().unwrap().to_string();
+    assert_eq!(
+        up.wait_deployment(&admin, &format!("{a}/deployments/d"))["status"],
+        "ready"
+    );
+    up.ok(
+        "POST",
+        &format!("{a}/projects"),
+        &admin,
+        Some(&json!({ "name": "p" })),
+    );
+    let mlflow = format!("{a}/projects/p/mlflow/api/2.0/mlflow");
+    let experiment = up.ok(
+        "POST",
+        &format!("{mlflow}/experiments/create"),
+        &admin,
+        Some(&json!({ "name": "e" })),
+    )["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..20 {
+        up.ok(
+            "POST",
+            &format!("{mlflow}/runs/create"),
+            &admin,
+            Some(&json!({ "experiment_id": experiment })),
+        );
+    }
+    let created = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "rita" })),
+    );
+    let reader = created["token"]["token"].as_str().unwrap().to_string();
+    up.ok(
+        "PUT",
+        "/api/v1/teams/t/members/rita",
+        &admin,
+        Some(&json!({ "role": "member" })),
+    );
+    up.ok(
+        "PUT",
+        &format!("{a}/members/rita"),
+        &admin,
+        Some(&json!({ "role": "reader" })),
+    );
+    let search = |pattern: &str| {
+        up.api(
+            "POST",
+            &format!("{mlflow}/runs/search"),
+            Some(&reader),
+            Some(&json!({
+                "experiment_ids": [experiment],
+                "filter": format!("attributes.run_id LIKE '{pattern}'"),
+            })),
+        )
+    };
+    // Past the caps: refused, with the limit named.
+    let refused = search(&format!("{}!", "%_".repeat(17)));
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 32 wildcards"),
+        "{}",
+        refused.json()["message"].as_str().unwrap()
+    );
+    let refused = search(&"a".repeat(300));
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 256 characters"),
+        "{}",
+        refused.json()["message"].as_str().unwrap()
+    );
+    // At the caps: 16 pairs of `%_` against 32-character ids (seconds each for a backtracking
+    // matcher), four at once, while predictions go on.
+    let worst = format!("{}!", "%_".repeat(16));
+    let body = serde_json::to_vec(&v2_fp32("input", &[1, 4], &[5.1, 3.5, 1.4, 0.2])).unwrap();
+    let bearer = format!("Bearer {key}");
+    std::thread::scope(|scope| {
+        let searches: Vec<_> = (0..4).map(|_| scope.spawn(|| search(&worst))).collect();
+        for _ in 0..50 {
+            let answer = call(
+                "POST",
+                &infer,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Authorization", &bearer),
+                ],
+                Some(&body),
+            );
+            assert_eq!(answer.status, 200, "{}", answer.error());
+        }
+        for searched in searches {
+            let searched = searched.join().unwrap();
+            assert_eq!(searched.status, 200, "{}", searched.error());
+            assert_eq!(searched.json()["runs"], json!([]));
+        }
+    });
+    // The matcher still matches.
+    let all = search("%");
+    assert_eq!(all.status, 200);
+    assert_eq!(all.json()["runs"].as_array().unwrap().len(), 20);
 }

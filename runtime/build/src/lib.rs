@@ -59,6 +59,10 @@ pub struct Sources<'a> {
     pub store: &'a (dyn Fn() -> Result<OciStore, ImageError> + Sync),
     /// How registries are reached.
     pub registry: &'a RegistryOptions,
+    /// Whether the local store's copy of a registry component serves when the registry cannot
+    /// be reached. The CLI allows it (working offline); the control plane does not: a pull is
+    /// how a work group shows it may read the image.
+    pub store_fallback: bool,
 }
 
 /// Schema of a model, as an image records it.
@@ -153,7 +157,7 @@ pub async fn component_bytes(
         }
         .await;
         if let Err(error) = pulled {
-            if store.resolve(name).is_err() {
+            if !sources.store_fallback || store.resolve(name).is_err() {
                 return Err(BuildError::Component(format!(
                     "cannot pull the scorer component {text}: {error}"
                 )));

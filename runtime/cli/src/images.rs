@@ -245,6 +245,7 @@ async fn check_manifest(
     let build_sources = kiln_build::Sources {
         store: &open,
         registry: &registry,
+        store_fallback: true,
     };
     Ok(kiln_build::check_manifest(path, &build_sources, &Progress::new()).await?)
 }
@@ -330,6 +331,7 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                 let build_sources = kiln_build::Sources {
                     store: &open,
                     registry: &registry,
+                    store_fallback: true,
                 };
                 let progress = Progress::new();
                 let resolved = kiln_build::component_bytes(

@@ -175,7 +175,12 @@ async fn up(args: UpArgs) -> Result<()> {
             max_upload_bytes: args.max_upload_mb << 20,
             store_dir: store_dir.clone(),
             projects_dir: data.join("projects"),
-            registry: args.registry.options(),
+            // The control plane pulls with a work group's credentials or none: never with the
+            // host's Docker config.json.
+            registry: kiln_registry::RegistryOptions {
+                docker_config: false,
+                ..args.registry.options()
+            },
             prediction_url: format!("http://{addr}"),
             allowed_hosts,
             api_url: format!("http://{api_addr}"),

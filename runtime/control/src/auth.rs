@@ -9,7 +9,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// user id, user name, admin flag, token expiry, token revocation.
+/// user id, user name, admin flag, token expiry, token revocation, token work group, token id,
+/// user disabled.
 type TokenOwner = (
     String,
     String,
@@ -17,6 +18,8 @@ type TokenOwner = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    String,
+    Option<i64>,
 );
 
 /// Prefix of API tokens (deployment keys have their own).
@@ -57,6 +60,10 @@ pub struct Principal {
     pub admin: bool,
     /// A run's token: it acts only in this work group (id), at most as a contributor.
     pub only_workgroup: Option<String>,
+    /// The id of the token the caller presented.
+    pub token_id: String,
+    /// When that token expires (ms since the epoch); `None` for one that lasts until revoked.
+    pub token_expires: Option<i64>,
 }
 
 /// A role in a team.
@@ -130,22 +137,30 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
         ControlError::Unauthorized("a token is required: Authorization: Bearer <token>".into())
     })?;
     let row: Option<TokenOwner> = sqlx::query_as(
-        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id FROM tokens t \
-         JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id, t.id, \
+         u.disabled_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
     )
     .bind(digest(token))
     .fetch_optional(db.pool())
     .await?;
     let invalid = || ControlError::Unauthorized("the token is invalid, expired or revoked".into());
-    let (user_id, name, admin, expires_at, revoked_at, only_workgroup) = row.ok_or_else(invalid)?;
+    let (user_id, name, admin, expires_at, revoked_at, only_workgroup, token_id, disabled_at) =
+        row.ok_or_else(invalid)?;
     if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now_ms()) {
         return Err(invalid());
+    }
+    if disabled_at.is_some() {
+        return Err(ControlError::Unauthorized(format!(
+            "user '{name}' is disabled: an installation admin can enable it again"
+        )));
     }
     Ok(Principal {
         user_id,
         name,
         admin: admin != 0,
         only_workgroup,
+        token_id,
+        token_expires: expires_at,
     })
 }
 

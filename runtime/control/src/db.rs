@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "endpoints",
         include_str!("../migrations/0007_endpoints.sql"),
     ),
+    (
+        8,
+        "disabled users, image claims",
+        include_str!("../migrations/0008_security.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

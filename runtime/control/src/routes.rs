@@ -141,6 +141,33 @@ pub fn table() -> Vec<Route> {
             post(users::create)
         ),
         route!(
+            PATCH,
+            "/api/v1/users/{user}",
+            "updateUser",
+            "Disable or enable a user (a disabled user's tokens answer 401)",
+            Admin,
+            Json,
+            patch(users::update)
+        ),
+        route!(
+            GET,
+            "/api/v1/users/{user}/tokens",
+            "listUserTokens",
+            "A user's tokens (never their values)",
+            Admin,
+            Empty,
+            get(users::list_user_tokens)
+        ),
+        route!(
+            DELETE,
+            "/api/v1/users/{user}/tokens/{token}",
+            "revokeUserToken",
+            "Revoke any user's token",
+            Admin,
+            Empty,
+            delete(users::revoke_user_token)
+        ),
+        route!(
             GET,
             "/api/v1/teams",
             "listTeams",
@@ -856,7 +883,7 @@ pub fn table() -> Vec<Route> {
             "/api/v1/teams/{team}/workgroups/{workgroup}/targets",
             "createTarget",
             "A new execution target (local, docker, spark)",
-            Workgroup(W::Contributor),
+            Workgroup(W::Owner),
             Json,
             post(environments::create_target)
         ),
@@ -874,7 +901,7 @@ pub fn table() -> Vec<Route> {
             "/api/v1/teams/{team}/workgroups/{workgroup}/targets/{target}",
             "deleteTarget",
             "Delete an execution target",
-            Workgroup(W::Contributor),
+            Workgroup(W::Owner),
             Empty,
             delete(environments::delete_target)
         ),

@@ -51,6 +51,13 @@ pub struct RegistryOptions {
     pub username: Option<String>,
     /// Password or token.
     pub password: Option<String>,
+    /// The only registry host (`host[:port]`) the user name and password are sent to; any
+    /// registry when `None`.
+    pub credentials_host: Option<String>,
+    /// Whether the Docker `config.json` of this process's user supplies credentials when the
+    /// options have none. The CLI reads it, as Docker clients do; the control plane does not, so
+    /// that no work group pulls with the host's credentials.
+    pub docker_config: bool,
     /// Attempts per request on transient errors.
     pub attempts: u32,
 }
@@ -62,6 +69,8 @@ impl Default for RegistryOptions {
             max_blob_bytes: 2 << 30,
             username: None,
             password: None,
+            credentials_host: None,
+            docker_config: true,
             attempts: 4,
         }
     }
@@ -99,11 +108,19 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
-/// Credentials for a registry: the options' user and password, else the Docker `config.json`
-/// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), else anonymous.
+/// Credentials for a registry: the options' user and password (when they are for this
+/// registry), else the Docker `config.json` (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`) when the options allow it, else anonymous.
 pub fn credentials(registry: &str, options: &RegistryOptions) -> RegistryAuth {
-    if let (Some(user), Some(password)) = (&options.username, &options.password) {
+    let for_this = options
+        .credentials_host
+        .as_deref()
+        .is_none_or(|host| host.eq_ignore_ascii_case(registry));
+    if let (true, Some(user), Some(password)) = (for_this, &options.username, &options.password) {
         return RegistryAuth::Basic(user.clone(), password.clone());
+    }
+    if !options.docker_config {
+        return RegistryAuth::Anonymous;
     }
     docker_config_auth(registry).unwrap_or(RegistryAuth::Anonymous)
 }
@@ -234,6 +251,8 @@ pub struct Pulled {
     pub digest: Digest,
     /// Bytes fetched (blobs already in the store are not fetched again).
     pub fetched_bytes: u64,
+    /// Whether the manifest was new to the store (not there before this pull).
+    pub new_to_store: bool,
 }
 
 impl Registry {
@@ -476,12 +495,14 @@ impl Registry {
             store.put_verified(descriptor, blob)?;
         }
         let name = text.strip_prefix("oci://").unwrap_or(text).to_string();
+        let new_to_store = !store.has_blob(&digest);
         // The exact bytes the registry served: their digest is the one a deployment pins.
         store.put_manifest_bytes(&bytes, &name)?;
         Ok(Pulled {
             name,
             digest,
             fetched_bytes,
+            new_to_store,
         })
     }
 

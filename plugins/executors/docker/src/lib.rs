@@ -35,6 +35,12 @@ const CODE_DIR: &str = "/kiln/code";
 /// Seconds a canceled container has to stop before it is killed.
 const GRACE_SECONDS: i32 = 5;
 
+/// A container's memory limit when the target sets none, in MiB.
+const DEFAULT_MEMORY_MB: u64 = 4096;
+
+/// A container's process limit when the target sets none.
+const DEFAULT_PIDS: u64 = 1024;
+
 /// The `docker` executor.
 #[derive(Clone, Debug, Default)]
 pub struct DockerExecutor;
@@ -229,10 +235,17 @@ impl Executor for DockerExecutor {
             let mut env: Vec<String> = job.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             env.push("PYTHONUNBUFFERED=1".into());
             env.push(format!("PYTHONPATH={HELPERS_DIR}"));
+            // No capability, no privilege gained through setuid files, bounded processes and
+            // memory, whatever the target leaves unset.
             let host_config = HostConfig {
-                memory: target.number("memory_mb").map(|m| (m as i64) << 20),
+                memory: Some(
+                    (target.number("memory_mb").unwrap_or(DEFAULT_MEMORY_MB) as i64) << 20,
+                ),
                 nano_cpus: target.number("cpus").map(|c| c as i64 * 1_000_000_000),
                 network_mode: target.string("network").map(str::to_string),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                pids_limit: Some(target.number("pids").unwrap_or(DEFAULT_PIDS) as i64),
                 ..Default::default()
             };
             let body = ContainerCreateBody {

@@ -1,6 +1,13 @@
 //! Images: OCI artifacts a work group may deploy, recorded with the digest they resolved to
 //! when registered. A reference names the local store (`iris:1`, `iris@sha256:...`) or a
 //! registry (`host/repo:tag`, `oci://...`), which is pulled into the local store and verified.
+//!
+//! The local store is shared by the installation, so what a work group brings into it (an image
+//! built from its manifest, an image pulled with its registry access) is claimed by that work
+//! group: its digest, and every tag that points at it, resolve for no other work group. An image
+//! no work group claimed was put in the store by the installation (`kiln image build --store`)
+//! and is shared, as built-in scorers are. A registry's credentials go only to that registry's
+//! host.
 
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
@@ -29,10 +36,80 @@ pub struct NewImage {
     environment: Option<String>,
 }
 
+/// Records that a work group brought `digest` into the local store (built or pulled it).
+pub(crate) async fn claim(
+    control: &ControlPlane,
+    workgroup_id: &str,
+    digest: &str,
+) -> Result<(), ControlError> {
+    sqlx::query(
+        "INSERT INTO store_claims (digest, workgroup_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (digest, workgroup_id) DO NOTHING",
+    )
+    .bind(digest)
+    .bind(workgroup_id)
+    .bind(now_ms())
+    .execute(control.db().pool())
+    .await?;
+    Ok(())
+}
+
+/// Whether a work group may use the local store's image `digest`: one it claimed, or one no
+/// work group claimed (the installation's).
+pub(crate) async fn may_use(
+    control: &ControlPlane,
+    workgroup_id: &str,
+    digest: &str,
+) -> Result<bool, ControlError> {
+    let owners: Vec<String> =
+        sqlx::query_scalar("SELECT workgroup_id FROM store_claims WHERE digest = $1")
+            .bind(digest)
+            .fetch_all(control.db().pool())
+            .await?;
+    Ok(owners.is_empty() || owners.iter().any(|o| o == workgroup_id))
+}
+
+/// Pulls a registry image into the local store for a work group, and claims it when the pull
+/// brought it in or another work group already claimed it (the pull showed this one may read it
+/// too). An image already in the store that nobody claimed is the installation's and stays shared.
+pub(crate) async fn pull_for(
+    control: &ControlPlane,
+    workgroup_id: &str,
+    store: &OciStore,
+    text: &str,
+    options: &kiln_registry::RegistryOptions,
+) -> Result<kiln_registry::Pulled, ControlError> {
+    let parsed =
+        kiln_registry::parse_reference(text).map_err(|e| ControlError::Invalid(e.to_string()))?;
+    let client = kiln_registry::Registry::connect(&parsed, options).await;
+    let pulled = client
+        .pull(store, text, &|_, _, _| {})
+        .await
+        .map_err(|e| ControlError::Invalid(format!("cannot pull {text}: {e}")))?;
+    let digest = pulled.digest.to_string();
+    let claimed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_claims WHERE digest = $1")
+        .bind(&digest)
+        .fetch_one(control.db().pool())
+        .await?;
+    if pulled.new_to_store || claimed > 0 {
+        claim(control, workgroup_id, &digest).await?;
+    }
+    Ok(pulled)
+}
+
+/// The message for a local reference that does not resolve in the work group: the same whether
+/// the store lacks it or another work group holds it, so that nothing can be probed.
+fn not_in_store(text: &str) -> ControlError {
+    ControlError::Invalid(format!(
+        "no image '{text}' in the local store (build it with `kiln image build`, or name a registry)"
+    ))
+}
+
 /// Resolves a reference to `(store reference pinned by digest, digest, registry, kind)`,
 /// pulling registry images into the local store first. The image must be deployable.
 async fn resolve(
     control: &ControlPlane,
+    workgroup_id: &str,
     reference: &str,
     registry_options: &kiln_registry::RegistryOptions,
 ) -> Result<(String, String, Option<String>, ImageKind), ControlError> {
@@ -45,11 +122,7 @@ async fn resolve(
     let (name, registry) = if kiln_registry::is_registry_reference(text) {
         let parsed = kiln_registry::parse_reference(text)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
-        let client = kiln_registry::Registry::connect(&parsed, registry_options).await;
-        let pulled = client
-            .pull(&store, text, &|_, _, _| {})
-            .await
-            .map_err(|e| ControlError::Invalid(format!("cannot pull {text}: {e}")))?;
+        let pulled = pull_for(control, workgroup_id, &store, text, registry_options).await?;
         (
             format!(
                 "{}@{}",
@@ -68,12 +141,15 @@ async fn resolve(
     .await
     .map_err(|e| ControlError::Internal(e.to_string()))?;
     let image = opened.map_err(|e| match e {
-        kiln_image::ImageError::NotFound(_) => ControlError::Invalid(format!(
-            "no image '{text}' in the local store (build it with `kiln image build`, or name a registry)"
-        )),
+        kiln_image::ImageError::NotFound(_) => not_in_store(text),
         other => ControlError::Invalid(format!("image '{text}' cannot be deployed: {other}")),
     })?;
     let digest = image.manifest_digest.to_string();
+    // A registry image was claimed by its pull; a local one must be this work group's or the
+    // installation's.
+    if registry.is_none() && !may_use(control, workgroup_id, &digest).await? {
+        return Err(not_in_store(text));
+    }
     let repository = name.split('@').next().unwrap_or(&name).to_string();
     Ok((
         format!("{repository}@{digest}"),
@@ -105,10 +181,28 @@ pub async fn create(
                         "environment '{environment}' has no registry credentials"
                     ))
                 })?;
+                // The password goes to the environment's registry and nowhere else.
+                let text = reference.strip_prefix("oci://").unwrap_or(reference);
+                let host = kiln_registry::is_registry_reference(text)
+                    .then(|| kiln_registry::parse_reference(text).ok())
+                    .flatten()
+                    .map(|r| r.resolve_registry().to_string());
+                if host
+                    .as_deref()
+                    .is_none_or(|h| !h.eq_ignore_ascii_case(&credentials.0))
+                {
+                    return Err(ControlError::Invalid(format!(
+                        "environment '{environment}' holds credentials for the registry {}, and \
+                         '{reference}' is not an image of that registry",
+                        credentials.0
+                    )));
+                }
                 options.username = Some(credentials.1);
                 options.password = Some(credentials.2);
+                options.credentials_host = Some(credentials.0);
             }
-            let (pinned, digest, registry, kind) = resolve(&control, reference, &options).await?;
+            let (pinned, digest, registry, kind) =
+                resolve(&control, &scope.workgroup()?.id, reference, &options).await?;
             (pinned, digest, registry, kind, None)
         }
         (None, Some(manifest)) => {

@@ -239,9 +239,22 @@ pub(crate) async fn build(
     let space = workspace(control, &model_id, &version_id, &body).await?;
     let store_dir = control.settings().store_dir.clone();
     let open = || kiln_image::OciStore::open(&store_dir);
+    // A registry component is pulled with this work group's access first (and claimed when the
+    // pull brings it in); the build then finds it in the store.
+    if let Ok((recipe, _)) = ModelManifest::read(&space.dir.join("kiln.toml")) {
+        let component = recipe.scorer.component;
+        if kiln_registry::is_registry_reference(&component) {
+            let store =
+                open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
+            let text = component.strip_prefix("oci://").unwrap_or(&component);
+            super::images::pull_for(control, &wg.id, &store, text, &control.settings().registry)
+                .await?;
+        }
+    }
     let sources = kiln_build::Sources {
         store: &open,
         registry: &control.settings().registry,
+        store_fallback: false,
     };
     let (parsed, checked, baseline) =
         kiln_build::check_manifest(&space.dir.join("kiln.toml"), &sources, &())
@@ -252,6 +265,19 @@ pub(crate) async fn build(
                 }
                 other => ControlError::Invalid(format!("image build: {other}")),
             })?;
+    // The component comes from an image this work group may use: a built-in scorer, one it
+    // built or pulled, or one the installation put in the store.
+    let component = parsed.scorer.component.clone();
+    if let Some(source) = &checked.source
+        && let Some((_, digest)) = source.rsplit_once('@')
+        && kiln_build::builtin_scorer(&component).is_none()
+        && !super::images::may_use(control, &wg.id, digest).await?
+    {
+        return Err(ControlError::Invalid(format!(
+            "image build: scorer component '{component}' is neither a .wasm file, nor a built-in \
+             scorer, nor an image of this work group"
+        )));
+    }
     let store = open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
     // One tag per work group and image name, so work groups never overwrite each other's tags.
     let tag = format!("wg-{}/{image}:{}", wg.id, parsed.version);
@@ -265,6 +291,7 @@ pub(crate) async fn build(
         .rsplit_once(':')
         .map_or(tag.as_str(), |(r, _)| r)
         .to_string();
+    super::images::claim(control, &wg.id, descriptor.digest.as_str()).await?;
     Ok((
         format!("{repository}@{}", descriptor.digest),
         descriptor.digest.to_string(),

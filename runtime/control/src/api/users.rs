@@ -1,4 +1,8 @@
 //! Users (created by administrators: there is no self-signup) and API tokens (each user's own).
+//!
+//! A stolen token can be contained: an administrator revokes any token, or disables its user
+//! (every token of a disabled user answers 401 until the user is enabled again), and a token
+//! only mints tokens that expire no later than itself.
 
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
@@ -61,22 +65,140 @@ pub async fn create(
     ))
 }
 
+fn user_json((name, admin, created, disabled): (String, i64, i64, Option<i64>)) -> Value {
+    json!({
+        "name": name,
+        "admin": admin != 0,
+        "created": time(created),
+        "disabled": disabled.map(time),
+    })
+}
+
 /// `GET /api/v1/users`.
 pub async fn list(State(control): State<ControlPlane>, Query(page): Query<Page>) -> Reply {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT name, is_admin, created_at FROM users WHERE name > $1 ORDER BY name LIMIT $2",
+    let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT name, is_admin, created_at, disabled_at FROM users WHERE name > $1 \
+         ORDER BY name LIMIT $2",
     )
     .bind(page.after())
     .bind(page.fetch())
     .fetch_all(control.db().pool())
     .await?;
-    let items = rows
+    let items = rows.into_iter().map(user_json).collect();
+    Ok((StatusCode::OK, Json(page.respond(items, "name"))))
+}
+
+/// A change to a user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Disable (every token answers 401) or enable the user again.
+    disabled: Option<bool>,
+}
+
+async fn user_id(control: &ControlPlane, name: &str) -> Result<String, ControlError> {
+    sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(control.db().pool())
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("user '{name}' not found")))
+}
+
+/// `PATCH /api/v1/users/{user}`: disables or enables a user.
+pub async fn update(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path(user): Path<String>,
+    JsonBody(body): JsonBody<UserChange>,
+) -> Reply {
+    let id = user_id(&control, &user).await?;
+    if let Some(disabled) = body.disabled {
+        if disabled && id == scope.principal()?.user_id {
+            return Err(ControlError::Invalid(
+                "you cannot disable yourself: another admin can".into(),
+            ));
+        }
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled.then(now_ms))
+            .bind(&id)
+            .execute(control.db().pool())
+            .await?;
+        tracing::info!(user = %user, disabled, by = %scope.principal()?.name, "user changed");
+    }
+    let row: (String, i64, i64, Option<i64>) =
+        sqlx::query_as("SELECT name, is_admin, created_at, disabled_at FROM users WHERE id = $1")
+            .bind(&id)
+            .fetch_one(control.db().pool())
+            .await?;
+    Ok((StatusCode::OK, Json(user_json(row))))
+}
+
+fn tokens_json(rows: Vec<TokenRow>) -> Value {
+    let items: Vec<Value> = rows
         .into_iter()
-        .map(|(name, admin, created)| {
-            json!({ "name": name, "admin": admin != 0, "created": time(created) })
+        .map(|(id, name, created, expires, revoked)| {
+            json!({
+                "id": id,
+                "name": name,
+                "created": time(created),
+                "expires": expires.map(time),
+                "revoked": revoked.map(time),
+            })
         })
         .collect();
-    Ok((StatusCode::OK, Json(page.respond(items, "name"))))
+    json!({ "items": items, "next": null })
+}
+
+async fn tokens_of(control: &ControlPlane, user_id: &str) -> Result<Vec<TokenRow>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, created_at, expires_at, revoked_at FROM tokens WHERE user_id = $1 \
+         ORDER BY created_at, id",
+    )
+    .bind(user_id)
+    .fetch_all(control.db().pool())
+    .await?)
+}
+
+async fn revoke(control: &ControlPlane, user_id: &str, token: &str) -> Reply {
+    let done = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(token)
+    .bind(user_id)
+    .execute(control.db().pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ControlError::NotFound(format!("token '{token}' not found")));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "id": token, "revoked": true })),
+    ))
+}
+
+/// `GET /api/v1/users/{user}/tokens`: a user's tokens (never their values), for an admin.
+pub async fn list_user_tokens(
+    State(control): State<ControlPlane>,
+    Path(user): Path<String>,
+) -> Reply {
+    let id = user_id(&control, &user).await?;
+    Ok((
+        StatusCode::OK,
+        Json(tokens_json(tokens_of(&control, &id).await?)),
+    ))
+}
+
+/// `DELETE /api/v1/users/{user}/tokens/{token}`: an admin revokes any user's token.
+pub async fn revoke_user_token(
+    State(control): State<ControlPlane>,
+    Extension(scope): Extension<Scope>,
+    Path((user, token)): Path<(String, String)>,
+) -> Reply {
+    let id = user_id(&control, &user).await?;
+    let reply = revoke(&control, &id, &token).await?;
+    tracing::info!(user = %user, token = %token, by = %scope.principal()?.name, "token revoked");
+    Ok(reply)
 }
 
 /// A new token of the caller's.
@@ -109,6 +231,20 @@ pub async fn create_token(
         Some(s) => Some(now_ms() + (s as i64) * 1000),
         None => None,
     };
+    // A token mints only tokens that end no later than itself.
+    let caller = scope.principal()?;
+    let expires_at = match (caller.token_expires, expires_at) {
+        (Some(limit), Some(asked)) if asked > limit => {
+            return Err(ControlError::Invalid(format!(
+                "a token cannot outlive the token that creates it (which expires at {}): ask for \
+                 at most {} seconds",
+                time(limit),
+                ((limit - now_ms()) / 1000).max(0)
+            )));
+        }
+        (Some(limit), None) => Some(limit),
+        (_, asked) => asked,
+    };
     let (id, token) = issue_token(
         control.db(),
         &scope.principal()?.user_id,
@@ -133,28 +269,8 @@ pub async fn list_tokens(
     State(control): State<ControlPlane>,
     Extension(scope): Extension<Scope>,
 ) -> Reply {
-    let rows: Vec<TokenRow> = sqlx::query_as(
-        "SELECT id, name, created_at, expires_at, revoked_at FROM tokens WHERE user_id = $1 ORDER BY created_at, id",
-    )
-    .bind(&scope.principal()?.user_id)
-    .fetch_all(control.db().pool())
-    .await?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|(id, name, created, expires, revoked)| {
-            json!({
-                "id": id,
-                "name": name,
-                "created": time(created),
-                "expires": expires.map(time),
-                "revoked": revoked.map(time),
-            })
-        })
-        .collect();
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "items": items, "next": null })),
-    ))
+    let rows = tokens_of(&control, &scope.principal()?.user_id).await?;
+    Ok((StatusCode::OK, Json(tokens_json(rows))))
 }
 
 /// `DELETE /api/v1/tokens/{token}`: revokes one of the caller's tokens.
@@ -163,19 +279,5 @@ pub async fn revoke_token(
     Extension(scope): Extension<Scope>,
     Path(token): Path<String>,
 ) -> Reply {
-    let done = sqlx::query(
-        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(&token)
-    .bind(&scope.principal()?.user_id)
-    .execute(control.db().pool())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!("token '{token}' not found")));
-    }
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "id": token, "revoked": true })),
-    ))
+    revoke(&control, &scope.principal()?.user_id, &token).await
 }

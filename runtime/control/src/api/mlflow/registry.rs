@@ -189,6 +189,7 @@ fn name_filter(filter: &str) -> Result<NameFilter, ControlError> {
             "unsupported filter '{filter}': name = / LIKE / ILIKE"
         )));
     };
+    super::runs::check_like(&pattern)?;
     Ok(Box::new(move |name| {
         super::runs::like(name, &pattern, fold)
     }))

@@ -590,7 +590,11 @@ fn parse_filter(filter: &str) -> Result<Vec<Clause>, ControlError> {
                 .get(i)
                 .ok_or_else(|| bad(format!("'{op}' needs a value")))?;
             i += 1;
-            vec![literal(value)?]
+            let value = literal(value)?;
+            if let (true, Literal::Text(pattern)) = (op.ends_with("LIKE"), &value) {
+                check_like(pattern)?;
+            }
+            vec![value]
         };
         clauses.push(Clause { field, op, values });
         match tokens.get(i).map(|t| t.to_ascii_uppercase()) {
@@ -602,24 +606,61 @@ fn parse_filter(filter: &str) -> Result<Vec<Clause>, ControlError> {
     Ok(clauses)
 }
 
-/// SQL `LIKE` with `%` and `_`.
+/// The longest `LIKE` pattern a filter may hold, in characters.
+pub(super) const MAX_LIKE_CHARS: usize = 256;
+
+/// The most wildcards (`%` and `_`) a `LIKE` pattern may hold.
+pub(super) const MAX_LIKE_WILDCARDS: usize = 32;
+
+/// Refuses a `LIKE` pattern longer than [`MAX_LIKE_CHARS`] or with more than
+/// [`MAX_LIKE_WILDCARDS`] wildcards, with the limit named.
+pub(super) fn check_like(pattern: &str) -> Result<(), ControlError> {
+    let chars = pattern.chars().count();
+    if chars > MAX_LIKE_CHARS {
+        return Err(ControlError::Invalid(format!(
+            "a LIKE pattern may hold at most {MAX_LIKE_CHARS} characters, not {chars}"
+        )));
+    }
+    let wildcards = pattern.chars().filter(|c| matches!(c, '%' | '_')).count();
+    if wildcards > MAX_LIKE_WILDCARDS {
+        return Err(ControlError::Invalid(format!(
+            "a LIKE pattern may hold at most {MAX_LIKE_WILDCARDS} wildcards (% and _), not {wildcards}"
+        )));
+    }
+    Ok(())
+}
+
+/// SQL `LIKE` with `%` and `_`, in time linear in the text for each `%` of the pattern (the
+/// matcher goes back only to the last `%`, never further: O(text x pattern) at worst, not
+/// exponential).
 pub(super) fn like(text: &str, pattern: &str, fold: bool) -> bool {
     let (text, pattern) = if fold {
         (text.to_lowercase(), pattern.to_lowercase())
     } else {
         (text.to_string(), pattern.to_string())
     };
-    fn matches(t: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('%') => (0..=t.len()).any(|i| matches(&t[i..], &p[1..])),
-            Some('_') => !t.is_empty() && matches(&t[1..], &p[1..]),
-            Some(c) => t.first() == Some(c) && matches(&t[1..], &p[1..]),
-        }
-    }
     let t: Vec<char> = text.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
-    matches(&t, &p)
+    let (mut ti, mut pi) = (0, 0);
+    // After the last `%` seen: where the pattern goes on, and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '%' {
+            star = Some((pi + 1, ti));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
+            ti += 1;
+            pi += 1;
+        } else if let Some((after, tried)) = star {
+            // The last `%` takes one more character.
+            star = Some((after, tried + 1));
+            pi = after;
+            ti = tried + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '%')
 }
 
 /// A run with what it logged, for search.
@@ -704,6 +745,30 @@ impl Candidate {
     }
 }
 
+/// Orders runs by `order` (runs without a value last either way).
+fn sort_candidates(candidates: &mut [Candidate], order: &[(Field, bool)]) {
+    candidates.sort_by(|a, b| {
+        for (field, descending) in order {
+            let (x, y) = (a.get(field), b.get(field));
+            let o = match (x, y) {
+                (Some(Literal::Number(x)), Some(Literal::Number(y))) => {
+                    x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+                }
+                (Some(Literal::Text(x)), Some(Literal::Text(y))) => x.cmp(&y),
+                // Runs without the value come last either way.
+                (Some(_), None) => return Ordering::Less,
+                (None, Some(_)) => return Ordering::Greater,
+                _ => Ordering::Equal,
+            };
+            let o = if *descending { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+}
+
 /// `runs/search`: runs of the given experiments of the project matching the filter, ordered
 /// (default: newest first), a page at a time.
 pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
@@ -748,7 +813,6 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
             candidates.push(Candidate { view, data });
         }
     }
-    candidates.retain(|c| clauses.iter().all(|clause| c.matches(clause)));
     let mut order: Vec<(Field, bool)> = Vec::new();
     if let Some(Value::Array(items)) = r.value("order_by") {
         for item in items.iter().filter_map(Value::as_str) {
@@ -760,26 +824,14 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
     }
     order.push((Field::Attribute("start_time".into()), true));
     order.push((Field::Attribute("run_id".into()), false));
-    candidates.sort_by(|a, b| {
-        for (field, descending) in &order {
-            let (x, y) = (a.get(field), b.get(field));
-            let o = match (x, y) {
-                (Some(Literal::Number(x)), Some(Literal::Number(y))) => {
-                    x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-                }
-                (Some(Literal::Text(x)), Some(Literal::Text(y))) => x.cmp(&y),
-                // Runs without the value come last either way.
-                (Some(_), None) => return Ordering::Less,
-                (None, Some(_)) => return Ordering::Greater,
-                _ => Ordering::Equal,
-            };
-            let o = if *descending { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
+    // Matching and sorting are CPU work: off the async workers that serve everything else.
+    let candidates = tokio::task::spawn_blocking(move || {
+        candidates.retain(|c| clauses.iter().all(|clause| c.matches(clause)));
+        sort_candidates(&mut candidates, &order);
+        candidates
+    })
+    .await
+    .map_err(|e| ControlError::Internal(format!("run search: {e}")))?;
     let total = candidates.len();
     let runs: Vec<Value> = candidates
         .iter()
@@ -823,6 +875,70 @@ mod tests {
         assert!(!like("logistic", "%IST%", false));
         assert!(like("ab", "a_", false));
         assert!(!like("abc", "a_", false));
+        assert!(like("abc", "%", false));
+        assert!(like("", "%%", false));
+        assert!(!like("", "_", false));
+        assert!(like("mississippi", "%sis%ip_i", false));
+        assert!(!like("mississippi", "%sis%ip_x", false));
+        assert!(like("a%b", "a%b", false));
+        assert!(like("aaa", "%a%a%a%", false));
+        assert!(!like("aa", "%a%a%a%", false));
+    }
+
+    #[test]
+    fn like_agrees_with_a_plain_backtracking_matcher() {
+        fn reference(t: &[char], p: &[char]) -> bool {
+            match p.first() {
+                None => t.is_empty(),
+                Some('%') => (0..=t.len()).any(|i| reference(&t[i..], &p[1..])),
+                Some('_') => !t.is_empty() && reference(&t[1..], &p[1..]),
+                Some(c) => t.first() == Some(c) && reference(&t[1..], &p[1..]),
+            }
+        }
+        // Every text and pattern over a small alphabet, up to lengths 5 and 4.
+        fn all(alphabet: &[char], up_to: usize) -> Vec<String> {
+            let mut out = vec![String::new()];
+            let mut last = vec![String::new()];
+            for _ in 0..up_to {
+                last = last
+                    .iter()
+                    .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                    .collect();
+                out.extend(last.iter().cloned());
+            }
+            out
+        }
+        for text in all(&['a', 'b'], 5) {
+            for pattern in all(&['a', 'b', '%', '_'], 4) {
+                let t: Vec<char> = text.chars().collect();
+                let p: Vec<char> = pattern.chars().collect();
+                assert_eq!(
+                    like(&text, &pattern, false),
+                    reference(&t, &p),
+                    "{text} {pattern}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pathological_like_patterns_are_fast_or_refused() {
+        // 16 pairs of `%_` against a 32-character id: exponential for a backtracking matcher.
+        let pattern = format!("{}!", "%_".repeat(16));
+        assert!(check_like(&pattern).is_ok());
+        assert!(!like(&"a".repeat(32), &pattern, false));
+        let long = "%_".repeat(17);
+        let refused = check_like(&long).expect_err("too many wildcards");
+        assert!(
+            refused.to_string().contains("at most 32 wildcards"),
+            "{refused}"
+        );
+        let refused = check_like(&"x".repeat(300)).expect_err("too long");
+        assert!(
+            refused.to_string().contains("at most 256 characters"),
+            "{refused}"
+        );
+        assert!(parse_filter(&format!("attributes.run_id LIKE '{long}'")).is_err());
     }
 
     #[test]

@@ -1,0 +1,13 @@
+-- Users an installation admin disabled: their tokens answer 401 until they are enabled again.
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
+
+-- Which work groups brought an image into the shared local store (built it from a manifest, or
+-- pulled it from a registry with their own access). A digest some work group claimed resolves
+-- only for the work groups that claimed it; one nobody claimed was put there by the
+-- installation (`kiln image build --store`) and is shared, as built-in scorers are.
+CREATE TABLE store_claims (
+    digest TEXT NOT NULL,
+    workgroup_id TEXT NOT NULL REFERENCES workgroups (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (digest, workgroup_id)
+);
