@@ -2086,3 +2086,74 @@ fn pathological_searches_are_bounded_and_predictions_keep_answering() {
     assert_eq!(all.status, 200);
     assert_eq!(all.json()["runs"].as_array().unwrap().len(), 20);
 }
+
+#[test]
+fn slow_clients_are_cut_off_and_others_keep_being_served() {
+    use std::io::{Read, Write};
+    let dir = temp_dir("control-slow");
+    let up = Up::start(
+        &dir,
+        &["--header-timeout-s", "1", "--max-connections", "64"],
+    );
+    let admin = up.admin();
+    let address = up.api.trim_start_matches("http://").to_string();
+    // Slowloris: a request head that never ends, on many connections.
+    let mut slow: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            write!(
+                stream,
+                "GET /api/v1/health HTTP/1.1\r\nHost: {address}\r\nX-Slow: "
+            )
+            .unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            stream
+        })
+        .collect();
+    // An idle connection that never sends anything is cut off too.
+    let idle = std::net::TcpStream::connect(&address).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    slow.push(idle.try_clone().unwrap());
+    for stream in &mut slow {
+        let mut buffer = [0u8; 1024];
+        match stream.read(&mut buffer) {
+            // Closed, perhaps after a 408 answer.
+            Ok(n) => assert!(
+                n == 0 || String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 408"),
+                "{}",
+                String::from_utf8_lossy(&buffer[..n])
+            ),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the server kept a slow client: {e}"
+            ),
+        }
+    }
+    drop(idle);
+    // Meanwhile, and after, everyone else is served.
+    assert_eq!(
+        up.api("GET", "/api/v1/whoami", Some(&admin), None).status,
+        200
+    );
+    // More connections than the cap wait for a slot rather than fail, and all are answered.
+    let waiting: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    let answered = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| up.api("GET", "/api/v1/whoami", Some(&admin), None).status))
+            .collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(answered.iter().all(|s| *s == 200), "{answered:?}");
+    drop(waiting);
+}

@@ -838,3 +838,68 @@ fn a_contributors_run_cannot_reach_the_control_planes_secrets() {
     }
     assert!(!data.join("compiled/planted").exists());
 }
+
+#[test]
+fn sigterm_turns_readiness_false_and_drains_a_log_follower_within_the_grace_period() {
+    use std::io::{BufRead, BufReader, Write};
+    let data = temp_dir("runs-sigterm");
+    let mut up = Up::start(&data, &["--grace-s", "2", "--shutdown-delay-ms", "1500"]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[(
+        "slow.py",
+        b"import time\nprint('started', flush=True)\ntime.sleep(45)\n",
+    )]);
+    py_target(&lab, "py", json!({}));
+    lab.experiment("slow", "slow.py");
+    let id = lab.submit("slow", json!({ "target": "py" }));
+    lab.wait_for(&id, &["running"], LONG);
+    let ready = format!("{}/v2/health/ready", up.base);
+    assert_eq!(kiln_tests::get(&ready).status, 200);
+
+    // A follower of the run's log, on a raw connection: it reads until the server closes it.
+    let address = up.api.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET {WG}/runs/{id}/logs?follow=true HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+        lab.token
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let follower = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut seen = String::new();
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            seen.push_str(&line);
+            line.clear();
+        }
+        seen
+    });
+
+    let asked = std::time::Instant::now();
+    up.terminate();
+    // Readiness reads false while the listeners still answer.
+    let mut saw_not_ready = false;
+    while asked.elapsed() < Duration::from_secs(1) {
+        let reply = kiln_tests::try_call("GET", &ready, &[], None);
+        if reply.is_some_and(|r| r.status == 503) {
+            saw_not_ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_not_ready, "readiness never read false:\n{}", up.log());
+    // The follower does not hold the process: it exits once the grace period is over.
+    let status = up.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{}", up.log());
+    let seen = follower.join().unwrap();
+    assert!(seen.contains("started"), "{seen}");
+    assert!(
+        up.log().contains("open connections have 2 s to finish"),
+        "{}",
+        up.log()
+    );
+}

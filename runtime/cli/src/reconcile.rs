@@ -210,7 +210,12 @@ pub async fn run(
     let mut routing = Routing::default();
     let idle_policies: IdlePolicies = Arc::default();
     tokio::spawn(scale_down(runtime.dataplane.clone(), idle_policies.clone()));
+    // The server is ready once every desired deployment of the first pass is loaded or failed
+    // with its reason (the caller starts it not ready); later passes leave readiness alone, so
+    // that a shutdown's "not ready" stays.
+    let mut first_pass = true;
     loop {
+        let mut applied = false;
         match source.desired().await {
             Ok(desired) => {
                 *idle_policies
@@ -226,6 +231,7 @@ pub async fn run(
                     })
                     .collect();
                 apply(&runtime, &source, &mut served, desired).await;
+                applied = true;
             }
             Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
         }
@@ -234,7 +240,15 @@ pub async fn run(
                 routing.apply(&runtime, &endpoints);
                 routing.judge(&source, &endpoints).await;
             }
-            Err(e) => tracing::warn!("cannot read the desired endpoints: {e:#}"),
+            Err(e) => {
+                applied = false;
+                tracing::warn!("cannot read the desired endpoints: {e:#}");
+            }
+        }
+        if first_pass && applied {
+            first_pass = false;
+            runtime.dataplane.set_ready(true);
+            tracing::info!("ready: every desired deployment is loaded or failed with its reason");
         }
         tokio::select! {
             () = source.changed() => {},

@@ -18,6 +18,36 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// Flags of `kiln serve`; they override the config file.
+/// Bounds of every listener (`kiln serve`, `kiln up`).
+#[derive(Args, Clone, Debug)]
+pub struct ListenerArgs {
+    /// Seconds a client has to send a request's head; a kept-alive connection that sends no next
+    /// request within it is closed too.
+    #[arg(long, env = "KILN_HEADER_TIMEOUT_S", default_value_t = 20)]
+    header_timeout_s: u64,
+    /// Seconds a request may take until its response starts (answered 408 after).
+    #[arg(long, env = "KILN_REQUEST_TIMEOUT_S", default_value_t = 300)]
+    request_timeout_s: u64,
+    /// Connections each listener holds open at once (more wait for one to close).
+    #[arg(long, env = "KILN_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// On SIGTERM, seconds open connections have to finish before they are closed.
+    #[arg(long, env = "KILN_GRACE_S", default_value_t = 30)]
+    grace_s: u64,
+}
+
+impl ListenerArgs {
+    /// The listeners' limits.
+    pub fn limits(&self) -> kiln_dataplane::ListenerLimits {
+        kiln_dataplane::ListenerLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_s.max(1)),
+            request_timeout: Duration::from_secs(self.request_timeout_s.max(1)),
+            max_connections: self.max_connections.max(1),
+            grace: Duration::from_secs(self.grace_s),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address of the prediction listener.
@@ -80,9 +110,12 @@ pub struct ServeArgs {
     monitoring: crate::monitoring::MonitorArgs,
     #[command(flatten)]
     nn: crate::nn::NnArgs,
+    #[command(flatten)]
+    listeners: ListenerArgs,
 }
 
 struct Resolved {
+    listeners: kiln_dataplane::ListenerLimits,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
     cache_dir: Option<PathBuf>,
@@ -139,6 +172,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
     }
     let server_defaults = ServerLimits::default();
     Ok(Resolved {
+        listeners: args.listeners.limits(),
         addr: args
             .addr
             .or(file.addr)
@@ -465,6 +499,8 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     let reports = monitoring.start(dataplane.clone());
     if let Some((url, token)) = &settings.control {
         let store_dir = settings.store.dir()?;
+        // Ready once the control plane's deployments are loaded (or failed with their reason).
+        dataplane.set_ready(false);
         tracing::info!("runtime node of the control plane at {url}");
         tokio::spawn(crate::reconcile::run(
             crate::reconcile::Runtime {
@@ -507,13 +543,13 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_server = {
         let mut stop = stop_rx.clone();
+        let limits = settings.listeners.clone();
         let app = kiln_dataplane::metrics_router(metrics.clone());
         tokio::spawn(async move {
-            axum::serve(metrics_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
+            kiln_dataplane::serve(metrics_listener, app, limits, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
         })
     };
     let shutdown = {
@@ -526,10 +562,14 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
             tokio::time::sleep(delay).await;
         }
     };
-    axum::serve(listener, kiln_dataplane::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("prediction listener failed")?;
+    kiln_dataplane::serve(
+        listener,
+        kiln_dataplane::router(state),
+        settings.listeners.clone(),
+        shutdown,
+    )
+    .await
+    .context("prediction listener failed")?;
     let _ = stop_tx.send(true);
     let _ = metrics_server.await;
     for deployment in dataplane.registry.all() {

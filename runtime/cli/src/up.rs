@@ -11,7 +11,6 @@ use kiln_control::{ArtifactStore, ControlPlane, Db, SecretBox, Settings};
 use kiln_dataplane::{AppState, Dataplane, ServerLimits};
 use kiln_engine::{EngineConfig, ScoringEngine};
 use kiln_metrics::Metrics;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +64,11 @@ pub struct UpArgs {
     monitoring: crate::monitoring::MonitorArgs,
     #[command(flatten)]
     nn: crate::nn::NnArgs,
+    #[command(flatten)]
+    listeners: crate::serve::ListenerArgs,
+    /// On SIGTERM/SIGINT, how long readiness reads false before the listeners close, in ms.
+    #[arg(long, default_value_t = 0)]
+    shutdown_delay_ms: u64,
 }
 
 fn default_data_dir() -> Option<PathBuf> {
@@ -212,6 +216,8 @@ async fn up(args: UpArgs) -> Result<()> {
         args.registry.options(),
     );
     let reports = monitoring.start(dataplane.clone());
+    // Ready once the first reconcile has loaded every desired deployment (or failed it).
+    dataplane.set_ready(false);
     tokio::spawn(reconcile::run(
         Runtime {
             engine,
@@ -234,29 +240,37 @@ async fn up(args: UpArgs) -> Result<()> {
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let api = tokio::spawn(
-        axum::serve(api_listener, control.app())
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let metrics_server = tokio::spawn(
-        axum::serve(metrics_listener, kiln_dataplane::metrics_router(metrics))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let predictions = tokio::spawn(
-        axum::serve(
-            listener,
-            kiln_dataplane::router(AppState {
-                dataplane,
-                api_keys: Arc::new(Vec::new()),
-            }),
-        )
-        .with_graceful_shutdown(stopped(stop_rx))
-        .into_future(),
-    );
+    let limits = args.listeners.limits();
+    let api = tokio::spawn(kiln_dataplane::serve(
+        api_listener,
+        control.app(),
+        limits.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let metrics_server = tokio::spawn(kiln_dataplane::serve(
+        metrics_listener,
+        kiln_dataplane::metrics_router(metrics),
+        limits.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let predictions = tokio::spawn(kiln_dataplane::serve(
+        listener,
+        kiln_dataplane::router(AppState {
+            dataplane: dataplane.clone(),
+            api_keys: Arc::new(Vec::new()),
+        }),
+        limits.clone(),
+        stopped(stop_rx),
+    ));
     crate::serve::wait_for_signal().await;
-    tracing::info!("shutting down");
+    // Not ready first, so that load balancers stop sending; then the listeners stop accepting
+    // and drain what they have within the grace period.
+    dataplane.set_ready(false);
+    tracing::info!(
+        "shutting down: readiness is false; open connections have {} s to finish",
+        limits.grace.as_secs()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(args.shutdown_delay_ms)).await;
     let _ = stop_tx.send(true);
     for task in [api, metrics_server, predictions] {
         let _ = task.await;
