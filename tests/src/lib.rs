@@ -779,11 +779,19 @@ impl Drop for Up {
 /// A tar archive of `(path, bytes)` entries, for model uploads. Paths are written as given
 /// (GNU long names when needed), so hostile paths reach the server unchanged.
 pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let entries: Vec<(&str, u8, &str, &[u8])> =
+        files.iter().map(|(p, b)| (*p, b'0', "", *b)).collect();
+    tar_entries(&entries)
+}
+
+/// A tar archive of `(path, type flag, link name, content)` entries: `b'0'` a file, `b'1'` a
+/// hard link, `b'2'` a symbolic link, `b'5'` a directory.
+pub fn tar_entries(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (path, bytes) in files {
+    for (path, kind, link, bytes) in entries {
         let mut header = [0u8; 512];
         let name = path.as_bytes();
-        if name.len() > 99 {
+        if name.len() > 99 || link.len() > 99 {
             panic!("test paths stay under 100 bytes");
         }
         header[..name.len()].copy_from_slice(name);
@@ -792,7 +800,8 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         header[116..124].copy_from_slice(b"0000000\0");
         header[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
         header[136..148].copy_from_slice(b"00000000000\0");
-        header[156] = b'0';
+        header[156] = *kind;
+        header[157..157 + link.len()].copy_from_slice(link.as_bytes());
         header[257..263].copy_from_slice(b"ustar\0");
         header[263..265].copy_from_slice(b"00");
         header[148..156].copy_from_slice(b"        ");

@@ -2157,3 +2157,61 @@ fn slow_clients_are_cut_off_and_others_keep_being_served() {
     assert!(answered.iter().all(|s| *s == 200), "{answered:?}");
     drop(waiting);
 }
+
+#[test]
+fn tar_uploads_with_links_are_refused_and_store_nothing() {
+    let (up, admin) = two_workgroups("control-links");
+    let a = "/api/v1/teams/t/workgroups/a";
+    up.ok(
+        "POST",
+        &format!("{a}/models"),
+        &admin,
+        Some(&json!({ "name": "m" })),
+    );
+    up.ok(
+        "POST",
+        &format!("{a}/projects"),
+        &admin,
+        Some(&json!({ "name": "p" })),
+    );
+    let bearer = format!("Bearer {admin}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/x-tar"),
+    ];
+    for (kind, what, target) in [
+        (b'2', "Symlink", "/etc/passwd"),
+        (b'2', "Symlink", "../../../../kiln.db"),
+        (b'1', "Link", "weights.json"),
+    ] {
+        let archive = tar_entries(&[
+            ("weights.json", b'0', "", b"[1, 2]"),
+            ("escape", kind, target, b""),
+        ]);
+        for url in [
+            format!("{}{a}/models/m/versions", up.api),
+            format!("{}{a}/projects/p/commits", up.api),
+        ] {
+            let refused = call("POST", &url, &headers, Some(&archive));
+            assert_eq!(refused.status, 400, "{url}: {}", refused.error());
+            assert!(
+                refused.error().contains(&format!("'escape' is a {what}")),
+                "{url}: {}",
+                refused.error()
+            );
+        }
+    }
+    let versions = up.ok("GET", &format!("{a}/models/m/versions"), &admin, None);
+    assert_eq!(versions["items"], json!([]), "{versions}");
+    let commits = up.api(
+        "GET",
+        &format!("{a}/projects/p/commits"),
+        Some(&admin),
+        None,
+    );
+    assert!(
+        commits.status == 404 || commits.json()["items"] == json!([]),
+        "{}",
+        String::from_utf8_lossy(&commits.body)
+    );
+}

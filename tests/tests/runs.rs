@@ -903,3 +903,70 @@ fn sigterm_turns_readiness_false_and_drains_a_log_follower_within_the_grace_peri
         up.log()
     );
 }
+
+/// Opens a log follower on a raw connection; returns its status and the connection.
+fn open_follower(address: &str, path: &str, token: &str) -> (u16, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, stream)
+}
+
+#[test]
+fn abandoned_log_followers_end_with_their_clients_and_are_capped_per_user() {
+    let data = temp_dir("runs-followers");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("silent.py", b"import time\ntime.sleep(120)\n")]);
+    py_target(&lab, "py", json!({}));
+    lab.experiment("silent", "silent.py");
+    let id = lab.submit("silent", json!({ "target": "py" }));
+    lab.wait_for(&id, &["running"], LONG);
+    let address = up.api.trim_start_matches("http://").to_string();
+    let path = format!("{WG}/runs/{id}/logs?follow=true");
+    // A follower past the cap is refused at once; one whose client left frees its place soon
+    // after (a leaked one never would).
+    let follow = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, stream) = open_follower(&address, &path, &lab.token);
+            if status != 429 || std::time::Instant::now() > deadline {
+                return (status, stream);
+            }
+            drop(stream);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // 1,000 followers of a silent run, 50 at a time, each abandoned by its client.
+    for _ in 0..20 {
+        let batch: Vec<_> = (0..50).map(|_| follow()).collect();
+        for (status, _) in &batch {
+            assert_eq!(*status, 200);
+        }
+    }
+    // All of them ended: the user holds the whole cap again, and not one more.
+    let held: Vec<_> = (0..64).map(|_| follow()).collect();
+    assert!(held.iter().all(|(status, _)| *status == 200));
+    let (over, _) = open_follower(&address, &path, &lab.token);
+    assert_eq!(over, 429);
+    drop(held);
+    lab.ok("POST", &format!("{WG}/runs/{id}/cancel"), None);
+    lab.wait(&id, LONG);
+}

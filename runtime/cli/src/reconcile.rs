@@ -247,7 +247,7 @@ pub async fn run(
         }
         if first_pass && applied {
             first_pass = false;
-            runtime.dataplane.set_ready(true);
+            runtime.dataplane.set_loaded(true);
             tracing::info!("ready: every desired deployment is loaded or failed with its reason");
         }
         tokio::select! {

@@ -500,7 +500,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
     if let Some((url, token)) = &settings.control {
         let store_dir = settings.store.dir()?;
         // Ready once the control plane's deployments are loaded (or failed with their reason).
-        dataplane.set_ready(false);
+        dataplane.set_loaded(false);
         tracing::info!("runtime node of the control plane at {url}");
         tokio::spawn(crate::reconcile::run(
             crate::reconcile::Runtime {

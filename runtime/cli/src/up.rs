@@ -217,7 +217,7 @@ async fn up(args: UpArgs) -> Result<()> {
     );
     let reports = monitoring.start(dataplane.clone());
     // Ready once the first reconcile has loaded every desired deployment (or failed it).
-    dataplane.set_ready(false);
+    dataplane.set_loaded(false);
     tokio::spawn(reconcile::run(
         Runtime {
             engine,

@@ -29,6 +29,9 @@ pub enum ControlError {
     /// 413: body over the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 429: over a limit on how much one caller or work group may hold at once.
+    #[error("{0}")]
+    TooMany(String),
     /// 415: not a content type this route reads.
     #[error("{0}")]
     UnsupportedMedia(String),
@@ -50,6 +53,7 @@ impl ControlError {
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ControlError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ControlError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -35,8 +35,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kiln_executor::Executor;
 use kiln_registry::RegistryOptions;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
 /// How the control plane is configured.
@@ -70,7 +71,34 @@ struct Inner {
     changed: Notify,
     executors: Vec<Arc<dyn Executor>>,
     runs_changed: Notify,
-    log_written: Notify,
+    /// Log followers waiting on each run's log (dropped with their last follower).
+    log_watchers: Mutex<HashMap<String, Weak<Notify>>>,
+    /// Log followers open per user.
+    followers: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Log followers one user may hold open at once.
+pub const MAX_FOLLOWERS_PER_USER: usize = 64;
+
+/// One open log follower of a user's; dropping it frees the place.
+pub struct FollowPermit {
+    followers: Arc<Mutex<HashMap<String, usize>>>,
+    user_id: String,
+}
+
+impl Drop for FollowPermit {
+    fn drop(&mut self) {
+        let mut followers = self
+            .followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = followers.get_mut(&self.user_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                followers.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// The control plane: cheap to clone, shared by every handler.
@@ -97,7 +125,8 @@ impl ControlPlane {
                 changed: Notify::new(),
                 executors,
                 runs_changed: Notify::new(),
-                log_written: Notify::new(),
+                log_watchers: Mutex::new(HashMap::new()),
+                followers: Arc::default(),
             }),
         }
     }
@@ -121,14 +150,55 @@ impl ControlPlane {
         self.inner.runs_changed.notified().await;
     }
 
-    /// Wakes log followers: a run's log grew or its run ended.
-    pub fn log_written(&self) {
-        self.inner.log_written.notify_waiters();
+    /// Wakes the followers of one run's log: it grew, or the run ended.
+    pub fn log_written(&self, run_id: &str) {
+        let watchers = self
+            .inner
+            .log_watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(notify) = watchers.get(run_id).and_then(Weak::upgrade) {
+            notify.notify_waiters();
+        }
     }
 
-    /// Waits until [`ControlPlane::log_written`] is called.
-    pub async fn log_written_notified(&self) {
-        self.inner.log_written.notified().await;
+    /// What a follower of `run_id`'s log waits on ([`ControlPlane::log_written`] wakes it).
+    pub fn log_watch(&self, run_id: &str) -> Arc<Notify> {
+        let mut watchers = self
+            .inner
+            .log_watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(notify) = watchers.get(run_id).and_then(Weak::upgrade) {
+            return notify;
+        }
+        if watchers.len() >= 256 {
+            watchers.retain(|_, w| w.strong_count() > 0);
+        }
+        let notify = Arc::new(Notify::new());
+        watchers.insert(run_id.to_string(), Arc::downgrade(&notify));
+        notify
+    }
+
+    /// A place for one more log follower of `user_id`'s, or 429 past
+    /// [`MAX_FOLLOWERS_PER_USER`].
+    pub fn follow_permit(&self, user_id: &str) -> Result<FollowPermit, ControlError> {
+        let mut followers = self
+            .inner
+            .followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = followers.entry(user_id.to_string()).or_insert(0);
+        if *count >= MAX_FOLLOWERS_PER_USER {
+            return Err(ControlError::TooMany(format!(
+                "at most {MAX_FOLLOWERS_PER_USER} log followers per user are open at once: close one"
+            )));
+        }
+        *count += 1;
+        Ok(FollowPermit {
+            followers: self.inner.followers.clone(),
+            user_id: user_id.to_string(),
+        })
     }
 
     /// The database.

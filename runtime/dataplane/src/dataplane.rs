@@ -65,7 +65,10 @@ pub struct Dataplane {
     pub registry: DeploymentRegistry,
     /// Request bounds.
     pub limits: ServerLimits,
+    /// False while shutting down: no new predictions.
     ready: AtomicBool,
+    /// False until the server's desired deployments are loaded (or failed with their reason).
+    loaded: AtomicBool,
 }
 
 impl Dataplane {
@@ -75,12 +78,24 @@ impl Dataplane {
             registry: DeploymentRegistry::default(),
             limits,
             ready: AtomicBool::new(true),
+            loaded: AtomicBool::new(true),
         }
     }
 
-    /// Whether the server takes new predictions (false while shutting down).
+    /// Whether the server reads ready: its deployments are loaded and it is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.loaded.load(Ordering::Acquire) && self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether it is shutting down (predictions are refused).
+    pub fn is_draining(&self) -> bool {
+        !self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the desired deployments as loaded (or not yet): readiness reads false until then,
+    /// while predictions (the sample checks of deployments being loaded) are taken.
+    pub fn set_loaded(&self, loaded: bool) {
+        self.loaded.store(loaded, Ordering::Release);
     }
 
     /// Stops (or resumes) taking new predictions; health/ready answers accordingly.
@@ -118,7 +133,7 @@ impl Dataplane {
         deployment: &Deployment,
         request: InferRequest,
     ) -> Result<InferResponse, ApiError> {
-        if !self.is_ready() {
+        if self.is_draining() {
             return Err(ApiError::unavailable("server is shutting down"));
         }
         let metadata = deployment.model.metadata();

@@ -493,7 +493,7 @@ pub async fn cancel(
         .await?;
     }
     control.notify_runs();
-    control.log_written();
+    control.log_written(&view.id);
     let view = run_in_scope(&control, &scope, &run).await?;
     let mut body = view.json();
     body["cancel_requested"] = json!(!is_final(&view.status));
@@ -521,7 +521,11 @@ pub async fn logs(
     Query(query): Query<LogQuery>,
 ) -> Result<Response, ControlError> {
     let view = run_in_scope(&control, &scope, &run).await?;
-    let stream = log::read(control.clone(), view.id, query.offset, query.follow)
+    let permit = query
+        .follow
+        .then(|| control.follow_permit(&scope.principal()?.user_id))
+        .transpose()?;
+    let stream = log::read(control.clone(), view.id, query.offset, permit)
         .map(|item| item.map_err(|e| std::io::Error::other(e.to_string())));
     Ok((
         StatusCode::OK,

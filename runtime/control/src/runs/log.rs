@@ -22,6 +22,7 @@ pub const SEGMENT: usize = 1 << 20;
 pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
 /// How often a follower looks for more when nothing told it (another process writes the log).
+/// A follower whose client left stops at once, whatever the run does.
 const POLL: Duration = Duration::from_secs(1);
 
 fn area(run_id: &str) -> [&str; 3] {
@@ -149,7 +150,7 @@ impl LogWriter {
         if let Err(e) = recorded {
             tracing::warn!(run = %self.run_id, "recording the log's length failed: {e}");
         }
-        self.control.log_written();
+        self.control.log_written(&self.run_id);
     }
 }
 
@@ -159,9 +160,12 @@ pub fn read(
     control: ControlPlane,
     run_id: String,
     mut offset: u64,
-    follow: bool,
+    follow: Option<crate::FollowPermit>,
 ) -> BoxStream<'static, Result<Bytes, ControlError>> {
     Box::pin(async_stream(move |yielder| async move {
+        // Held until the follower ends: its place among the user's followers.
+        let permit = follow;
+        let watch = permit.as_ref().map(|_| control.log_watch(&run_id));
         loop {
             let segments = control.artifacts().list(&area(&run_id)).await?;
             let mut gave = false;
@@ -189,9 +193,10 @@ pub fn read(
             if gave {
                 continue;
             }
-            if !follow {
+            let Some(watch) = &watch else {
                 return Ok(());
-            }
+            };
+            let woken = watch.notified();
             let (status, written): (String, i64) =
                 sqlx::query_as("SELECT status, log_bytes FROM runs WHERE id = $1")
                     .bind(&run_id)
@@ -201,7 +206,11 @@ pub fn read(
             if super::is_final(&status) && offset >= written as u64 {
                 return Ok(());
             }
-            let _ = tokio::time::timeout(POLL, control.log_written_notified()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(POLL, woken) => {}
+                // The client left: nobody reads what would come.
+                () = yielder.closed() => return Ok(()),
+            }
         }
     }))
 }

@@ -739,7 +739,7 @@ impl Runner {
         }
         let work = self.control.settings().runs_dir.join(&run.id);
         let _ = tokio::fs::remove_dir_all(&work).await;
-        self.control.log_written();
+        self.control.log_written(&run.id);
     }
 }
 
