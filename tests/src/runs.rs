@@ -221,3 +221,140 @@ pub fn assert_each_tick_once(log: &str, at_least: usize) {
     }
     assert_eq!(log.matches("training with C").count(), 1, "{log}");
 }
+/// What a hostile run tries from inside: walk up from its checkout, read the database, the
+/// secret key and the control plane's environment, forge a token in the database, plant a file
+/// in the compile cache, read other runs' artifacts, signal the control plane.
+pub const HOSTILE_PY: &[u8] = br#"import glob, json, os, sqlite3, sys
+data, kiln_pid, installs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def attempt(name, action):
+    try:
+        print(name, "REACHED", repr(action())[:200])
+    except Exception as e:
+        print(name, "blocked", type(e).__name__)
+seen, system = [], ("/usr", "/proc", "/dev", "/sys", "/etc")
+for top, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(top, d) not in system + tuple(installs)]
+    seen += [os.path.join(top, f) for f in files]
+print("seen", json.dumps(seen))
+attempt("database", lambda: open(os.path.join(data, "kiln.db"), "rb").read(16))
+attempt("key", lambda: open(os.path.join(data, "secret.key")).read())
+attempt("environ", lambda: open(f"/proc/{kiln_pid}/environ", "rb").read(64))
+attempt("cmdline", lambda: open(f"/proc/{kiln_pid}/cmdline", "rb").read(64))
+attempt("signal", lambda: os.kill(kiln_pid, 0))
+attempt("compiled", lambda: open(os.path.join(data, "compiled", "planted"), "w").write("x"))
+def artifacts():
+    found = [p for p in glob.glob(os.path.join(data, "artifacts", "**"), recursive=True) if os.path.isfile(p)]
+    if not found:
+        raise FileNotFoundError(data)
+    return found
+attempt("artifacts", artifacts)
+def forge():
+    db = sqlite3.connect("file:" + os.path.join(data, "kiln.db") + "?mode=rw", uri=True)
+    return db.execute("SELECT COUNT(*) FROM tokens").fetchone()
+attempt("forge", forge)
+attempt("docker-config", lambda: open("/root/.docker/config.json").read(16))
+attempt("shadow", lambda: open("/etc/shadow").read(16))
+print("uid", os.getuid())
+print("capabilities", [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0])
+print("no-new-privileges", [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0])
+"#;
+
+/// A contributor of the lab's work group (`mallory`) runs [`HOSTILE_PY`] on `target` (which
+/// the admin added), after another run logged an artifact worth stealing; returns the hostile
+/// run's id and log, once it completed.
+pub fn hostile_run(lab: &Lab, target: &str) -> (String, String) {
+    let up = lab.up;
+    let logger = b"import kiln_tracking\nopen('secret.txt', 'w').write('vision-secret')\nkiln_tracking.log_artifact('secret.txt')\n";
+    lab.push(&[("hostile.py", HOSTILE_PY), ("logger.py", logger)]);
+    lab.experiment("log", "logger.py");
+    let first = lab.submit("log", json!({ "target": target }));
+    let run = lab.wait(&first, Duration::from_secs(300));
+    assert_eq!(run["status"], "completed", "{}", lab.logs(&first));
+    let created = up.ok(
+        "POST",
+        "/api/v1/users",
+        &lab.token,
+        Some(&json!({ "name": "mallory" })),
+    );
+    let mallory = created["token"]["token"].as_str().unwrap().to_string();
+    up.ok(
+        "PUT",
+        "/api/v1/teams/lab/members/mallory",
+        &lab.token,
+        Some(&json!({ "role": "member" })),
+    );
+    up.ok(
+        "PUT",
+        &format!("{WG}/members/mallory"),
+        &lab.token,
+        Some(&json!({ "role": "contributor" })),
+    );
+    let contributor = Lab { up, token: mallory };
+    contributor.experiment("hostile", "hostile.py");
+    // The interpreter's installation (its prefix and its base) is the run's to read.
+    let installs = std::process::Command::new(test_python())
+        .args([
+            "-c",
+            "import sys; print(sys.prefix); print(sys.base_prefix)",
+        ])
+        .output()
+        .unwrap();
+    let installs = String::from_utf8(installs.stdout).unwrap();
+    let mut args = vec![up.data.display().to_string(), up.pid().to_string()];
+    args.extend(installs.lines().map(str::to_string));
+    let id = contributor.submit("hostile", json!({ "target": target, "args": args }));
+    let run = contributor.wait(&id, Duration::from_secs(300));
+    let log = contributor.logs(&id);
+    assert_eq!(run["status"], "completed", "{log}");
+    (id, log)
+}
+
+/// Asserts that [`HOSTILE_PY`]'s run reached nothing of Kiln's; with `walked` (a run in Kiln's
+/// sandbox, on the host), also that it runs as uid 65534 and that outside the system and the
+/// interpreter every file it could find was its own (its checkout, Kiln's helpers, its private
+/// `/tmp`).
+pub fn assert_contained(log: &str, data: &std::path::Path, id: &str, walked: bool) {
+    for blocked in [
+        "database",
+        "key",
+        "environ",
+        "cmdline",
+        "signal",
+        "compiled",
+        "artifacts",
+        "forge",
+        "docker-config",
+    ] {
+        assert!(
+            log.contains(&format!("{blocked} blocked")),
+            "{blocked}:\n{log}"
+        );
+    }
+    assert!(!data.join("compiled/planted").exists());
+    // No capability at all, and none to be gained through a setuid program.
+    assert!(log.contains("capabilities 0000000000000000"), "{log}");
+    assert!(log.contains("no-new-privileges 1"), "{log}");
+    if !walked {
+        // A container has a file system of its own (its image's /etc/shadow, say).
+        return;
+    }
+    assert!(log.contains("shadow blocked"), "{log}");
+    assert!(!log.contains("REACHED"), "{log}");
+    assert!(log.contains("uid 65534"), "{log}");
+    let seen: Vec<String> = log
+        .lines()
+        .find_map(|l| l.strip_prefix("seen "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    let own = data.join("runs").join(id);
+    assert!(seen.iter().any(|p| p.ends_with("hostile.py")), "{log}");
+    for path in &seen {
+        let path = std::path::Path::new(path);
+        let private_tmp = path.starts_with("/tmp") && !path.starts_with(data);
+        assert!(
+            path.starts_with(&own) || private_tmp,
+            "the run saw {}:\n{log}",
+            path.display()
+        );
+    }
+}

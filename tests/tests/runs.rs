@@ -5,7 +5,9 @@
 //! run's own token may do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::runs::{Lab, TRAIN_PY, WG, assert_each_tick_once, free_port, test_python};
+use kiln_tests::runs::{
+    Lab, TRAIN_PY, WG, assert_contained, assert_each_tick_once, free_port, hostile_run, test_python,
+};
 use kiln_tests::{Database, Up, kiln_bin, temp_dir};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -702,141 +704,20 @@ fn run_lists_come_newest_first_a_page_at_a_time() {
     }
 }
 
-/// What a hostile run tries from inside: walk up from its checkout, read the database, the
-/// secret key and the control plane's environment, forge a token in the database, plant a file
-/// in the compile cache, read other runs' artifacts, signal the control plane.
-const HOSTILE_PY: &[u8] = br#"import glob, json, os, sqlite3, sys
-data, kiln_pid, installs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-def attempt(name, action):
-    try:
-        print(name, "REACHED", repr(action())[:200])
-    except Exception as e:
-        print(name, "blocked", type(e).__name__)
-seen, system = [], ("/usr", "/proc", "/dev", "/sys", "/etc")
-for top, dirs, files in os.walk("/"):
-    dirs[:] = [d for d in dirs if os.path.join(top, d) not in system + tuple(installs)]
-    seen += [os.path.join(top, f) for f in files]
-print("seen", json.dumps(seen))
-attempt("database", lambda: open(os.path.join(data, "kiln.db"), "rb").read(16))
-attempt("key", lambda: open(os.path.join(data, "secret.key")).read())
-attempt("environ", lambda: open(f"/proc/{kiln_pid}/environ", "rb").read(64))
-attempt("cmdline", lambda: open(f"/proc/{kiln_pid}/cmdline", "rb").read(64))
-attempt("signal", lambda: os.kill(kiln_pid, 0))
-attempt("compiled", lambda: open(os.path.join(data, "compiled", "planted"), "w").write("x"))
-def artifacts():
-    found = [p for p in glob.glob(os.path.join(data, "artifacts", "**"), recursive=True) if os.path.isfile(p)]
-    if not found:
-        raise FileNotFoundError(data)
-    return found
-attempt("artifacts", artifacts)
-def forge():
-    db = sqlite3.connect("file:" + os.path.join(data, "kiln.db") + "?mode=rw", uri=True)
-    return db.execute("SELECT COUNT(*) FROM tokens").fetchone()
-attempt("forge", forge)
-attempt("docker-config", lambda: open("/root/.docker/config.json").read(16))
-attempt("shadow", lambda: open("/etc/shadow").read(16))
-print("uid", os.getuid())
-"#;
-
 #[test]
 fn a_contributors_run_cannot_reach_the_control_planes_secrets() {
     use std::os::unix::fs::PermissionsExt;
     let data = temp_dir("runs-hostile");
     let up = Up::start(&data, &[]);
-    let admin = up.admin();
-    let lab = Lab::new(&up, &admin);
+    let lab = Lab::new(&up, &up.admin());
     // Kiln's own files are private to its user.
     for (path, mode) in [("", 0o700), ("kiln.db", 0o600), ("secret.key", 0o600)] {
         let meta = std::fs::metadata(data.join(path)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{path}");
     }
-    // Something for the run to steal: another run's artifact.
-    let logger = b"import kiln_tracking\nopen('secret.txt', 'w').write('vision-secret')\nkiln_tracking.log_artifact('secret.txt')\n";
-    lab.push(&[("hostile.py", HOSTILE_PY), ("logger.py", logger)]);
     py_target(&lab, "py", json!({}));
-    lab.experiment("log", "logger.py");
-    let first = lab.submit("log", json!({ "target": "py" }));
-    assert_eq!(
-        lab.wait(&first, LONG)["status"],
-        "completed",
-        "{}",
-        lab.logs(&first)
-    );
-
-    let created = up.ok(
-        "POST",
-        "/api/v1/users",
-        &admin,
-        Some(&json!({ "name": "mallory" })),
-    );
-    let mallory = created["token"]["token"].as_str().unwrap().to_string();
-    up.ok(
-        "PUT",
-        "/api/v1/teams/lab/members/mallory",
-        &admin,
-        Some(&json!({ "role": "member" })),
-    );
-    up.ok(
-        "PUT",
-        &format!("{WG}/members/mallory"),
-        &admin,
-        Some(&json!({ "role": "contributor" })),
-    );
-    let contributor = Lab {
-        up: &up,
-        token: mallory,
-    };
-    contributor.experiment("hostile", "hostile.py");
-    // The interpreter's installation (its prefix and its base) is the run's to read.
-    let installs = Command::new(test_python())
-        .args([
-            "-c",
-            "import sys; print(sys.prefix); print(sys.base_prefix)",
-        ])
-        .output()
-        .unwrap();
-    let installs = String::from_utf8(installs.stdout).unwrap();
-    let mut args = vec![data.display().to_string(), up.pid().to_string()];
-    args.extend(installs.lines().map(str::to_string));
-    let id = contributor.submit("hostile", json!({ "target": "py", "args": args }));
-    let run = contributor.wait(&id, LONG);
-    let log = contributor.logs(&id);
-    assert_eq!(run["status"], "completed", "{log}");
-    for blocked in [
-        "database",
-        "key",
-        "environ",
-        "cmdline",
-        "signal",
-        "compiled",
-        "artifacts",
-        "forge",
-        "docker-config",
-        "shadow",
-    ] {
-        assert!(
-            log.contains(&format!("{blocked} blocked")),
-            "{blocked}:\n{log}"
-        );
-    }
-    assert!(!log.contains("REACHED"), "{log}");
-    assert!(log.contains("uid 65534"), "{log}");
-    // Outside the system and the interpreter, every file it can find is its own: its checkout
-    // and Kiln's helpers.
-    let seen: Vec<String> = log
-        .lines()
-        .find_map(|l| l.strip_prefix("seen "))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap();
-    let own = data.join("runs").join(&id);
-    assert!(seen.iter().any(|p| p.ends_with("hostile.py")), "{log}");
-    for path in &seen {
-        assert!(
-            std::path::Path::new(path).starts_with(&own),
-            "the run saw {path}:\n{log}"
-        );
-    }
-    assert!(!data.join("compiled/planted").exists());
+    let (id, log) = hostile_run(&lab, "py");
+    assert_contained(&log, &data, &id, true);
 }
 
 #[test]

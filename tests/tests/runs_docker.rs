@@ -280,3 +280,13 @@ fn an_environment_gives_its_runs_their_image() {
         refused.error()
     );
 }
+
+#[test]
+fn a_contributors_container_cannot_reach_the_control_planes_secrets() {
+    let data = temp_dir("docker-hostile");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    docker_target(&lab, "docker", json!({}));
+    let (id, log) = kiln_tests::runs::hostile_run(&lab, "docker");
+    kiln_tests::runs::assert_contained(&log, &data, &id, false);
+}

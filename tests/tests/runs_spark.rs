@@ -197,3 +197,13 @@ fn an_unreachable_master_fails_the_run_at_once() {
         "{run}"
     );
 }
+
+#[test]
+fn a_contributors_spark_driver_cannot_reach_the_control_planes_secrets() {
+    let data = temp_dir("spark-hostile");
+    let up = Up::start(&data, &[]);
+    let lab = Lab::new(&up, &up.admin());
+    spark_target(&lab, "spark", "local[1]");
+    let (id, log) = kiln_tests::runs::hostile_run(&lab, "spark");
+    kiln_tests::runs::assert_contained(&log, &data, &id, true);
+}

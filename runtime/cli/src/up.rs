@@ -10,6 +10,7 @@ use clap::Args;
 use kiln_control::{ArtifactStore, ControlPlane, Db, SecretBox, Settings};
 use kiln_dataplane::{AppState, Dataplane, ServerLimits};
 use kiln_engine::{EngineConfig, ScoringEngine};
+use kiln_executor::sandbox::Isolation;
 use kiln_metrics::Metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,7 +51,8 @@ pub struct UpArgs {
     /// Directory of the compiled-component cache (default: DATA/compiled).
     #[arg(long, env = "KILN_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// Run `local` targets' runs without a sandbox when bubblewrap cannot make one here. They
+    /// Run `local` targets' runs (and Spark drivers) without a sandbox when bubblewrap cannot
+    /// make one here. They
     /// then execute as this process's own user and can read everything it can: its database,
     /// its secret key, other work groups' data. Off by default: without a sandbox the `local`
     /// target refuses runs.
@@ -161,14 +163,16 @@ async fn up(args: UpArgs) -> Result<()> {
         }
     }
     let isolation = match kiln_executor::sandbox::Sandbox::detect(secret_paths) {
-        Ok(sandbox) => kiln_executor_local::Isolation::Sandboxed(sandbox),
+        Ok(sandbox) => Isolation::Sandboxed(sandbox),
         Err(why) if args.unsandboxed_local_runs => {
-            tracing::warn!("local runs are NOT sandboxed ({why}): they run as this process's user");
-            kiln_executor_local::Isolation::Unsandboxed
+            tracing::warn!(
+                "local runs and Spark drivers are NOT sandboxed ({why}): they run as this process's user"
+            );
+            Isolation::Unsandboxed
         }
         Err(why) => {
-            tracing::warn!("the local target is off: {why}");
-            kiln_executor_local::Isolation::Off(why)
+            tracing::warn!("local and spark targets are off: {why}");
+            Isolation::Off(why)
         }
     };
     let control = ControlPlane::new(
@@ -192,9 +196,9 @@ async fn up(args: UpArgs) -> Result<()> {
             cache_dir: data.join("cache"),
         },
         vec![
-            Arc::new(kiln_executor_local::LocalExecutor::new(isolation)),
+            Arc::new(kiln_executor_local::LocalExecutor::new(isolation.clone())),
             Arc::new(kiln_executor_docker::DockerExecutor),
-            Arc::new(kiln_executor_spark::SparkExecutor),
+            Arc::new(kiln_executor_spark::SparkExecutor::new(isolation)),
         ],
     );
     if let Some(token) = kiln_control::auth::bootstrap(&db).await? {

@@ -49,6 +49,40 @@ const ETC: &[&str] = &[
 /// The top-level links (or directories) of a merged-`/usr` system.
 const TOP: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
+/// How runs on the control plane's host (`local`, the Spark driver) are isolated from it.
+#[derive(Clone, Debug)]
+pub enum Isolation {
+    /// In a bubblewrap sandbox.
+    Sandboxed(Sandbox),
+    /// As processes of the control plane's own user, seeing what it sees: an installation admin
+    /// turned this on for a host without a sandbox, knowing what it means.
+    Unsandboxed,
+    /// Not at all: such targets are off, for this reason.
+    Off(String),
+}
+
+impl Isolation {
+    /// The sandbox and the Python `interpreter` as it sees it, `None` for unsandboxed runs, or
+    /// why `kind` targets are off.
+    pub async fn python(
+        &self,
+        kind: &str,
+        interpreter: &str,
+    ) -> Result<Option<(&Sandbox, Python)>, ExecError> {
+        match self {
+            Isolation::Sandboxed(sandbox) => {
+                Ok(Some((sandbox, sandbox.python(interpreter).await?)))
+            }
+            Isolation::Unsandboxed => Ok(None),
+            Isolation::Off(why) => Err(ExecError::Unreachable(format!(
+                "{kind} targets are off on this control plane: {why}. Runs would execute as the \
+                 control plane's own user; an installation admin who accepts that can start \
+                 `kiln up --unsandboxed-local-runs`"
+            ))),
+        }
+    }
+}
+
 /// What one sandboxed process may see.
 #[derive(Clone, Debug, Default)]
 pub struct Jail {

@@ -28,17 +28,7 @@ use std::time::Duration;
 /// How long a canceled run has to stop after `SIGTERM` before `SIGKILL`.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// How local runs are isolated from the control plane.
-#[derive(Clone, Debug)]
-pub enum Isolation {
-    /// In a bubblewrap sandbox.
-    Sandboxed(Sandbox),
-    /// As processes of the control plane's own user, seeing what it sees: an installation admin
-    /// turned this on for a host without a sandbox, knowing what it means.
-    Unsandboxed,
-    /// Not at all: the target is off, for this reason.
-    Off(String),
-}
+pub use kiln_executor::sandbox::Isolation;
 
 /// The `local` executor.
 #[derive(Clone, Debug)]
@@ -52,20 +42,8 @@ impl LocalExecutor {
         LocalExecutor { isolation }
     }
 
-    /// The sandbox and the interpreter as it sees it, `None` for unsandboxed runs, or why the
-    /// target is off.
     async fn jail_for(&self, interpreter: &str) -> Result<Option<(&Sandbox, Python)>, ExecError> {
-        match &self.isolation {
-            Isolation::Sandboxed(sandbox) => {
-                Ok(Some((sandbox, sandbox.python(interpreter).await?)))
-            }
-            Isolation::Unsandboxed => Ok(None),
-            Isolation::Off(why) => Err(ExecError::Unreachable(format!(
-                "the local target is off on this control plane: {why}. Runs would execute as the \
-                 control plane's own user; an installation admin who accepts that can start \
-                 `kiln up --unsandboxed-local-runs`"
-            ))),
-        }
+        self.isolation.python("local", interpreter).await
     }
 }
 
@@ -352,6 +330,7 @@ mod tests {
         let message = refused.to_string();
         assert!(matches!(refused, ExecError::Unreachable(_)), "{message}");
         assert!(message.contains("bubblewrap is not installed"), "{message}");
+        assert!(message.contains("local targets are off"), "{message}");
         assert!(message.contains("--unsandboxed-local-runs"), "{message}");
     }
 }

@@ -7,6 +7,11 @@
 //! client mode under [`kiln_executor::process`], so its output is the run's log, its exit code
 //! ends the run and cancel kills it (and with it the application).
 //!
+//! The driver (`spark-submit` and the Python it starts), and the zipping of the code before it,
+//! run in the same bubblewrap sandbox as local runs ([`kiln_executor::sandbox`]): the checkout,
+//! the Python and Spark installations read-only, a private `/tmp`, as an unprivileged user; the
+//! network is the host's, to reach the master.
+//!
 //! Target settings: `master` (required), `spark_submit` (default `spark-submit` on `PATH`),
 //! `python` (the driver's and executors' Python, default `python3`), `conf` (Spark properties),
 //! `concurrency`.
@@ -14,6 +19,7 @@
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use kiln_executor::process;
+use kiln_executor::sandbox::{Isolation, Jail, find_on_path};
 use kiln_executor::{ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script};
 use serde_json::Value;
 use std::time::Duration;
@@ -25,8 +31,29 @@ const GRACE: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `spark` executor.
-#[derive(Clone, Debug, Default)]
-pub struct SparkExecutor;
+#[derive(Clone, Debug)]
+pub struct SparkExecutor {
+    isolation: Isolation,
+}
+
+impl SparkExecutor {
+    /// An executor whose drivers are isolated so.
+    pub fn new(isolation: Isolation) -> SparkExecutor {
+        SparkExecutor { isolation }
+    }
+}
+
+/// The installation `spark-submit` belongs to (the directory above its `bin`), when the
+/// program is found.
+fn spark_home(submit: &str) -> Option<std::path::PathBuf> {
+    let path = if submit.contains('/') {
+        std::path::PathBuf::from(submit)
+    } else {
+        find_on_path(submit)?
+    };
+    let real = std::fs::canonicalize(path).ok()?;
+    Some(real.parent()?.parent()?.to_path_buf())
+}
 
 fn master(target: &Target) -> Result<&str, ExecError> {
     target
@@ -70,6 +97,7 @@ impl Executor for SparkExecutor {
     fn check<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<String, ExecError>> {
         async move {
             let master = master(target)?;
+            self.isolation.python("spark", python(target)).await?;
             let reached = reach_master(master).await?;
             let submit = spark_submit(target);
             // pip's spark-submit finds Spark through the Python that has pyspark.
@@ -125,7 +153,11 @@ impl Executor for SparkExecutor {
 
             // The checkout as a zip for --py-files, so that modules of the project import on
             // executors too; Python's zipfile module makes it.
-            let archive = job.work.join("code.zip");
+            let spark_dir = job.work.join("spark");
+            tokio::fs::create_dir_all(&spark_dir).await.map_err(|e| {
+                ExecError::Failed(format!("cannot create {}: {e}", spark_dir.display()))
+            })?;
+            let archive = spark_dir.join("code.zip");
             let mut entries: Vec<String> = Vec::new();
             let mut dir = tokio::fs::read_dir(&job.code)
                 .await
@@ -138,11 +170,36 @@ impl Executor for SparkExecutor {
                 entries.push(entry.file_name().to_string_lossy().into_owned());
             }
             entries.sort();
-            let mut zip = tokio::process::Command::new(python);
-            zip.current_dir(&job.code)
-                .args(["-m", "zipfile", "-c"])
-                .arg(&archive)
-                .args(&entries);
+            let jailed = self.isolation.python("spark", python).await?;
+            let mut zip_args = vec!["-I".to_string(), "-m".into(), "zipfile".into(), "-c".into()];
+            zip_args.push(archive.to_string_lossy().into_owned());
+            zip_args.extend(entries.iter().cloned());
+            let zip = match &jailed {
+                // Zipping reads the run's files only: in the sandbox, writing the archive alone.
+                Some((sandbox, found)) => {
+                    let mut read_only = found.roots.clone();
+                    read_only.push(job.code.clone());
+                    let jail = Jail {
+                        read_only,
+                        writable: vec![spark_dir.clone()],
+                        dir: job.code.clone(),
+                        network: false,
+                    };
+                    let (program, args) =
+                        sandbox.wrap(&jail, &found.executable.to_string_lossy(), &zip_args);
+                    let mut command = tokio::process::Command::new(program);
+                    command
+                        .args(args)
+                        .env_clear()
+                        .envs(process::inherited_env());
+                    command
+                }
+                None => {
+                    let mut command = tokio::process::Command::new(python);
+                    command.current_dir(&job.code).args(&zip_args);
+                    command
+                }
+            };
             let code = process::run_logged(zip, prepare).await?;
             if code != 0 {
                 return Err(ExecError::Failed(format!(
@@ -150,7 +207,7 @@ impl Executor for SparkExecutor {
                 )));
             }
 
-            let mut args = vec![
+            let mut args: Vec<String> = vec![
                 "--master".to_string(),
                 master.to_string(),
                 "--name".into(),
@@ -170,11 +227,32 @@ impl Executor for SparkExecutor {
             args.push(archive.to_string_lossy().into_owned());
             args.push(job.script.clone());
             args.extend(job.args.iter().cloned());
+            let mut program = spark_submit(target).to_string();
+            let mut python = python.to_string();
+            if let Some((sandbox, found)) = &jailed {
+                python = found.executable.to_string_lossy().into_owned();
+                let mut read_only = found.roots.clone();
+                if let Some(home) = spark_home(&program)
+                    && !home.starts_with("/usr")
+                    && !read_only.iter().any(|root| home.starts_with(root))
+                {
+                    sandbox.check_bind(&home)?;
+                    read_only.push(home);
+                }
+                read_only.extend([spark_dir.clone(), job.helpers.clone()]);
+                let jail = Jail {
+                    read_only,
+                    writable: vec![job.code.clone()],
+                    dir: job.code.clone(),
+                    network: true,
+                };
+                (program, args) = sandbox.wrap(&jail, &program, &args);
+            }
             let env = vec![
-                ("PYSPARK_PYTHON".into(), python.to_string()),
-                ("PYSPARK_DRIVER_PYTHON".into(), python.to_string()),
+                ("PYSPARK_PYTHON".into(), python.clone()),
+                ("PYSPARK_DRIVER_PYTHON".into(), python),
             ];
-            process::start_job(job, spark_submit(target).to_string(), args, env).await
+            process::start_job(job, program, args, env).await
         }
         .boxed()
     }
