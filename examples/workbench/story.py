@@ -187,9 +187,14 @@ class Servers:
     """`kiln up`, a registry (Debian's docker-registry) and Prometheus (with the drift alert
     rule), on free ports of 127.0.0.1, their data under `work`; stopped on exit."""
 
-    def __init__(self, kiln, work, monitor_window=2.0, env=None):
+    def __init__(self, kiln, work, monitor_window=2.0, env=None, docker_host=None):
         self.kiln, self.work = kiln, pathlib.Path(work)
         self.monitor_window, self.env = monitor_window, env or {}
+        # What this installation's admin lets work groups reach: the registry on loopback, the
+        # Docker host of the story, and the host network its containers report through.
+        self.allow = ["--allow-network", "127.0.0.1", "--allow-docker-network", "host"]
+        if docker_host:
+            self.allow += ["--allow-docker-host", docker_host]
         self.procs = []
 
     def start(self, command, log, **kw):
@@ -213,7 +218,7 @@ class Servers:
         up = self.start([self.kiln, "up", "--data-dir", str(self.work / "kiln"),
                          "--api-addr", f"127.0.0.1:{api}", "--addr", self.predict,
                          "--metrics-addr", f"127.0.0.1:{metrics}", "--insecure-registry", self.registry,
-                         "--monitor-window", str(self.monitor_window)],
+                         "--monitor-window", str(self.monitor_window), *self.allow],
                         "up.log", stdout=subprocess.PIPE, text=True, env=dict(os.environ, **self.env))
         prefix = "bootstrap admin token (shown once, store it now): "
         self.token = None
@@ -314,7 +319,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
     args = parser.parse_args(argv)
     docker = (args.docker_host, args.docker_image) if args.docker_host else None
-    with Servers(args.kiln, args.work) as servers:
+    with Servers(args.kiln, args.work, docker_host=args.docker_host) as servers:
         story(servers, args.python, docker)
         print(f"Prometheus {servers.prometheus}/alerts, API {servers.api}, predictions http://{servers.predict}")
         if args.keep:

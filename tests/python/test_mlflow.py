@@ -27,7 +27,9 @@ class KilnUp:
         self.proc = subprocess.Popen(
             [binary, "up", "--data-dir", str(data), "--api-addr", "127.0.0.1:0",
              "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-             "--cache-dir", str(REPO / "target" / "test-cache")],
+             "--cache-dir", str(REPO / "target" / "test-cache"),
+             # The admin of this test installation lets work groups reach loopback registries.
+             "--allow-network", "127.0.0.1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.log, self.api, self.token = [], None, None

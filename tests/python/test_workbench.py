@@ -31,7 +31,7 @@ def onnxruntime_says(model, rows):
 
 def test_the_workbench_story_on_the_local_and_docker_targets(tmp_path):
     lines = []
-    with story.Servers(KILN, tmp_path) as servers:
+    with story.Servers(KILN, tmp_path, docker_host=DOCKER_HOST) as servers:
         seen = story.story(servers, sys.executable, (DOCKER_HOST, PYTHON_IMAGE), say=lines.append)
         s = seen["story"]
 

@@ -528,6 +528,27 @@ pub fn try_call(
     read_reply(agent().run(request).ok()?)
 }
 
+/// What the admin of a test installation lets work groups reach, unless the test sets its own
+/// `--allow-*` flags: registries and Spark masters on loopback, the test Docker host, and the
+/// host network its containers report through.
+fn test_allowlist(args: &[&str]) -> Vec<String> {
+    if args.iter().any(|a| a.starts_with("--allow-")) {
+        return Vec::new();
+    }
+    let mut flags: Vec<String> = [
+        "--allow-network",
+        "127.0.0.0/8",
+        "--allow-docker-network",
+        "host",
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Ok(host) = std::env::var("KILN_TEST_DOCKER_HOST") {
+        flags.extend(["--allow-docker-host".to_string(), host]);
+    }
+    flags
+}
+
 /// A running `kiln up` (control plane, runtime, metrics), killed on drop.
 pub struct Up {
     child: Option<Child>,
@@ -569,6 +590,7 @@ impl Up {
             .args(["--addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(["--cache-dir", &test_cache()])
+            .args(test_allowlist(args))
             .args(args)
             .env("KILN_LOG", "info")
             .stdout(Stdio::piped())

@@ -2215,3 +2215,180 @@ fn tar_uploads_with_links_are_refused_and_store_nothing() {
         String::from_utf8_lossy(&commits.body)
     );
 }
+
+/// A loopback "registry" whose every manifest answers with a redirect to `location`.
+fn redirecting_registry(location: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = vec![0u8; 16 << 10];
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            let answer = if head.starts_with("GET /v2/ ") {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+            } else {
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn targets_and_registries_on_internal_networks_are_refused_unless_allowed() {
+    // This installation allows one internal address, and neither loopback nor link-local.
+    let dir = temp_dir("control-ssrf");
+    let up = Up::start(&dir, &["--allow-network", "10.255.255.254"]);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "a" })),
+    );
+    let a = "/api/v1/teams/t/workgroups/a";
+    let target = |name: &str, kind: &str, config: Value| {
+        up.api(
+            "POST",
+            &format!("{a}/targets"),
+            Some(&admin),
+            Some(&json!({ "name": name, "kind": kind, "config": config })),
+        )
+    };
+    for (name, kind, config, says) in [
+        (
+            "s1",
+            "docker",
+            json!({ "host": "unix:///run/other/docker.sock" }),
+            "--allow-docker-host",
+        ),
+        (
+            "s2",
+            "docker",
+            json!({ "host": "tcp://169.254.169.254:2375" }),
+            "169.254.169.254",
+        ),
+        (
+            "s3",
+            "docker",
+            json!({ "host": "tcp://127.0.0.1:2375" }),
+            "127.0.0.1",
+        ),
+        (
+            "s4",
+            "docker",
+            json!({ "network": "host" }),
+            "--allow-docker-network host",
+        ),
+        (
+            "s5",
+            "docker",
+            json!({ "network": "container:kiln-run-other" }),
+            "another container",
+        ),
+        (
+            "s6",
+            "spark",
+            json!({ "master": "spark://127.0.0.1:7077" }),
+            "127.0.0.1",
+        ),
+        (
+            "s7",
+            "spark",
+            json!({ "master": "spark://10.0.0.1:7077,169.254.169.254:7077" }),
+            "10.0.0.1",
+        ),
+        (
+            "s8",
+            "spark",
+            json!({ "master": "k8s://https://169.254.169.254:443" }),
+            "169.254.169.254",
+        ),
+    ] {
+        let refused = target(name, kind, config.clone());
+        assert_eq!(refused.status, 403, "{config}: {}", refused.error());
+        assert!(
+            refused.error().contains(says),
+            "{config}: {}",
+            refused.error()
+        );
+    }
+    for (name, kind, config) in [
+        ("ok1", "docker", json!({ "network": "bridge" })),
+        ("ok2", "spark", json!({ "master": "local[2]" })),
+        (
+            "ok3",
+            "spark",
+            json!({ "master": "spark://10.255.255.254:7077" }),
+        ),
+    ] {
+        let created = target(name, kind, config.clone());
+        assert_eq!(created.status, 201, "{config}: {}", created.error());
+    }
+    assert_eq!(
+        up.ok("GET", &format!("{a}/targets"), &admin, None)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A registry on loopback is not reached.
+    let registry = RegistryServer::start(None);
+    let refused = up.api(
+        "POST",
+        &format!("{a}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "x", "reference": format!("{}/models/iris:1", registry.addr) })),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.error());
+    assert!(
+        refused.error().contains("loopback, private or link-local"),
+        "{}",
+        refused.error()
+    );
+
+    // An installation that allows its loopback registry still refuses a redirect from it to
+    // the link-local metadata address.
+    let dir = temp_dir("control-redirect");
+    let up = Up::start(&dir, &["--allow-network", "127.0.0.1"]);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "a" })),
+    );
+    let evil = redirecting_registry("http://169.254.169.254/latest/meta-data/");
+    let refused = up.api(
+        "POST",
+        &format!("{a}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "x", "reference": format!("{evil}/models/iris:1") })),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.error());
+    assert!(
+        refused.error().contains("redirect to 169.254.169.254")
+            && refused.error().contains("refused"),
+        "{}",
+        refused.error()
+    );
+}

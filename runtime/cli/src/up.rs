@@ -58,6 +58,19 @@ pub struct UpArgs {
     /// target refuses runs.
     #[arg(long, env = "KILN_UNSANDBOXED_LOCAL_RUNS")]
     unsandboxed_local_runs: bool,
+    /// An internal network (CIDR or address) that registries, Docker hosts and Spark masters
+    /// named by work groups may be on; loopback, private and link-local addresses are refused
+    /// otherwise. Repeatable.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_networks: Vec<String>,
+    /// A Docker host (unix:///PATH or URL) targets may use besides the installation's own
+    /// (DOCKER_HOST, else unix:///var/run/docker.sock). Repeatable.
+    #[arg(long = "allow-docker-host", value_name = "HOST")]
+    allow_docker_hosts: Vec<String>,
+    /// A Docker network mode targets may use besides bridge, none and default (host,
+    /// container:NAME, a named network). Repeatable.
+    #[arg(long = "allow-docker-network", value_name = "NETWORK")]
+    allow_docker_networks: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -194,6 +207,14 @@ async fn up(args: UpArgs) -> Result<()> {
             api_url: format!("http://{api_addr}"),
             runs_dir: data.join("runs"),
             cache_dir: data.join("cache"),
+            targets: kiln_control::TargetLimits {
+                addresses: Arc::new(
+                    kiln_registry::AddressPolicy::new(&args.allow_networks)
+                        .map_err(|e| anyhow::anyhow!("--allow-network: {e}"))?,
+                ),
+                docker_hosts: args.allow_docker_hosts.clone(),
+                docker_networks: args.allow_docker_networks.clone(),
+            },
         },
         vec![
             Arc::new(kiln_executor_local::LocalExecutor::new(isolation.clone())),

@@ -61,6 +61,22 @@ pub struct Settings {
     pub runs_dir: PathBuf,
     /// What runs share (virtual environments).
     pub cache_dir: PathBuf,
+    /// Where targets may reach, set by the installation admin.
+    pub targets: TargetLimits,
+}
+
+/// The limits an installation admin sets on the execution targets work group owners create.
+#[derive(Clone, Debug, Default)]
+pub struct TargetLimits {
+    /// Internal networks (loopback, private, link-local) registries, Docker hosts and Spark
+    /// masters may be on; public addresses are always reachable.
+    pub addresses: Arc<kiln_registry::AddressPolicy>,
+    /// Docker hosts named by a Unix socket (or any URL) that targets may use besides the
+    /// installation's own (`DOCKER_HOST`, else `unix:///var/run/docker.sock`).
+    pub docker_hosts: Vec<String>,
+    /// Docker network modes targets may use besides `bridge`, `none` and `default` (`host`,
+    /// `container:NAME` and named networks need to be listed).
+    pub docker_networks: Vec<String>,
 }
 
 struct Inner {

@@ -7,6 +7,9 @@
 //! registries named insecure, and loopback registries by default. Transient failures (connection
 //! errors, 5xx) are retried with backoff.
 
+mod address;
+
+pub use address::{AddressPolicy, is_internal};
 use futures_util::StreamExt;
 use kiln_image::media::{OCI_INDEX, OCI_MANIFEST, WASM_LAYER};
 use kiln_image::{
@@ -60,6 +63,9 @@ pub struct RegistryOptions {
     pub docker_config: bool,
     /// Attempts per request on transient errors.
     pub attempts: u32,
+    /// Which addresses pulls may reach, redirects included (`None`: any). The control plane
+    /// sets one, so that no work group reaches the host's internal network through a registry.
+    pub addresses: Option<std::sync::Arc<AddressPolicy>>,
 }
 
 impl Default for RegistryOptions {
@@ -72,6 +78,7 @@ impl Default for RegistryOptions {
             credentials_host: None,
             docker_config: true,
             attempts: 4,
+            addresses: None,
         }
     }
 }
@@ -192,9 +199,21 @@ impl Transient for Failed {
 
 impl From<reqwest::Error> for Failed {
     fn from(e: reqwest::Error) -> Failed {
+        // reqwest's own text leaves out why (a refused redirect, a DNS answer the policy
+        // dropped): name the causes too.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = cause.source();
+        }
         Failed {
-            transient: e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
-            message: e.to_string(),
+            transient: !e.is_redirect()
+                && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()),
+            message,
         }
     }
 }
@@ -274,7 +293,10 @@ impl Registry {
             .await;
         Registry {
             client,
-            http: shared_http_client(),
+            http: match &options.addresses {
+                Some(policy) => address::guarded_client(policy.clone()),
+                None => shared_http_client(),
+            },
             scheme: if insecure { "http" } else { "https" },
             registry,
             options: options.clone(),
@@ -400,6 +422,11 @@ impl Registry {
                 descriptor.digest, descriptor.size, self.options.max_blob_bytes
             )));
         }
+        if self.options.addresses.is_some() {
+            return self
+                .fetch_blob_guarded(reference, descriptor, progress)
+                .await;
+        }
         let layer = oci_client::manifest::OciDescriptor {
             media_type: descriptor.media_type.clone(),
             digest: descriptor.digest.to_string(),
@@ -433,6 +460,65 @@ impl Registry {
         Ok(bytes)
     }
 
+    /// [`Registry::fetch_blob`] through Kiln's own HTTP client, whose connections and redirects
+    /// stay within the options' address policy (blob downloads are often redirected to storage).
+    async fn fetch_blob_guarded(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        progress: Progress<'_>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let auth = credentials(&self.registry, &self.options);
+        let token = self
+            .client
+            .auth(reference, &auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?;
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{}",
+            self.scheme,
+            self.registry,
+            reference.repository(),
+            descriptor.digest
+        );
+        let mut request = self.http.get(&url).timeout(Duration::from_secs(600));
+        request = match (token, &auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            _ => request,
+        };
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?;
+        if !response.status().is_success() {
+            return Err(self.fail(format!("blob {}: {}", descriptor.digest, response.status())));
+        }
+        let mut bytes = Vec::with_capacity(descriptor.size.min(64 << 20) as usize);
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > descriptor.size {
+                return Err(ImageError::SizeMismatch {
+                    digest: descriptor.digest.clone(),
+                    declared: descriptor.size,
+                    actual: (bytes.len() + chunk.len()) as u64,
+                }
+                .into());
+            }
+            bytes.extend_from_slice(&chunk);
+            progress(
+                descriptor.digest.as_str(),
+                bytes.len() as u64,
+                descriptor.size,
+            );
+        }
+        descriptor.verify(&bytes)?;
+        Ok(bytes)
+    }
+
     /// Pulls an image into the store, tagged with the reference as given. Nothing is written
     /// unless the manifest and every blob verified.
     pub async fn pull(
@@ -442,6 +528,12 @@ impl Registry {
         progress: Progress<'_>,
     ) -> Result<Pulled, RegistryError> {
         let reference = parse_reference(text)?;
+        if let Some(policy) = &self.options.addresses {
+            policy
+                .check_host(&self.registry)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
         let served = self
             .retry("fetch manifest", || self.fetch_manifest(&reference))
             .await?;

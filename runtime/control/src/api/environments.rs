@@ -86,6 +86,78 @@ fn check_target(kind: &str, config: &Map<String, Value>) -> Result<(), ControlEr
     Ok(())
 }
 
+/// Checks where a target reaches against the installation's limits: its Docker host and
+/// network, its Spark master. Refused with 403 and the limit named.
+pub async fn check_reach(
+    control: &ControlPlane,
+    kind: &str,
+    config: &Map<String, Value>,
+) -> Result<(), ControlError> {
+    let limits = &control.settings().targets;
+    let refuse = |m: String| Err(ControlError::Forbidden(m));
+    let host_of = |url: &str| -> Option<String> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        (!host.is_empty()).then(|| host.rsplit_once('@').map_or(host, |(_, h)| h).to_string())
+    };
+    match kind {
+        "docker" => {
+            if let Some(host) = config.get("host").and_then(Value::as_str)
+                && !limits.docker_hosts.iter().any(|h| h == host)
+                && !is_installation_docker_host(host)
+            {
+                if host.starts_with("unix://") || !host.contains("://") {
+                    return refuse(format!(
+                        "Docker host '{host}' is not allowed on this installation (an admin can \
+                         allow it: kiln up --allow-docker-host {host})"
+                    ));
+                }
+                let Some(address) = host_of(host) else {
+                    return Err(ControlError::Invalid(format!(
+                        "invalid Docker host '{host}'"
+                    )));
+                };
+                if let Err(why) = limits.addresses.check_host(&address).await {
+                    return refuse(format!("Docker host: {why}"));
+                }
+            }
+            if let Some(network) = config.get("network").and_then(Value::as_str)
+                && !["bridge", "none", "default"].contains(&network)
+                && !limits.docker_networks.iter().any(|n| n == network)
+            {
+                return refuse(format!(
+                    "Docker network '{network}' is not allowed on this installation: a container \
+                     on it would share the host's or another container's network (an admin can \
+                     allow it: kiln up --allow-docker-network {network})"
+                ));
+            }
+        }
+        "spark" => {
+            let master = config.get("master").and_then(Value::as_str).unwrap_or("");
+            let hosts: Vec<String> = if let Some(list) = master.strip_prefix("spark://") {
+                list.split(',').map(str::to_string).collect()
+            } else if let Some(url) = master.strip_prefix("k8s://") {
+                host_of(url).into_iter().collect()
+            } else {
+                Vec::new()
+            };
+            for host in hosts {
+                if let Err(why) = limits.addresses.check_host(&host).await {
+                    return refuse(format!("Spark master: {why}"));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether `host` is the Docker host of the installation itself.
+fn is_installation_docker_host(host: &str) -> bool {
+    let own = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    host == own
+}
+
 /// `POST .../targets`.
 pub async fn create_target(
     State(control): State<ControlPlane>,
@@ -94,6 +166,7 @@ pub async fn create_target(
 ) -> Reply {
     check_name("target", &body.name)?;
     check_target(&body.kind, &body.config)?;
+    check_reach(&control, &body.kind, &body.config).await?;
     let created = now_ms();
     sqlx::query(
         "INSERT INTO targets (id, workgroup_id, name, kind, config, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -157,6 +230,9 @@ pub async fn test_target(
             other => other,
         })?;
     let executor = crate::runs::executor_for(&control, &target)?;
+    // A target made before the installation's limits changed is checked again: the test is no
+    // port probe.
+    check_reach(&control, &target.kind, &target.config).await?;
     let checked = executor.check(&target).await;
     let (reachable, message) = match checked {
         Ok(message) => (true, message),

@@ -81,7 +81,12 @@ pub(crate) async fn pull_for(
 ) -> Result<kiln_registry::Pulled, ControlError> {
     let parsed =
         kiln_registry::parse_reference(text).map_err(|e| ControlError::Invalid(e.to_string()))?;
-    let client = kiln_registry::Registry::connect(&parsed, options).await;
+    // Within the installation's address limits, redirects included.
+    let options = kiln_registry::RegistryOptions {
+        addresses: Some(control.settings().targets.addresses.clone()),
+        ..options.clone()
+    };
+    let client = kiln_registry::Registry::connect(&parsed, &options).await;
     let pulled = client
         .pull(store, text, &|_, _, _| {})
         .await

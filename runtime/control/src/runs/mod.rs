@@ -595,6 +595,7 @@ impl Runner {
         work: &std::path::Path,
         writer: &mut LogWriter,
     ) -> Result<String, ControlError> {
+        crate::api::environments::check_reach(&self.control, &target.kind, &target.config).await?;
         let code = work.join("code");
         let _ = tokio::fs::remove_dir_all(&code).await;
         let repository = crate::api::projects::repository(&self.control, &run.project_id);
