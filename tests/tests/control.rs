@@ -33,6 +33,8 @@ const EXPECTED_ACCESS: &[(&str, &str)] = &[
     ("createWorkgroup", "team:admin"),
     ("getWorkgroup", "workgroup:reader"),
     ("deleteWorkgroup", "workgroup:owner"),
+    ("getWorkgroupQuota", "workgroup:reader"),
+    ("putWorkgroupQuota", "admin"),
     ("listWorkgroupMembers", "workgroup:reader"),
     ("putWorkgroupMember", "workgroup:owner"),
     ("deleteWorkgroupMember", "workgroup:owner"),
@@ -127,6 +129,7 @@ const VALID_EMPTY_WRITES: &[(&str, &[u16])] = &[
     ("logRunBatch", &[200]),
     ("testTarget", &[200]),
     ("updateUser", &[200]),
+    ("putWorkgroupQuota", &[200]),
     ("mlflowPost", &[200]),
     ("mlflowPutArtifact", &[200]),
 ];
@@ -2390,5 +2393,128 @@ fn targets_and_registries_on_internal_networks_are_refused_unless_allowed() {
             && refused.error().contains("refused"),
         "{}",
         refused.error()
+    );
+}
+
+#[test]
+fn a_work_group_past_its_quota_is_refused_with_the_limit_named_and_others_are_not() {
+    let (up, admin) = two_workgroups("control-quota");
+    build_iris_image(&up.store());
+    let (a, b) = (
+        "/api/v1/teams/t/workgroups/a",
+        "/api/v1/teams/t/workgroups/b",
+    );
+    for wg in [a, b] {
+        up.ok(
+            "POST",
+            &format!("{wg}/images"),
+            &admin,
+            Some(&json!({ "name": "img", "reference": "iris:1" })),
+        );
+    }
+    let defaults = up.ok("GET", &format!("{a}/quota"), &admin, None);
+    assert_eq!(defaults["deployments"], 50, "{defaults}");
+    let set = up.ok(
+        "PUT",
+        &format!("{a}/quota"),
+        &admin,
+        Some(&json!({ "deployments": 2, "instances": 6, "deadline_ms": 5000 })),
+    );
+    assert_eq!(
+        (set["deployments"].as_u64(), set["instances"].as_u64()),
+        (Some(2), Some(6)),
+        "{set}"
+    );
+    let deploy = |wg: &str, name: &str, extra: Value| {
+        let mut body = json!({ "name": name, "image": "img" });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        up.api(
+            "POST",
+            &format!("{wg}/deployments"),
+            Some(&admin),
+            Some(&body),
+        )
+    };
+    // Each deployment is charged its own instances (4 by default).
+    assert_eq!(
+        deploy(a, "a1", json!({ "scale": { "max_instances": 2 } })).status,
+        201
+    );
+    let refused = deploy(a, "a2", json!({ "limits": { "deadline_ms": 10000 } }));
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.error().contains("limit of 5000 ms"),
+        "{}",
+        refused.error()
+    );
+    let refused = deploy(a, "a2", json!({ "scale": { "max_instances": 5 } }));
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .error()
+            .contains("7 instances, more than its limit of 6"),
+        "{}",
+        refused.error()
+    );
+    assert_eq!(deploy(a, "a2", json!({})).status, 201);
+    let refused = deploy(a, "a3", json!({ "scale": { "max_instances": 1 } }));
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.error().contains("at most 2 deployments"),
+        "{}",
+        refused.error()
+    );
+    // A change that would break it is refused too, and nothing changed.
+    let grown = up.api(
+        "PATCH",
+        &format!("{a}/deployments/a1"),
+        Some(&admin),
+        Some(&json!({ "scale": { "max_instances": 3 } })),
+    );
+    assert_eq!(grown.status, 403, "{}", grown.error());
+    let a1 = up.ok("GET", &format!("{a}/deployments/a1"), &admin, None);
+    assert_eq!(a1["scale"]["max_instances"], 2, "{a1}");
+    // The other work group keeps the defaults.
+    for n in 0..3 {
+        assert_eq!(deploy(b, &format!("b{n}"), json!({})).status, 201);
+    }
+    // Only an installation admin sets a quota; its members read it.
+    let created = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "own" })),
+    );
+    let owner = created["token"]["token"].as_str().unwrap().to_string();
+    up.ok(
+        "PUT",
+        "/api/v1/teams/t/members/own",
+        &admin,
+        Some(&json!({ "role": "admin" })),
+    );
+    assert_eq!(
+        up.api("GET", &format!("{a}/quota"), Some(&owner), None)
+            .status,
+        200
+    );
+    let raised = up.api(
+        "PUT",
+        &format!("{a}/quota"),
+        Some(&owner),
+        Some(&json!({ "deployments": 100 })),
+    );
+    assert_eq!(raised.status, 403);
+    // Back to the default: room again.
+    up.ok(
+        "PUT",
+        &format!("{a}/quota"),
+        &admin,
+        Some(&json!({ "deployments": null, "instances": null })),
+    );
+    assert_eq!(
+        deploy(a, "a3", json!({ "scale": { "max_instances": 1 } })).status,
+        201
     );
 }

@@ -71,6 +71,19 @@ pub struct UpArgs {
     /// container:NAME, a named network). Repeatable.
     #[arg(long = "allow-docker-network", value_name = "NETWORK")]
     allow_docker_networks: Vec<String>,
+    /// Deployments a work group may hold, unless an admin set its quota.
+    #[arg(long, default_value_t = 50)]
+    quota_deployments: u64,
+    /// Instances a work group's deployments may run together, unless an admin set its quota.
+    #[arg(long, default_value_t = 256)]
+    quota_instances: u64,
+    /// Memory a work group's deployments may use together (MiB), unless an admin set its quota.
+    #[arg(long, default_value_t = 32768)]
+    quota_memory_mb: u64,
+    /// The longest prediction deadline a deployment may ask for (ms), unless an admin set its
+    /// work group's quota.
+    #[arg(long, default_value_t = 60000)]
+    quota_deadline_ms: u64,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -214,6 +227,12 @@ async fn up(args: UpArgs) -> Result<()> {
                 ),
                 docker_hosts: args.allow_docker_hosts.clone(),
                 docker_networks: args.allow_docker_networks.clone(),
+            },
+            quota: kiln_control::api::quotas::Quota {
+                deployments: args.quota_deployments,
+                instances: args.quota_instances,
+                memory_mb: args.quota_memory_mb,
+                deadline_ms: args.quota_deadline_ms,
             },
         },
         vec![

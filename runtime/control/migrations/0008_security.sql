@@ -11,3 +11,14 @@ CREATE TABLE store_claims (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (digest, workgroup_id)
 );
+
+-- Per work group quotas set by installation admins; a NULL column takes the installation's
+-- default.
+CREATE TABLE workgroup_quotas (
+    workgroup_id TEXT PRIMARY KEY REFERENCES workgroups (id) ON DELETE CASCADE,
+    deployments BIGINT,
+    instances BIGINT,
+    memory_mb BIGINT,
+    deadline_ms BIGINT,
+    updated_at BIGINT NOT NULL
+);

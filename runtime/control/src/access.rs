@@ -143,6 +143,12 @@ async fn resolve(
                     "only installation administrators may do this".into(),
                 ));
             }
+            // An admin route on a work group (its quota) acts on that work group.
+            if params.contains_key("workgroup") {
+                let (team, workgroup) = workgroup_scope(control, &principal, params).await?;
+                scope.team = Some(team);
+                scope.workgroup = Some(workgroup);
+            }
         }
         Access::Team(need) => {
             let team = team_scope(control, &principal, params).await?;

@@ -63,6 +63,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// Where targets may reach, set by the installation admin.
     pub targets: TargetLimits,
+    /// The quota of a work group an admin set none for.
+    pub quota: api::quotas::Quota,
 }
 
 /// The limits an installation admin sets on the execution targets work group owners create.

@@ -5,7 +5,7 @@
 use crate::access::{Access, authorize};
 use crate::api::{
     deployments, endpoints, environments, experiments, images, manifests, mlflow, models,
-    monitoring, projects, runs, runtime, teams, tracking, users, workgroups,
+    monitoring, projects, quotas, runs, runtime, teams, tracking, users, workgroups,
 };
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
 use crate::{ControlError, ControlPlane};
@@ -265,6 +265,24 @@ pub fn table() -> Vec<Route> {
             Workgroup(W::Owner),
             Empty,
             delete(workgroups::delete)
+        ),
+        route!(
+            GET,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/quota",
+            "getWorkgroupQuota",
+            "The work group's quota (deployments, instances, memory, longest deadline)",
+            Workgroup(W::Reader),
+            Empty,
+            get(quotas::get)
+        ),
+        route!(
+            PUT,
+            "/api/v1/teams/{team}/workgroups/{workgroup}/quota",
+            "putWorkgroupQuota",
+            "Set the work group's quota (null: the installation's default)",
+            Admin,
+            Json,
+            put(quotas::put)
         ),
         route!(
             GET,

@@ -166,6 +166,15 @@ pub async fn create(
         }
     }
     super::endpoints::check_free(&control, "endpoints", &body.name).await?;
+    super::quotas::check(
+        &control,
+        &wg.id,
+        &wg.name,
+        &body.name,
+        &body.limits,
+        &body.scale,
+    )
+    .await?;
     let (primary, secondary) = (new_secret(KEY_PREFIX), new_secret(KEY_PREFIX));
     let now = now_ms();
     let settings = serde_json::to_string(&json!({ "limits": body.limits, "scale": body.scale }))
@@ -364,6 +373,19 @@ pub async fn update(
             .map_err(|e| ControlError::Invalid(format!("scale: {e}")))?;
         scale.check()?;
         settings["scale"] = json!(scale);
+    }
+    if body.limits.is_some() || body.scale.is_some() {
+        let limits: DeploymentLimits = settings
+            .get("limits")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let scale: ScaleSettings = settings
+            .get("scale")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        super::quotas::check(&control, &wg.id, &wg.name, &deployment, &limits, &scale).await?;
     }
     let (image_id, digest, reference) = match &body.image {
         Some(image) => image_of(&control, wg, image).await?,

@@ -11,6 +11,7 @@ pub mod mlflow;
 pub mod models;
 pub mod monitoring;
 pub mod projects;
+pub mod quotas;
 pub mod runs;
 pub mod runtime;
 pub mod teams;
