@@ -159,6 +159,10 @@ const DELETE_ORDER: &[&str] = &[
 /// stays visible (403), `None` invisible (404). Unauthenticated callers get 401 everywhere but
 /// open routes.
 fn verdict(role: &str, access: &str) -> Option<bool> {
+    // A runtime node's token: the runtime routes and nothing else (403 everywhere else).
+    if role == "runtime" {
+        return Some(matches!(access, "open" | "runtime"));
+    }
     let rank = |list: &[&str], r: &str| list.iter().position(|x| *x == r);
     let team_roles = ["member", "admin", "owner"];
     let wg_roles = ["reader", "contributor", "owner"];
@@ -239,6 +243,16 @@ fn fixture(db: Database) -> Fixture {
         tokens.insert(name, user(&up, &admin, name));
     }
     tokens.insert("admin", admin.clone());
+    let node = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "node", "runtime": true })),
+    );
+    tokens.insert(
+        "runtime",
+        node["token"]["token"].as_str().unwrap().to_string(),
+    );
     let owner = tokens["owner"].clone();
     up.ok(
         "POST",
@@ -625,7 +639,7 @@ fn authorization_matrix(db: Database) {
         checked + deferred,
         operations.len() * tokens.len() + DELETE_ORDER.len()
     );
-    assert!(operations.len() >= 69 && tokens.len() == 10);
+    assert!(operations.len() >= 69 && tokens.len() == 11);
 }
 
 #[test]
@@ -1286,11 +1300,32 @@ fn a_runtime_node_serves_what_the_control_plane_wants() {
         Some(&json!({ "name": "node-iris", "image": "img" })),
     );
     let key = created["keys"]["secondary"].as_str().unwrap().to_string();
+    // The node holds a runtime user's token, not an admin's: it can do what a node needs
+    // (read desired state, report status and drift) and nothing else.
+    let node_token = up.ok(
+        "POST",
+        "/api/v1/users",
+        &admin,
+        Some(&json!({ "name": "node-1", "runtime": true })),
+    )["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        up.api("GET", "/api/v1/teams", Some(&node_token), None)
+            .status,
+        403
+    );
+    assert_eq!(
+        up.api("GET", "/api/v1/users", Some(&node_token), None)
+            .status,
+        403
+    );
     let node = Server::start(&[
         "--control",
         &up.api,
         "--token",
-        &admin,
+        &node_token,
         "--store",
         up.store().to_str().unwrap(),
     ]);

@@ -467,3 +467,41 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
         "the other deployment is untouched"
     );
 }
+
+#[test]
+fn an_admin_contains_a_stolen_token_with_the_cli() {
+    let dir = temp_dir("control-cli-tokens");
+    let up = Up::start(&dir, &[]);
+    let context = dir.join("context.json");
+    let (ok, output) = kiln(
+        &context,
+        &["login", "--url", &up.api, "--token", &up.admin()],
+    );
+    assert!(ok, "{output}");
+    let created = kiln_json(&context, &["user", "create", "eve"]);
+    let stolen = created["token"]["token"].as_str().unwrap().to_string();
+    let whoami = |token: &str| up.api("GET", "/api/v1/whoami", Some(token), None).status;
+    assert_eq!(whoami(&stolen), 200);
+    // Disabled, then enabled again.
+    kiln_json(&context, &["user", "disable", "eve"]);
+    assert_eq!(whoami(&stolen), 401);
+    let (ok, listed) = kiln(&context, &["user", "list"]);
+    assert!(ok && listed.contains("eve (disabled)"), "{listed}");
+    kiln_json(&context, &["user", "enable", "eve"]);
+    assert_eq!(whoami(&stolen), 200);
+    // Revoked by id, read from the user's tokens.
+    let tokens = kiln_json(&context, &["user", "tokens", "eve"]);
+    let id = tokens["items"][0]["id"].as_str().unwrap().to_string();
+    kiln_json(&context, &["user", "revoke-token", "eve", &id]);
+    assert_eq!(whoami(&stolen), 401);
+    // A runtime node's user reaches the runtime routes only.
+    let node = kiln_json(&context, &["user", "create", "node-1", "--runtime"]);
+    assert_eq!(node["runtime"], true, "{node}");
+    let token = node["token"]["token"].as_str().unwrap();
+    assert_eq!(
+        up.api("GET", "/api/v1/runtime/deployments", Some(token), None)
+            .status,
+        200
+    );
+    assert_eq!(whoami(token), 403);
+}

@@ -340,11 +340,23 @@ pub enum UserCommand {
     Create {
         name: String,
         /// Make it an installation administrator.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "runtime")]
         admin: bool,
+        /// A runtime node's user: its tokens reach the runtime routes and nothing else (give
+        /// `kiln serve --control` this token, not an admin's).
+        #[arg(long)]
+        runtime: bool,
     },
     /// List users.
     List,
+    /// Disable a user: every token of theirs answers 401 until they are enabled again.
+    Disable { name: String },
+    /// Enable a disabled user again.
+    Enable { name: String },
+    /// A user's tokens (never their values).
+    Tokens { name: String },
+    /// Revoke one of a user's tokens (by id, from `kiln user tokens`).
+    RevokeToken { name: String, id: String },
 }
 
 /// `kiln token ...` (the caller's own).
@@ -871,9 +883,16 @@ pub fn user(command: UserCommand, connection: &Connection) -> Result<()> {
     let api = Api::new(connection)?;
     runtime()?.block_on(async {
         match command {
-            UserCommand::Create { name, admin } => {
+            UserCommand::Create {
+                name,
+                admin,
+                runtime,
+            } => {
                 let v = api
-                    .post("/api/v1/users", json!({ "name": name, "admin": admin }))
+                    .post(
+                        "/api/v1/users",
+                        json!({ "name": name, "admin": admin, "runtime": runtime }),
+                    )
                     .await?;
                 api.show(&v, |v| {
                     format!(
@@ -894,8 +913,51 @@ pub fn user(command: UserCommand, connection: &Connection) -> Result<()> {
                         } else {
                             ""
                         }
+                    ) + if i["disabled"].is_string() {
+                        " (disabled)"
+                    } else {
+                        ""
+                    }
+                });
+            }
+            UserCommand::Disable { name } => {
+                let v = api
+                    .patch(
+                        &format!("/api/v1/users/{name}"),
+                        json!({ "disabled": true }),
+                    )
+                    .await?;
+                api.show(&v, |v| format!("disabled user {}", s(v, "name")));
+            }
+            UserCommand::Enable { name } => {
+                let v = api
+                    .patch(
+                        &format!("/api/v1/users/{name}"),
+                        json!({ "disabled": false }),
+                    )
+                    .await?;
+                api.show(&v, |v| format!("enabled user {}", s(v, "name")));
+            }
+            UserCommand::Tokens { name } => {
+                let v = api.get(&format!("/api/v1/users/{name}/tokens")).await?;
+                api.show_list(&v, |t| {
+                    format!(
+                        "{}  {}{}",
+                        s(t, "id"),
+                        s(t, "name"),
+                        if t["revoked"].is_string() {
+                            " (revoked)"
+                        } else {
+                            ""
+                        }
                     )
                 });
+            }
+            UserCommand::RevokeToken { name, id } => {
+                let v = api
+                    .delete(&format!("/api/v1/users/{name}/tokens/{id}"))
+                    .await?;
+                api.show(&v, |_| format!("revoked token {id} of {name}"));
             }
         }
         Ok(())

@@ -1,6 +1,10 @@
 -- Users an installation admin disabled: their tokens answer 401 until they are enabled again.
 ALTER TABLE users ADD COLUMN disabled_at BIGINT;
 
+-- Runtime nodes' users: their tokens reach the runtime routes (desired state, status, drift)
+-- and nothing else.
+ALTER TABLE users ADD COLUMN is_runtime BIGINT NOT NULL DEFAULT 0;
+
 -- Which work groups brought an image into the shared local store (built it from a manifest, or
 -- pulled it from a registry with their own access). A digest some work group claimed resolves
 -- only for the work groups that claimed it; one nobody claimed was put there by the

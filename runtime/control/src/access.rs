@@ -135,8 +135,14 @@ async fn resolve(
             "a run's token acts only in its run's work group".into(),
         ));
     }
+    if principal.runtime && !principal.admin && access != Access::Runtime {
+        return Err(ControlError::Forbidden(
+            "a runtime node's token reaches the runtime routes only".into(),
+        ));
+    }
     match access {
         Access::Open | Access::User => {}
+        Access::Runtime if principal.runtime => {}
         Access::Admin | Access::Runtime => {
             if !principal.admin {
                 return Err(ControlError::Forbidden(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// user id, user name, admin flag, token expiry, token revocation, token work group, token id,
-/// user disabled.
+/// user disabled, runtime flag.
 type TokenOwner = (
     String,
     String,
@@ -20,6 +20,7 @@ type TokenOwner = (
     Option<String>,
     String,
     Option<i64>,
+    i64,
 );
 
 /// Prefix of API tokens (deployment keys have their own).
@@ -58,6 +59,8 @@ pub struct Principal {
     pub name: String,
     /// An installation administrator: every role everywhere.
     pub admin: bool,
+    /// A runtime node's user: the runtime routes and nothing else.
+    pub runtime: bool,
     /// A run's token: it acts only in this work group (id), at most as a contributor.
     pub only_workgroup: Option<String>,
     /// The id of the token the caller presented.
@@ -138,14 +141,24 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
     })?;
     let row: Option<TokenOwner> = sqlx::query_as(
         "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id, t.id, \
-         u.disabled_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1",
+         u.disabled_at, u.is_runtime FROM tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.digest = $1",
     )
     .bind(digest(token))
     .fetch_optional(db.pool())
     .await?;
     let invalid = || ControlError::Unauthorized("the token is invalid, expired or revoked".into());
-    let (user_id, name, admin, expires_at, revoked_at, only_workgroup, token_id, disabled_at) =
-        row.ok_or_else(invalid)?;
+    let (
+        user_id,
+        name,
+        admin,
+        expires_at,
+        revoked_at,
+        only_workgroup,
+        token_id,
+        disabled_at,
+        runtime,
+    ) = row.ok_or_else(invalid)?;
     if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now_ms()) {
         return Err(invalid());
     }
@@ -158,6 +171,7 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
         user_id,
         name,
         admin: admin != 0,
+        runtime: runtime != 0,
         only_workgroup,
         token_id,
         token_expires: expires_at,

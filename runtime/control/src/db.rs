@@ -57,7 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        "disabled users, image claims, quotas",
+        "disabled users, runtime users, image claims, quotas",
         include_str!("../migrations/0008_security.sql"),
     ),
 ];

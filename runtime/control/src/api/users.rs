@@ -37,6 +37,11 @@ pub struct NewUser {
     name: String,
     #[serde(default)]
     admin: bool,
+    /// A runtime node's user: its tokens reach the runtime routes (desired deployments,
+    /// endpoints, status and drift reports) and nothing else. Give a node one instead of an
+    /// admin token.
+    #[serde(default)]
+    runtime: bool,
 }
 
 /// `POST /api/v1/users`: creates a user and returns its first token (shown once).
@@ -45,12 +50,20 @@ pub async fn create(
     JsonBody(body): JsonBody<NewUser>,
 ) -> Reply {
     check_name("user", &body.name)?;
+    if body.admin && body.runtime {
+        return Err(ControlError::Invalid(
+            "a user is an admin or a runtime node's, not both".into(),
+        ));
+    }
     let id = new_id();
-    sqlx::query("INSERT INTO users (id, name, is_admin, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&id)
-        .bind(&body.name)
-        .bind(i64::from(body.admin))
-        .bind(now_ms())
+    sqlx::query(
+        "INSERT INTO users (id, name, is_admin, is_runtime, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(&body.name)
+    .bind(i64::from(body.admin))
+    .bind(i64::from(body.runtime))
+    .bind(now_ms())
         .execute(control.db().pool())
         .await
         .map_err(ControlError::exists("user", &body.name))?;
@@ -60,6 +73,7 @@ pub async fn create(
         Json(json!({
             "name": body.name,
             "admin": body.admin,
+            "runtime": body.runtime,
             "token": { "id": token_id, "token": token, "note": "shown once: store it now" },
         })),
     ))
