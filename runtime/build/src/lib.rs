@@ -190,6 +190,34 @@ pub fn granted(component: &str, grants: &[String]) -> Vec<String> {
     all
 }
 
+/// How long compiling one component for a build may take.
+pub const COMPILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Compiles that image builds run at once in this process.
+const BUILD_COMPILES: usize = 2;
+
+static COMPILES: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(BUILD_COMPILES)));
+
+/// The one engine of this process's image builds: made once (its pool reserved once), with the
+/// machine's compile cache, so that a built-in scorer (large) is compiled once per machine.
+fn build_engine() -> Result<Arc<ScoringEngine>, BuildError> {
+    static ENGINE: std::sync::OnceLock<Arc<ScoringEngine>> = std::sync::OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine.clone());
+    }
+    let engine = Arc::new(
+        ScoringEngine::new(&EngineConfig {
+            cache_dir: kiln_engine::default_cache_dir(),
+            // A build loads one instance at a time, a few builds at once.
+            max_instances: 16,
+            ..EngineConfig::default()
+        })
+        .map_err(|e| BuildError::Engine(e.to_string()))?,
+    );
+    Ok(ENGINE.get_or_init(|| engine).clone())
+}
+
 /// Compiles and loads a component with `files` and the `capabilities` its manifest grants,
 /// compares its schema with `expected`, and runs the sample through the dataplane's input and
 /// output checks. Graphs a component granted `nn` loads are parsed here, so one that does not
@@ -203,22 +231,34 @@ pub async fn load_and_check(
     sample: Option<SampleTable>,
     observer: &dyn BuildObserver,
 ) -> Result<Checked, BuildError> {
-    let engine = Arc::new(
-        ScoringEngine::new(&EngineConfig {
-            // A built-in scorer is large (tract): compile it once per machine, not per build.
-            cache_dir: kiln_engine::default_cache_dir(),
-            ..EngineConfig::default()
-        })
-        .map_err(|e| BuildError::Engine(e.to_string()))?,
-    );
+    let engine = build_engine()?;
     let granted = Capabilities::from_names(capabilities).map_err(BuildError::Invalid)?;
     observer.compiling(bytes.len());
+    // At most BUILD_COMPILES compiles at once; one that outlives COMPILE_LIMIT fails the build.
+    // Its thread cannot be stopped mid-compile, so it keeps its place until it ends: builds
+    // that time out cannot pile up compiles.
+    let permit = COMPILES
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| BuildError::Engine(e.to_string()))?;
     let compiled = {
         let (engine, bytes) = (engine.clone(), bytes.clone());
-        tokio::task::spawn_blocking(move || engine.compile_granted(&bytes, granted)).await
+        let compiling = tokio::task::spawn_blocking(move || {
+            let compiled = engine.compile_granted(&bytes, granted);
+            drop(permit);
+            compiled
+        });
+        tokio::time::timeout(COMPILE_LIMIT, compiling).await
     };
     observer.compiled();
     let compiled = compiled
+        .map_err(|_| {
+            BuildError::Engine(format!(
+                "compiling the scorer component took longer than {} s",
+                COMPILE_LIMIT.as_secs()
+            ))
+        })?
         .map_err(|e| BuildError::Engine(e.to_string()))?
         .map_err(|e| BuildError::Engine(format!("cannot compile the scorer component: {e}")))?;
     let metrics = Metrics::new();

@@ -9,12 +9,24 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
+/// Flushes a written file and the directory entry that names it to the disk.
+fn sync_file_and_parent(file: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    if let Some(parent) = file.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Where artifacts live.
 #[derive(Clone)]
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
     url: String,
+    /// The directory of a local store: its writes are fsynced (file and directory) before
+    /// they are acknowledged, as the database's are (`synchronous=FULL`).
+    local: Option<std::path::PathBuf>,
 }
 
 impl ArtifactStore {
@@ -49,6 +61,7 @@ impl ArtifactStore {
                 store: Arc::new(store),
                 prefix: StorePath::default(),
                 url: url.to_string(),
+                local: Some(dir),
             });
         }
         // Cloud stores take their credentials and endpoints from the usual environment
@@ -87,6 +100,7 @@ impl ArtifactStore {
             store,
             prefix,
             url: url.to_string(),
+            local: None,
         })
     }
 
@@ -121,6 +135,13 @@ impl ArtifactStore {
             .put(&key, bytes.into())
             .await
             .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+        if let Some(dir) = &self.local {
+            let file = dir.join(key.as_ref());
+            tokio::task::spawn_blocking(move || sync_file_and_parent(&file))
+                .await
+                .map_err(|e| ControlError::Internal(e.to_string()))?
+                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+        }
         Ok(())
     }
 

@@ -38,6 +38,9 @@ impl HostState {
                 .memory_size(memory)
                 .instances(64)
                 .tables(64)
+                // A table's growth is bounded as memory's is (the pooling allocator bounds it
+                // by its slots; on-demand allocation would not).
+                .table_elements(crate::MAX_TABLE_ELEMENTS)
                 .memories(16)
                 .build(),
             artifacts,

@@ -17,6 +17,9 @@ mod model;
 mod monitor;
 mod nn;
 
+/// The most elements a guest's table may grow to (each a function reference).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
 pub use artifacts::Artifacts;
 pub use config::{Allocation, EngineConfig, InstanceLimits, default_cache_dir};
 pub use engine::{Capabilities, CompiledScorer, ScoringEngine};

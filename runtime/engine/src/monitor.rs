@@ -122,6 +122,9 @@ impl ScoringEngine {
                 .memory_size(limits.memory)
                 .instances(16)
                 .tables(16)
+                // A table's growth is bounded as memory's is (the pooling allocator bounds it
+                // by its slots; on-demand allocation would not).
+                .table_elements(crate::MAX_TABLE_ELEMENTS)
                 .memories(4)
                 .build(),
             deadline: Instant::now() + limits.deadline,
