@@ -2553,3 +2553,221 @@ fn a_work_group_past_its_quota_is_refused_with_the_limit_named_and_others_are_no
         201
     );
 }
+
+/// `curl` (the real client) with `--cacert ca` when given: `(curl's exit code, HTTP status, body)`.
+fn curl(
+    ca: Option<&std::path::Path>,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (i32, u16, String) {
+    let mut command = std::process::Command::new("curl");
+    command.args([
+        "-s",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "30",
+    ]);
+    if let Some(ca) = ca {
+        command.arg("--cacert").arg(ca);
+    }
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    if let Some(body) = body {
+        command.args([
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+        ]);
+    }
+    let output = command.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        output.status.code().unwrap_or(-1),
+        status.trim().parse().unwrap_or(0),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn every_listener_speaks_tls_and_a_node_verifies_the_control_planes_certificate() {
+    let dir = temp_dir("control-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let data = dir.join("data");
+    let up = Up::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(up.api.starts_with("https://"), "{}", up.api);
+    let admin = up.admin();
+    let ca = Some(cert.as_path());
+    // The API, the predictions and the metrics answer over TLS with this certificate only.
+    assert_eq!(
+        curl(ca, "GET", &format!("{}/api/v1/health", up.api), None, None).1,
+        200
+    );
+    let (code, _, _) = curl(
+        None,
+        "GET",
+        &format!("{}/api/v1/health", up.api),
+        None,
+        None,
+    );
+    assert_eq!(code, 60, "curl trusted an unknown certificate");
+    let plain = up.api.replace("https://", "http://");
+    let (code, status, _) = curl(None, "GET", &format!("{plain}/api/v1/health"), None, None);
+    assert!(
+        code != 0 && status != 200,
+        "plain HTTP answered: {code} {status}"
+    );
+    let (_, status, metrics) = curl(ca, "GET", &up.metrics, None, None);
+    assert_eq!(status, 200);
+    assert!(metrics.contains("# TYPE process_cpu_seconds_total counter"), "{metrics}");
+
+    build_iris_image(&up.store());
+    let call = |method: &str, path: &str, body: Value| {
+        let (_, status, text) = curl(
+            ca,
+            method,
+            &format!("{}{path}", up.api),
+            Some(&admin),
+            Some(&body),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    call("POST", "/api/v1/teams", json!({ "name": "t" }));
+    call("POST", "/api/v1/teams/t/workgroups", json!({ "name": "w" }));
+    call(
+        "POST",
+        &format!("{WG}/images"),
+        json!({ "name": "img", "reference": "iris:1" }),
+    );
+    let deployment = call(
+        "POST",
+        &format!("{WG}/deployments"),
+        json!({ "name": "tls-iris", "image": "img" }),
+    );
+    assert!(
+        deployment["urls"]["infer"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "{deployment}"
+    );
+    let key = deployment["keys"]["primary"].as_str().unwrap().to_string();
+    let node = call(
+        "POST",
+        "/api/v1/users",
+        json!({ "name": "node", "runtime": true }),
+    );
+    let node_token = node["token"]["token"].as_str().unwrap().to_string();
+    let body = v2_fp32("input", &[1, 4], &IRIS_ROWS[0]);
+    let infer = format!("{}/v2/models/tls-iris/infer", up.base);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while curl(ca, "POST", &infer, Some(&key), Some(&body)).1 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never served over TLS:\n{}",
+            up.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A runtime node trusts the control plane's certificate when told to...
+    let node = Server::start(&[
+        "--control",
+        &up.api,
+        "--token",
+        &node_token,
+        "--control-ca",
+        cert.to_str().unwrap(),
+        "--store",
+        up.store().to_str().unwrap(),
+    ]);
+    let bearer = format!("Bearer {key}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let request = serde_json::to_vec(&body).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while node
+        .post("/v2/models/tls-iris/infer", &headers, &request)
+        .status
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never served it:\n{}",
+            node.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // ... and refuses it otherwise.
+    let doubting = Server::start(&[
+        "--control",
+        &up.api,
+        "--token",
+        &node_token,
+        "--store",
+        up.store().to_str().unwrap(),
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !doubting.log().contains("certificate") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no certificate error:\n{}",
+            doubting.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        doubting
+            .post("/v2/models/tls-iris/infer", &headers, &request)
+            .status,
+        404
+    );
+}

@@ -34,16 +34,39 @@ pub struct ListenerArgs {
     /// On SIGTERM, seconds open connections have to finish before they are closed.
     #[arg(long, env = "KILN_GRACE_S", default_value_t = 30)]
     grace_s: u64,
+    /// A PEM certificate chain: every listener speaks TLS with it (with --tls-key).
+    #[arg(long, env = "KILN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KILN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ListenerArgs {
-    /// The listeners' limits.
-    pub fn limits(&self) -> kiln_dataplane::ListenerLimits {
-        kiln_dataplane::ListenerLimits {
+    /// The listeners' limits (and TLS, when a certificate is given).
+    pub fn limits(&self) -> Result<kiln_dataplane::ListenerLimits> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                kiln_dataplane::Tls::acceptor(cert, key)
+                    .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(kiln_dataplane::ListenerLimits {
             header_timeout: Duration::from_secs(self.header_timeout_s.max(1)),
             request_timeout: Duration::from_secs(self.request_timeout_s.max(1)),
             max_connections: self.max_connections.max(1),
             grace: Duration::from_secs(self.grace_s),
+            tls,
+        })
+    }
+
+    /// `https` with a certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 }
@@ -99,9 +122,14 @@ pub struct ServeArgs {
     /// A control plane to take deployments from (and report their status to), as a runtime node.
     #[arg(long, env = "KILN_CONTROL_URL", requires = "token")]
     control: Option<String>,
-    /// The runtime's token for `--control` (an administrator's).
+    /// The runtime's token for `--control`: a runtime node user's (`kiln user create NODE
+    /// --runtime`).
     #[arg(long, env = "KILN_RUNTIME_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A PEM certificate the control plane's TLS certificate must chain to (its own, when it is
+    /// self-signed), besides the system's roots. The node verifies it always.
+    #[arg(long, env = "KILN_CONTROL_CA", requires = "control")]
+    control_ca: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -131,6 +159,8 @@ struct Resolved {
     registry: kiln_registry::RegistryOptions,
     /// `(control plane URL, token)` for a runtime node.
     control: Option<(String, String)>,
+    /// The HTTP client of a runtime node, trusting `--control-ca`.
+    control_http: reqwest::Client,
     monitoring: crate::monitoring::MonitorArgs,
     nn: kiln_engine::NnConfig,
 }
@@ -172,7 +202,7 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
     }
     let server_defaults = ServerLimits::default();
     Ok(Resolved {
-        listeners: args.listeners.limits(),
+        listeners: args.listeners.limits()?,
         addr: args
             .addr
             .or(file.addr)
@@ -215,6 +245,18 @@ fn resolve(args: ServeArgs) -> Result<Resolved> {
         registry: args.registry.options(),
         monitoring: args.monitoring,
         nn: args.nn.config(),
+        control_http: {
+            let mut builder = reqwest::Client::builder();
+            if let Some(path) = &args.control_ca {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("--control-ca {}", path.display()))?;
+                let certificate = reqwest::Certificate::from_pem(&pem).with_context(|| {
+                    format!("--control-ca {}: not a PEM certificate", path.display())
+                })?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            builder.build().context("the control plane's HTTP client")?
+        },
         control: args.control.map(|url| {
             (
                 url.trim_end_matches('/').to_string(),
@@ -514,7 +556,7 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
             crate::reconcile::Source::Remote {
                 url: url.clone(),
                 token: token.clone(),
-                http: reqwest::Client::new(),
+                http: settings.control_http.clone(),
             },
             reports,
         ));
@@ -529,9 +571,14 @@ async fn serve(settings: Resolved, started: Instant) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.metrics_addr))?;
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let scheme = if settings.listeners.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         pooling = engine.pooling(),
-        "serving {} deployment(s) on http://{addr} (metrics on http://{metrics_addr}/metrics), ready in {:.1} ms",
+        "serving {} deployment(s) on {scheme}://{addr} (metrics on {scheme}://{metrics_addr}/metrics), ready in {:.1} ms",
         settings.deployments.len() - failures.len(),
         started.elapsed().as_secs_f64() * 1e3
     );

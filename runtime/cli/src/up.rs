@@ -117,6 +117,8 @@ pub fn run(args: UpArgs) -> Result<()> {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
+    let limits = args.listeners.limits()?;
+    let scheme = args.listeners.scheme();
     let data = match args.data_dir.clone() {
         Some(dir) => dir,
         None => default_data_dir().context("set --data-dir or KILN_DATA_DIR: no home directory")?,
@@ -215,9 +217,9 @@ async fn up(args: UpArgs) -> Result<()> {
                 docker_config: false,
                 ..args.registry.options()
             },
-            prediction_url: format!("http://{addr}"),
+            prediction_url: format!("{scheme}://{addr}"),
             allowed_hosts,
-            api_url: format!("http://{api_addr}"),
+            api_url: format!("{scheme}://{api_addr}"),
             runs_dir: data.join("runs"),
             cache_dir: data.join("cache"),
             targets: kiln_control::TargetLimits {
@@ -277,14 +279,13 @@ async fn up(args: UpArgs) -> Result<()> {
     kiln_control::runs::start(control.clone());
     tracing::info!(
         database = ?db.backend(),
-        "kiln up: API http://{api_addr}, predictions http://{addr}, metrics http://{metrics_addr}/metrics"
+        "kiln up: API {scheme}://{api_addr}, predictions {scheme}://{addr}, metrics {scheme}://{metrics_addr}/metrics"
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let limits = args.listeners.limits();
     let api = tokio::spawn(kiln_dataplane::serve(
         api_listener,
         control.app(),

@@ -19,6 +19,6 @@ pub mod tensor;
 pub use dataplane::{Dataplane, InferRequest, InferResponse, ServerLimits};
 pub use endpoint::{DEPLOYMENT_HEADER, Endpoint, Route};
 pub use error::ApiError;
-pub use listener::{ListenerLimits, serve};
+pub use listener::{ListenerLimits, Tls, serve};
 pub use registry::{Deployment, DeploymentRegistry};
 pub use server::{AppState, metrics_router, router};

@@ -2,7 +2,8 @@
 //! through [`serve`], which caps open connections, closes a connection whose request head does
 //! not arrive in time (slow clients, and idle keep-alive connections), answers 408 to a request
 //! that takes too long to produce its response, and on shutdown stops accepting and drains the
-//! connections it has within a grace period.
+//! connections it has within a grace period. With a certificate, it speaks TLS (rustls), the
+//! handshake bounded by the header timeout.
 
 use axum::Router;
 use axum::body::Body;
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// The bounds of one listener.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ListenerLimits {
     /// How long a client has to send a request's head, and how long a kept-alive connection may
     /// wait for its next request.
@@ -29,6 +30,52 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// How long shutdown waits for open connections to finish.
     pub grace: Duration,
+    /// TLS: the certificate chain and key the listener presents; plain HTTP when `None`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ListenerLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerLimits")
+            .field("header_timeout", &self.header_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("grace", &self.grace)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A TLS listener's certificate and key, read from PEM files.
+pub struct Tls;
+
+impl Tls {
+    /// The acceptor for the certificate chain in `cert` and the private key in `key` (PEM).
+    pub fn acceptor(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<tokio_rustls::TlsAcceptor, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| format!("{}: {e}", cert.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{}: no certificate", cert.display()));
+        }
+        let key =
+            PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("certificate and key: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl Default for ListenerLimits {
@@ -38,6 +85,7 @@ impl Default for ListenerLimits {
             request_timeout: Duration::from_secs(300),
             max_connections: 1024,
             grace: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -111,9 +159,24 @@ where
                 })
             }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let (watcher, builder, tls) = (graceful.watcher(), builder.clone(), limits.tls.clone());
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
+                }
+                Some(acceptor) => {
+                    // A client that never finishes its handshake is cut off like a slow head.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake, acceptor.accept(stream)).await
+                    {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -282,6 +282,14 @@ fn version_json(
     })
 }
 
+/// The SHA-256 of `bytes` in hex, computed off the async workers (model files are large).
+async fn sha256_hex(bytes: &Bytes) -> Result<String, ControlError> {
+    let bytes = bytes.clone();
+    tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&bytes)))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))
+}
+
 /// Stores a new version's files and records it (all or nothing); returns its number and its
 /// files with their sizes and digests.
 pub(crate) async fn store_version(
@@ -296,7 +304,7 @@ pub(crate) async fn store_version(
         listed.push((
             path.clone(),
             content.len() as i64,
-            hex::encode(Sha256::digest(content)),
+            sha256_hex(content).await?,
         ));
         if let Err(e) = control
             .artifacts()
@@ -564,7 +572,7 @@ pub async fn get_file(
         .artifacts()
         .get(&["models", &id, &version_id], &path)
         .await?;
-    if hex::encode(Sha256::digest(&bytes)) != sha {
+    if sha256_hex(&bytes).await? != sha {
         return Err(ControlError::Internal(format!(
             "artifact '{path}' of model {model} version {version} does not match its recorded sha256"
         )));
