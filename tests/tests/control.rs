@@ -2661,7 +2661,10 @@ fn every_listener_speaks_tls_and_a_node_verifies_the_control_planes_certificate(
     );
     let (_, status, metrics) = curl(ca, "GET", &up.metrics, None, None);
     assert_eq!(status, 200);
-    assert!(metrics.contains("# TYPE process_cpu_seconds_total counter"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE process_cpu_seconds_total counter"),
+        "{metrics}"
+    );
 
     build_iris_image(&up.store());
     let call = |method: &str, path: &str, body: Value| {
@@ -2770,4 +2773,87 @@ fn every_listener_speaks_tls_and_a_node_verifies_the_control_planes_certificate(
             .status,
         404
     );
+}
+
+#[test]
+fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
+    let dir = temp_dir("control-stream");
+    let up = Up::start(&dir, &["--max-upload-mb", "300"]);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "w" })),
+    );
+    up.ok(
+        "POST",
+        &format!("{WG}/projects"),
+        &admin,
+        Some(&json!({ "name": "p" })),
+    );
+    let mlflow = format!("{WG}/projects/p/mlflow/api/2.0/mlflow");
+    let experiment = up.ok(
+        "POST",
+        &format!("{mlflow}/experiments/create"),
+        &admin,
+        Some(&json!({ "name": "e" })),
+    )["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = up.ok(
+        "POST",
+        &format!("{mlflow}/runs/create"),
+        &admin,
+        Some(&json!({ "experiment_id": experiment })),
+    )["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {admin}");
+    let url = |path: &str| format!("{}{WG}/runs/{run}/artifacts/{path}", up.api);
+    // 256 MiB up and down: the server's peak memory grows by far less than the file.
+    let size = 256usize << 20;
+    let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let before = up.memory_kib("VmHWM");
+    let put = call(
+        "PUT",
+        &url("big.bin"),
+        &[("Authorization", &bearer)],
+        Some(&content),
+    );
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.json()["size"], size);
+    let got = call("GET", &url("big.bin"), &[("Authorization", &bearer)], None);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), size);
+    assert!(got.body == content, "the file came back different");
+    let grown_mib = (up.memory_kib("VmHWM") - before) >> 10;
+    assert!(
+        grown_mib < 96,
+        "peak memory grew by {grown_mib} MiB for a 256 MiB file"
+    );
+    // Over the limit: 413, and nothing stored.
+    let over = vec![7u8; 301 << 20];
+    let refused = call(
+        "PUT",
+        &url("over.bin"),
+        &[("Authorization", &bearer)],
+        Some(&over),
+    );
+    assert_eq!(
+        refused.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let missing = call("GET", &url("over.bin"), &[("Authorization", &bearer)], None);
+    assert_eq!(missing.status, 404);
 }

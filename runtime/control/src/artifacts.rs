@@ -145,6 +145,84 @@ impl ArtifactStore {
         Ok(())
     }
 
+    /// Stores what `body` streams at `area/relative`, at most `limit` bytes, in parts: the file
+    /// is never whole in memory. Returns its size; nothing is stored when the body fails or
+    /// goes over the limit.
+    pub async fn put_stream<S, E>(
+        &self,
+        area: &[&str],
+        relative: &str,
+        mut body: S,
+        limit: u64,
+    ) -> Result<u64, ControlError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        let key = self.key(area, relative)?;
+        let unavailable =
+            |e: object_store::Error| ControlError::Unavailable(format!("artifact store: {e}"));
+        let upload = self.store.put_multipart(&key).await.map_err(unavailable)?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let mut total: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(ControlError::Invalid(format!("reading the upload: {e}")));
+                }
+            };
+            total += chunk.len() as u64;
+            if total > limit {
+                let _ = writer.abort().await;
+                return Err(ControlError::TooLarge(format!(
+                    "the file is over the {limit}-byte upload limit"
+                )));
+            }
+            writer.wait_for_capacity(2).await.map_err(unavailable)?;
+            writer.put(chunk);
+        }
+        writer.finish().await.map_err(unavailable)?;
+        if let Some(dir) = &self.local {
+            let file = dir.join(key.as_ref());
+            tokio::task::spawn_blocking(move || sync_file_and_parent(&file))
+                .await
+                .map_err(|e| ControlError::Internal(e.to_string()))?
+                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+        }
+        Ok(total)
+    }
+
+    /// Reads `area/relative` as a stream of pieces: `(its size, the stream)`.
+    pub async fn get_stream(
+        &self,
+        area: &[&str],
+        relative: &str,
+    ) -> Result<
+        (
+            u64,
+            futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+        ),
+        ControlError,
+    > {
+        use futures_util::StreamExt;
+        let key = self.key(area, relative)?;
+        let found = self.store.get(&key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ControlError::NotFound(format!("artifact '{relative}' not found"))
+            }
+            other => ControlError::Unavailable(format!("artifact store: {other}")),
+        })?;
+        let size = found.meta.size;
+        let stream = found
+            .into_stream()
+            .map(|piece| piece.map_err(std::io::Error::other))
+            .boxed();
+        Ok((size, stream))
+    }
+
     /// Reads `area/relative`.
     pub async fn get(&self, area: &[&str], relative: &str) -> Result<Bytes, ControlError> {
         let key = self.key(area, relative)?;

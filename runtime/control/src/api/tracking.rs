@@ -3,7 +3,6 @@
 //! The MLflow-compatible API in [`super::mlflow`] writes through the same functions.
 
 use super::JsonBody;
-use super::models::read_upload;
 use super::runs::run_in_scope;
 use crate::access::Scope;
 use crate::runs::tracking::{self, Metric, artifact_area, check_artifact, check_key};
@@ -111,11 +110,15 @@ pub async fn put_artifact(
 ) -> Reply {
     let view = run_in_scope(&control, &scope, &run).await?;
     let path = check_artifact(&path)?.to_string();
-    let bytes = read_upload(&control, body).await?;
-    let size = bytes.len();
-    control
+    let limit = control.settings().max_upload_bytes as u64;
+    let size = control
         .artifacts()
-        .put(&artifact_area(&view.id), &path, bytes)
+        .put_stream(
+            &artifact_area(&view.id),
+            &path,
+            body.into_data_stream(),
+            limit,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -131,14 +134,17 @@ pub async fn get_artifact(
 ) -> Result<Response, ControlError> {
     let view = run_in_scope(&control, &scope, &run).await?;
     let path = check_artifact(&path)?;
-    let bytes = control
+    let (size, stream) = control
         .artifacts()
-        .get(&artifact_area(&view.id), path)
+        .get_stream(&artifact_area(&view.id), path)
         .await?;
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        bytes,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
     )
         .into_response())
 }

@@ -397,16 +397,26 @@ pub async fn artifact(
         match method {
             Method::PUT => {
                 require_contributor(&scope)?;
-                let bytes = super::models::read_upload(&control, body).await?;
+                let limit = control.settings().max_upload_bytes as u64;
                 control
                     .artifacts()
-                    .put(&artifact_area(&run), &rest, bytes)
+                    .put_stream(&artifact_area(&run), &rest, body.into_data_stream(), limit)
                     .await?;
                 Ok(Json(json!({})).into_response())
             }
             Method::GET => {
-                let bytes = control.artifacts().get(&artifact_area(&run), &rest).await?;
-                Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+                let (size, stream) = control
+                    .artifacts()
+                    .get_stream(&artifact_area(&run), &rest)
+                    .await?;
+                Ok((
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                        (header::CONTENT_LENGTH, size.to_string()),
+                    ],
+                    axum::body::Body::from_stream(stream),
+                )
+                    .into_response())
             }
             _ => Err(ControlError::Invalid(format!(
                 "{method} is not supported on artifacts"
