@@ -172,7 +172,7 @@ fn a_full_instance_pool_takes_slots_from_idle_deployments() {
         let artifacts =
             Artifacts::from_dir(&kiln_tests::repo().join("examples/iris/model")).unwrap();
         let metrics = kiln_metrics::Metrics::new();
-        let mut models = Vec::new();
+        let mut models: Vec<std::sync::Arc<Model>> = Vec::new();
         for name in ["a", "b", "c", "d"] {
             let spec = ModelSpec {
                 name: name.into(),
@@ -183,7 +183,12 @@ fn a_full_instance_pool_takes_slots_from_idle_deployments() {
             };
             let dm = std::sync::Arc::new(metrics.deployment(name, "1"));
             // Two slots, four deployments: each load after the second frees an idle one.
-            models.push(Model::load(engine.clone(), spec, dm).await.unwrap());
+            let model = Model::load(engine.clone(), spec, dm).await.unwrap();
+            // `a` keeps one instance warm (min_instances 1): nobody takes that slot.
+            if name == "a" {
+                model.warm(1).await.unwrap();
+            }
+            models.push(model);
         }
         let input = vec![kiln_engine::Tensor {
             name: "input".into(),
@@ -200,5 +205,35 @@ fn a_full_instance_pool_takes_slots_from_idle_deployments() {
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum();
         assert!(live <= 2.0, "{live} instances live in a pool of 2");
+        // `a` kept its slot through every other deployment's start: it started once.
+        let starts = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "kiln_instance_starts_total{{deployment=\"{name}\""
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        assert_eq!(starts("a"), 1.0, "{text}");
+        assert_eq!(models[0].kept(), 1);
+        // Once more around: still one start for `a`, the others take turns in the other slot.
+        for model in &models {
+            assert_eq!(model.predict(&input).await.unwrap().len(), 2);
+        }
+        let text = metrics.encode();
+        let starts = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "kiln_instance_starts_total{{deployment=\"{name}\""
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        assert_eq!(starts("a"), 1.0, "{text}");
+        assert!(starts("b") >= 2.0, "{text}");
     });
 }

@@ -278,7 +278,8 @@ impl ScoringEngine {
             if released >= want {
                 break;
             }
-            released += model.release_idle(0);
+            // A deployment keeps its `min_instances` slots whoever needs one.
+            released += model.release_idle(model.kept());
         }
         if released > 0 {
             tracing::info!(

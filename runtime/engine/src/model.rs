@@ -47,6 +47,9 @@ pub struct Model {
     born: Instant,
     /// Milliseconds after `born` when a prediction last started or ended.
     last_used_ms: AtomicU64,
+    /// Instances kept warm ([`Model::warm`]): a full pool never takes these for another
+    /// deployment.
+    kept: AtomicUsize,
 }
 
 struct Instance {
@@ -111,6 +114,7 @@ impl Model {
             waiting: AtomicUsize::new(0),
             born: Instant::now(),
             last_used_ms: AtomicU64::new(0),
+            kept: AtomicUsize::new(0),
         };
         let mut first = model.start_instance().await?;
         first.store.data_mut().deadline = Instant::now() + model.spec.limits.load_deadline;
@@ -235,6 +239,7 @@ impl Model {
     /// minimum, warm before it takes traffic. Returns how many it started.
     pub async fn warm(&self, n: usize) -> Result<usize, EngineError> {
         let target = n.min(self.spec.limits.concurrency.max(1));
+        self.kept.store(target, Ordering::Relaxed);
         let mut started = 0;
         while self.idle_instances().len() < target {
             let instance = self.start_instance().await?;
@@ -253,6 +258,11 @@ impl Model {
     pub fn idle_for(&self) -> std::time::Duration {
         let last = std::time::Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
         self.born.elapsed().saturating_sub(last)
+    }
+
+    /// The instances kept warm, which other deployments' starts never take.
+    pub fn kept(&self) -> usize {
+        self.kept.load(Ordering::Relaxed)
     }
 
     /// Drops idle instances beyond `keep` (scale down); returns how many went. The next request
