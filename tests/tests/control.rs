@@ -2857,3 +2857,60 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
     let missing = call("GET", &url("over.bin"), &[("Authorization", &bearer)], None);
     assert_eq!(missing.status, 404);
 }
+
+#[test]
+fn a_removed_deployment_leaves_no_metric_series() {
+    let (up, admin) = two_workgroups("control-cardinality");
+    build_iris_image(&up.store());
+    let a = "/api/v1/teams/t/workgroups/a";
+    up.ok(
+        "POST",
+        &format!("{a}/images"),
+        &admin,
+        Some(&json!({ "name": "img", "reference": "iris:1" })),
+    );
+    let body = serde_json::to_vec(&v2_fp32("input", &[1, 4], &IRIS_ROWS[0])).unwrap();
+    for name in ["gone", "stays"] {
+        let created = up.ok(
+            "POST",
+            &format!("{a}/deployments"),
+            &admin,
+            Some(&json!({ "name": name, "image": "img" })),
+        );
+        let key = format!("Bearer {}", created["keys"]["primary"].as_str().unwrap());
+        assert_eq!(
+            up.wait_deployment(&admin, &format!("{a}/deployments/{name}"))["status"],
+            "ready"
+        );
+        let infer = created["urls"]["infer"].as_str().unwrap().to_string();
+        let answer = call(
+            "POST",
+            &infer,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &key),
+            ],
+            Some(&body),
+        );
+        assert_eq!(answer.status, 200);
+    }
+    let series = |name: &str| {
+        let text = get(&up.metrics);
+        String::from_utf8_lossy(&text.body)
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&format!("deployment=\"{name}\"")))
+            .count()
+    };
+    assert!(series("gone") > 10);
+    let stays = series("stays");
+    up.ok("DELETE", &format!("{a}/deployments/gone"), &admin, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while series("gone") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed deployment's series stayed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(series("stays") >= stays, "the other deployment lost series");
+}

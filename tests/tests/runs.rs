@@ -724,7 +724,7 @@ fn a_contributors_run_cannot_reach_the_control_planes_secrets() {
 fn sigterm_turns_readiness_false_and_drains_a_log_follower_within_the_grace_period() {
     use std::io::{BufRead, BufReader, Write};
     let data = temp_dir("runs-sigterm");
-    let mut up = Up::start(&data, &["--grace-s", "2", "--shutdown-delay-ms", "1500"]);
+    let mut up = Up::start(&data, &["--grace-s", "2", "--shutdown-delay-ms", "3000"]);
     let lab = Lab::new(&up, &up.admin());
     lab.push(&[(
         "slow.py",
@@ -764,7 +764,7 @@ fn sigterm_turns_readiness_false_and_drains_a_log_follower_within_the_grace_peri
     up.terminate();
     // Readiness reads false while the listeners still answer.
     let mut saw_not_ready = false;
-    while asked.elapsed() < Duration::from_secs(1) {
+    while asked.elapsed() < Duration::from_millis(2500) {
         let reply = kiln_tests::try_call("GET", &ready, &[], None);
         if reply.is_some_and(|r| r.status == 503) {
             saw_not_ready = true;

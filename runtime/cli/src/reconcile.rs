@@ -489,7 +489,13 @@ async fn apply(
         .collect();
     for name in gone {
         runtime.dataplane.registry.remove(&name);
-        served.remove(&name);
+        if let Some(Served {
+            deployment: Some(old),
+            ..
+        }) = served.remove(&name)
+        {
+            runtime.metrics.forget_deployment(&old.name, &old.version);
+        }
         tracing::info!(deployment = %name, "deployment removed");
     }
     for d in &desired {
@@ -539,16 +545,25 @@ async fn apply(
                 let deployment = Arc::new(deployment);
                 runtime.dataplane.registry.insert_arc(deployment.clone());
                 tracing::info!(deployment = %d.name, digest = %d.digest, generation = d.generation, "deployment ready");
-                served.insert(
+                let replaced = served.insert(
                     d.name.clone(),
                     Served {
                         generation: d.generation,
                         image_key: key,
-                        deployment: Some(deployment),
+                        deployment: Some(deployment.clone()),
                         monitoring: d.monitoring.or(&image_monitoring),
                         image_monitoring,
                     },
                 );
+                // A replaced version's series go with it (same version: the series carry on).
+                if let Some(Served {
+                    deployment: Some(old),
+                    ..
+                }) = replaced
+                    && old.version != deployment.version
+                {
+                    runtime.metrics.forget_deployment(&old.name, &old.version);
+                }
                 StatusReport {
                     generation: d.generation,
                     state: ServingState::Ready,

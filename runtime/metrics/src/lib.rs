@@ -533,6 +533,58 @@ impl Metrics {
         }
     }
 
+    /// Forgets every series of a deployment version that no longer serves (removed, or replaced
+    /// by another version), so that the number of series follows the deployments served, not
+    /// every version ever served.
+    pub fn forget_deployment(&self, deployment: &str, version: &str) {
+        fn forget<T: prometheus::core::MetricVecBuilder>(
+            vec: &prometheus::core::MetricVec<T>,
+            deployment: &str,
+            version: &str,
+        ) {
+            use prometheus::core::Collector;
+            for family in vec.collect() {
+                for metric in family.get_metric() {
+                    let labels: std::collections::HashMap<&str, &str> = metric
+                        .get_label()
+                        .iter()
+                        .map(|pair| (pair.name(), pair.value()))
+                        .collect();
+                    if labels.get("deployment") == Some(&deployment)
+                        && labels.get("version") == Some(&version)
+                    {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
+        let (d, v) = (deployment, version);
+        forget(&self.requests, d, v);
+        forget(&self.request_duration, d, v);
+        forget(&self.inference_duration, d, v);
+        forget(&self.component_duration, d, v);
+        forget(&self.graph_duration, d, v);
+        forget(&self.graphs_loaded, d, v);
+        forget(&self.graph_memory, d, v);
+        forget(&self.in_flight, d, v);
+        forget(&self.instances, d, v);
+        forget(&self.instance_starts, d, v);
+        forget(&self.instance_start_duration, d, v);
+        forget(&self.traps, d, v);
+        forget(&self.deadline_exceeded, d, v);
+        forget(&self.queue_rejections, d, v);
+        forget(&self.compile_duration, d, v);
+        forget(&self.ready, d, v);
+        forget(&self.schema_violations, d, v);
+        forget(&self.drift_statistic, d, v);
+        forget(&self.drift_severity, d, v);
+        forget(&self.drift_state, d, v);
+        forget(&self.feature_values, d, v);
+        forget(&self.monitor_runs, d, v);
+        forget(&self.monitor_duration, d, v);
+        forget(&self.input_summary, d, v);
+    }
+
     /// Forgets the weight and mirror gauges of a route that went (its counters stay, as counters do).
     pub fn remove_route(&self, endpoint: &str, deployment: &str) {
         let _ = self
@@ -703,6 +755,32 @@ impl RouteMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgotten_version_leaves_no_series_and_the_others_stay() {
+        let metrics = Metrics::new();
+        let (old, new) = (
+            metrics.deployment("iris", "1"),
+            metrics.deployment("iris", "2"),
+        );
+        for version in [&old, &new] {
+            version.record_request(Protocol::V2, 200, 0.001);
+            version.record_request(Protocol::V2, 503, 0.001);
+            version.record_compile(0.5, false);
+            version.instances.inc();
+        }
+        let series = |text: &str, version: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(&format!("version=\"{version}\"")))
+                .count()
+        };
+        let before = metrics.encode();
+        assert!(series(&before, "1") > 10, "{before}");
+        metrics.forget_deployment("iris", "1");
+        let after = metrics.encode();
+        assert_eq!(series(&after, "1"), 0, "{after}");
+        assert_eq!(series(&after, "2"), series(&before, "2"), "{after}");
+    }
 
     #[test]
     fn request_counter_reads_what_was_recorded() {
