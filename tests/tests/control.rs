@@ -2840,6 +2840,56 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
         grown_mib < 96,
         "peak memory grew by {grown_mib} MiB for a 256 MiB file"
     );
+    // A model version's tar goes to disk, then each file to the store in parts.
+    up.ok(
+        "POST",
+        &format!("{WG}/models"),
+        &admin,
+        Some(&json!({ "name": "big" })),
+    );
+    let archive = tar_of(&[("weights.bin", &content), ("small.json", b"[1]")]);
+    let before = up.memory_kib("VmHWM");
+    let created = call(
+        "POST",
+        &format!("{}{WG}/models/big/versions", up.api),
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&archive),
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let grown_mib = (up.memory_kib("VmHWM") - before) >> 10;
+    assert!(
+        grown_mib < 96,
+        "peak memory grew by {grown_mib} MiB for a 256 MiB model file"
+    );
+    let files = created.json()["files"].clone();
+    let weights = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "weights.bin")
+        .unwrap();
+    assert_eq!(weights["size"], size);
+    let expected = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&content))
+    };
+    assert_eq!(weights["sha256"], expected.as_str());
+    drop(archive);
+    let small = call(
+        "GET",
+        &format!("{}{WG}/models/big/versions/1/files/small.json", up.api),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(small.body, b"[1]");
     // Over the limit: 413, and nothing stored.
     let over = vec![7u8; 301 << 20];
     let refused = call(

@@ -255,11 +255,14 @@ pub async fn create_version(
     check_lineage(&info)?;
     require_tar(&headers, "the model's files")?;
     let id = model_id(&control, &scope, &model).await?;
-    let bytes = read_upload(&control, body).await?;
-    let files = tokio::task::spawn_blocking(move || untar(&bytes))
+    // The archive goes to a file, then each of its files to the store in parts: a model is
+    // never whole in memory.
+    let spooled = spool_upload(&control, body).await?;
+    let archive = spooled.path.clone();
+    let index = tokio::task::spawn_blocking(move || tar_index(&archive))
         .await
         .map_err(|e| ControlError::Internal(e.to_string()))??;
-    let (version, listed) = store_version(&control, &id, &files, &info).await?;
+    let (version, listed) = store_spooled_version(&control, &id, &spooled, &index, &info).await?;
     Ok((
         StatusCode::CREATED,
         Json(version_json(&model, version, &info, &listed)),
@@ -280,6 +283,175 @@ fn version_json(
         "commit": info.commit,
         "files": listed.iter().map(|(p, s, h)| json!({ "path": p, "size": s, "sha256": h })).collect::<Vec<_>>(),
     })
+}
+
+/// An upload written to a file under the data directory; removed when dropped.
+pub(crate) struct Spooled {
+    path: std::path::PathBuf,
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes a request body to a file, within the installation's upload limit (413 past it).
+pub(crate) async fn spool_upload(
+    control: &ControlPlane,
+    body: Body,
+) -> Result<Spooled, ControlError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let limit = control.settings().max_upload_bytes as u64;
+    let dir = control.settings().cache_dir.join(".uploads");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ControlError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let spooled = Spooled {
+        path: dir.join(new_id()),
+    };
+    let unavailable =
+        |e: std::io::Error| ControlError::Unavailable(format!("spooling the upload: {e}"));
+    let mut file = tokio::fs::File::create(&spooled.path)
+        .await
+        .map_err(unavailable)?;
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ControlError::Invalid(format!("reading the upload: {e}")))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(ControlError::TooLarge(format!(
+                "the archive is over the {limit}-byte upload limit"
+            )));
+        }
+        file.write_all(&chunk).await.map_err(unavailable)?;
+    }
+    file.flush().await.map_err(unavailable)?;
+    Ok(spooled)
+}
+
+/// The regular files of a tar archive on disk, as `(path, data offset, size)`, with the checks
+/// of [`untar`]: every path checked, links and devices refused, no path twice.
+pub(crate) fn tar_index(
+    archive: &std::path::Path,
+) -> Result<Vec<(String, u64, u64)>, ControlError> {
+    let bad = |m: String| ControlError::Invalid(format!("archive: {m}"));
+    let file = std::fs::File::open(archive)
+        .map_err(|e| ControlError::Unavailable(format!("spooled upload: {e}")))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut files: Vec<(String, u64, u64)> = Vec::new();
+    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        let raw = entry.path_bytes().into_owned();
+        let path = String::from_utf8(raw).map_err(|_| bad("a path is not UTF-8".into()))?;
+        let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            if path.is_empty() || path == "." {
+                continue;
+            }
+            check_artifact_path(path.trim_end_matches('/'))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(bad(format!(
+                "'{path}' is a {kind:?}: only regular files and directories are accepted"
+            )));
+        }
+        check_artifact_path(&path)?;
+        if files.iter().any(|(p, _, _)| *p == path) {
+            return Err(bad(format!("'{path}' appears twice")));
+        }
+        files.push((path, entry.raw_file_position(), entry.size()));
+    }
+    if files.is_empty() {
+        return Err(bad(
+            "no files: send a tar archive of the model's files".into()
+        ));
+    }
+    Ok(files)
+}
+
+/// [`store_version`] for the files of a spooled archive: each streamed to the store in parts
+/// and hashed on the way, off the async workers.
+async fn store_spooled_version(
+    control: &ControlPlane,
+    model_id: &str,
+    spooled: &Spooled,
+    index: &[(String, u64, u64)],
+    info: &VersionInfo,
+) -> Result<(i64, Vec<(String, i64, String)>), ControlError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    const PART: u64 = 8 << 20;
+    let version_id = new_id();
+    let area = ["models", model_id, version_id.as_str()];
+    let mut listed = Vec::new();
+    for (path, offset, size) in index {
+        let stored = async {
+            let mut file = tokio::fs::File::open(&spooled.path).await?;
+            file.seek(std::io::SeekFrom::Start(*offset)).await?;
+            let hasher = std::sync::Arc::new(std::sync::Mutex::new(Some(Sha256::new())));
+            let parts = futures_util::stream::unfold(
+                (file, *size, hasher.clone()),
+                |(mut file, left, hasher)| async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let mut part = vec![0u8; left.min(PART) as usize];
+                    if let Err(e) = file.read_exact(&mut part).await {
+                        return Some((Err(e), (file, 0, hasher)));
+                    }
+                    let part = Bytes::from(part);
+                    let (h, p) = (hasher.clone(), part.clone());
+                    let hashed = tokio::task::spawn_blocking(move || {
+                        if let Some(sha) = h
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .as_mut()
+                        {
+                            sha.update(&p);
+                        }
+                    })
+                    .await;
+                    if let Err(e) = hashed {
+                        return Some((Err(std::io::Error::other(e)), (file, 0, hasher)));
+                    }
+                    let taken = part.len() as u64;
+                    Some((Ok(part), (file, left - taken, hasher)))
+                },
+            );
+            let written = control
+                .artifacts()
+                .put_stream(&area, path, Box::pin(parts), u64::MAX)
+                .await
+                .map_err(std::io::Error::other)?;
+            let sha = hasher
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .map(|sha| hex::encode(sha.finalize()))
+                .unwrap_or_default();
+            Ok::<_, std::io::Error>((written, sha))
+        }
+        .await;
+        match stored {
+            Ok((written, sha)) => listed.push((path.clone(), written as i64, sha)),
+            Err(e) => {
+                control.artifacts().delete_area(&area).await;
+                return Err(ControlError::Unavailable(format!("storing '{path}': {e}")));
+            }
+        }
+    }
+    match insert_version(control, model_id, &version_id, info, &listed).await {
+        Ok(version) => Ok((version, listed)),
+        Err(e) => {
+            control.artifacts().delete_area(&area).await;
+            Err(e)
+        }
+    }
 }
 
 /// The SHA-256 of `bytes` in hex, computed off the async workers (model files are large).
