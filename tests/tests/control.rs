@@ -2254,6 +2254,25 @@ fn tar_uploads_with_links_are_refused_and_store_nothing() {
     );
 }
 
+/// A loopback "registry" that asks for a bearer token from `realm`.
+fn challenging_registry(realm: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = vec![0u8; 16 << 10];
+            let _ = stream.read(&mut buffer);
+            let answer = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
 /// A loopback "registry" whose every manifest answers with a redirect to `location`.
 fn redirecting_registry(location: &'static str) -> String {
     use std::io::{Read, Write};
@@ -2426,6 +2445,20 @@ fn targets_and_registries_on_internal_networks_are_refused_unless_allowed() {
     assert!(
         refused.error().contains("redirect to 169.254.169.254")
             && refused.error().contains("refused"),
+        "{}",
+        refused.error()
+    );
+    // Nor does its token endpoint lead there.
+    let evil = challenging_registry("http://169.254.169.254/latest/api/token");
+    let refused = up.api(
+        "POST",
+        &format!("{a}/images"),
+        Some(&admin),
+        Some(&json!({ "name": "y", "reference": format!("{evil}/models/iris:1") })),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.error());
+    assert!(
+        refused.error().contains("token realm") && refused.error().contains("refused"),
         "{}",
         refused.error()
     );

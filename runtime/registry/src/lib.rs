@@ -331,14 +331,104 @@ impl Registry {
         Err(self.fail(format!("{what}: no attempts")))
     }
 
+    /// The bearer token for pulling `reference`, if the registry wants one. Under an address
+    /// policy Kiln asks for it itself, through its guarded client: the token endpoint (the
+    /// `realm` of the registry's challenge) is held to the policy like the registry is.
+    /// Otherwise `oci-client` does it.
+    async fn pull_token(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+    ) -> Result<Option<String>, Failed> {
+        let Some(policy) = &self.options.addresses else {
+            return Ok(self
+                .client
+                .auth(reference, auth, RegistryOperation::Pull)
+                .await?);
+        };
+        let failed = |message: String| Failed {
+            transient: false,
+            message,
+        };
+        let probe = self
+            .http
+            .get(format!("{}://{}/v2/", self.scheme, self.registry))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        if probe.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(None);
+        }
+        let challenge = probe
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let Some(params) = challenge
+            .strip_prefix("Bearer ")
+            .or_else(|| challenge.strip_prefix("bearer "))
+        else {
+            // Basic (or no scheme): the credentials go with each request.
+            return Ok(None);
+        };
+        let field = |name: &str| {
+            params.split(',').find_map(|part| {
+                let (key, value) = part.trim().split_once('=')?;
+                (key.trim() == name).then(|| value.trim().trim_matches('"').to_string())
+            })
+        };
+        let realm = field("realm")
+            .ok_or_else(|| failed("the registry's challenge names no realm".into()))?;
+        let mut url = reqwest::Url::parse(&realm)
+            .map_err(|e| failed(format!("the registry's token realm '{realm}': {e}")))?;
+        let host = url.host_str().unwrap_or("");
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            && !policy.permits(ip)
+        {
+            return Err(failed(format!(
+                "the registry's token realm {realm} is at {ip}, a loopback, private or link-local \
+                 address, and was refused"
+            )));
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair(
+                "scope",
+                &format!("repository:{}:pull", reference.repository()),
+            );
+            if let Some(service) = field("service") {
+                query.append_pair("service", &service);
+            }
+        }
+        let mut request = self.http.get(url).timeout(Duration::from_secs(30));
+        if let RegistryAuth::Basic(user, password) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            return Err(failed(format!(
+                "the registry's token endpoint answered {}",
+                response.status()
+            )));
+        }
+        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)
+            .map_err(|e| failed(format!("the registry's token endpoint: {e}")))?;
+        Ok(body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string))
+    }
+
     /// One GET of a manifest, authenticated as `oci-client` would (bearer token from the
     /// registry's challenge, else basic credentials), read within the size cap.
     async fn fetch_manifest(&self, reference: &Reference) -> Result<ServedManifest, Failed> {
         let auth = credentials(&self.registry, &self.options);
-        let token = self
-            .client
-            .auth(reference, &auth, RegistryOperation::Pull)
-            .await?;
+        let token = self.pull_token(reference, &auth).await?;
         let target = reference.digest().or(reference.tag()).unwrap_or("latest");
         let url = format!(
             "{}://{}/v2/{}/manifests/{target}",
@@ -470,10 +560,9 @@ impl Registry {
     ) -> Result<Vec<u8>, RegistryError> {
         let auth = credentials(&self.registry, &self.options);
         let token = self
-            .client
-            .auth(reference, &auth, RegistryOperation::Pull)
+            .pull_token(reference, &auth)
             .await
-            .map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?;
+            .map_err(|e| self.fail(format!("blob {}: {}", descriptor.digest, e.message)))?;
         let url = format!(
             "{}://{}/v2/{}/blobs/{}",
             self.scheme,
