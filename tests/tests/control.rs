@@ -2923,6 +2923,72 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
         None,
     );
     assert_eq!(small.body, b"[1]");
+    // Down again, streamed and checked on the way.
+    let file_url = |path: &str| format!("{}{WG}/models/big/versions/1/files/{path}", up.api);
+    let before = up.memory_kib("VmHWM");
+    let got = call(
+        "GET",
+        &file_url("weights.bin"),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(got.status, 200);
+    assert!(got.body == content, "the model file came back different");
+    drop(got);
+    let grown_mib = (up.memory_kib("VmHWM") - before) >> 10;
+    assert!(
+        grown_mib < 96,
+        "peak memory grew by {grown_mib} MiB sending a 256 MiB file"
+    );
+    // A file corrupted in the store is never handed out whole: a small one answers 500, a
+    // large one's transfer breaks off before its end.
+    let stored = |name: &str| {
+        let mut found = None;
+        let mut stack = vec![dir.join("artifacts/models")];
+        while let Some(next) = stack.pop() {
+            for entry in std::fs::read_dir(&next).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.file_name().unwrap() == name {
+                    found = Some(path);
+                }
+            }
+        }
+        found.unwrap()
+    };
+    std::fs::write(stored("small.json"), b"[2]").unwrap();
+    let corrupt = call(
+        "GET",
+        &file_url("small.json"),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(corrupt.status, 500);
+    assert!(
+        up.log().contains("does not match its recorded sha256"),
+        "{}",
+        up.log()
+    );
+    {
+        use std::io::{Seek, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(stored("weights.bin"))
+            .unwrap();
+        file.seek(std::io::SeekFrom::Start(100 << 20)).unwrap();
+        file.write_all(b"tampered").unwrap();
+    }
+    let broken = try_call(
+        "GET",
+        &file_url("weights.bin"),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert!(
+        broken.as_ref().is_none_or(|r| r.body.len() < size),
+        "a corrupt file was sent whole"
+    );
     // Over the limit: 413, and nothing stored.
     let over = vec![7u8; 301 << 20];
     let refused = call(

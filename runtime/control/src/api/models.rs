@@ -730,6 +730,7 @@ pub async fn get_file(
     Extension(scope): Extension<Scope>,
     Path((_, _, model, version, path)): Path<(String, String, String, String, String)>,
 ) -> Result<Response, ControlError> {
+    use futures_util::StreamExt;
     check_artifact_path(&path)?;
     let id = model_id(&control, &scope, &model).await?;
     let (version_id, _) = version_of(&control, &id, &version).await?;
@@ -740,24 +741,95 @@ pub async fn get_file(
             .fetch_optional(control.db().pool())
             .await?;
     let sha = known.ok_or_else(|| ControlError::NotFound(format!("file '{path}' not found")))?;
-    let bytes = control
+    let mismatch = {
+        let path = path.clone();
+        move || {
+            format!(
+                "artifact '{path}' of model {model} version {version} does not match its recorded sha256"
+            )
+        }
+    };
+    let (size, mut pieces) = control
         .artifacts()
-        .get(&["models", &id, &version_id], &path)
+        .get_stream(&["models", &id, &version_id], &path)
         .await?;
-    if sha256_hex(&bytes).await? != sha {
-        return Err(ControlError::Internal(format!(
-            "artifact '{path}' of model {model} version {version} does not match its recorded sha256"
-        )));
+    let headers = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (header::CONTENT_LENGTH, size.to_string()),
+        (header::ETAG, format!("\"sha256:{sha}\"")),
+    ];
+    if size <= WHOLE_FILE_BYTES {
+        // A small file is checked before it is sent: a corrupt one answers 500.
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(piece) = pieces.next().await {
+            let piece =
+                piece.map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+            bytes.extend_from_slice(&piece);
+        }
+        let bytes = Bytes::from(bytes);
+        if sha256_hex(&bytes).await? != sha {
+            return Err(ControlError::Internal(mismatch()));
+        }
+        return Ok((headers, bytes).into_response());
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::ETAG, format!("\"sha256:{sha}\"")),
-        ],
-        bytes,
-    )
-        .into_response())
+    // A large one streams, hashed on the way off the async workers. Its last piece is held
+    // back until the digest is known: a mismatch ends the transfer with an error short of its
+    // length, so no client takes a corrupt file whole.
+    struct Check {
+        pieces: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+        hasher: std::sync::Arc<std::sync::Mutex<Sha256>>,
+        held: Option<Bytes>,
+        sha: String,
+        mismatch: Box<dyn Fn() -> String + Send>,
+    }
+    let check = Check {
+        pieces,
+        hasher: std::sync::Arc::new(std::sync::Mutex::new(Sha256::new())),
+        held: None,
+        sha,
+        mismatch: Box::new(mismatch),
+    };
+    let checked = futures_util::stream::unfold(Some(check), |state| async move {
+        let mut check = state?;
+        loop {
+            match check.pieces.next().await {
+                Some(Ok(piece)) => {
+                    let (h, p) = (check.hasher.clone(), piece.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        h.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .update(&p)
+                    })
+                    .await;
+                    if let Some(previous) = check.held.replace(piece) {
+                        return Some((Ok(previous), Some(check)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let digest = hex::encode(
+                        check
+                            .hasher
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .clone()
+                            .finalize(),
+                    );
+                    if digest != check.sha {
+                        let message = (check.mismatch)();
+                        tracing::error!("{message}");
+                        return Some((Err(std::io::Error::other(message)), None));
+                    }
+                    return check.held.take().map(|last| (Ok(last), None));
+                }
+            }
+        }
+    });
+    Ok((headers, Body::from_stream(checked)).into_response())
 }
+
+/// Model files up to this size are read whole and checked before they are sent.
+const WHOLE_FILE_BYTES: u64 = 16 << 20;
 
 /// An alias target.
 #[derive(Deserialize)]
