@@ -2989,6 +2989,39 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
         broken.as_ref().is_none_or(|r| r.body.len() < size),
         "a corrupt file was sent whole"
     );
+    // A project push goes to disk, then file by file into the tree git commits.
+    let tree = tar_of(&[
+        ("data/big.bin", &content[..128 << 20]),
+        ("train.py", b"print(1)\n"),
+    ]);
+    let before = up.memory_kib("VmHWM");
+    let pushed = call(
+        "POST",
+        &format!("{}{WG}/projects/p/commits?message=big", up.api),
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&tree),
+    );
+    assert_eq!(
+        pushed.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&pushed.body)
+    );
+    assert_eq!(
+        pushed.json()["files"],
+        2,
+        "{}",
+        String::from_utf8_lossy(&pushed.body)
+    );
+    let grown_mib = (up.memory_kib("VmHWM") - before) >> 10;
+    assert!(
+        grown_mib < 96,
+        "peak memory grew by {grown_mib} MiB for a 128 MiB push"
+    );
+    drop(tree);
     // Over the limit: 413, and nothing stored.
     let over = vec![7u8; 301 << 20];
     let refused = call(

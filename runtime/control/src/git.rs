@@ -108,6 +108,18 @@ impl Repository {
             }
             std::fs::write(&target, bytes).map_err(|e| ControlError::Internal(e.to_string()))?;
         }
+        self.commit_work_tree(author, message, scratch)
+    }
+
+    /// The tree under `scratch/tree` (written there by the caller, every path checked) as one
+    /// commit on `main`; returns its sha.
+    pub fn commit_work_tree(
+        &self,
+        author: &str,
+        message: &str,
+        scratch: &Path,
+    ) -> Result<String, ControlError> {
+        let work = scratch.join("tree");
         std::fs::create_dir_all(&work).map_err(|e| ControlError::Internal(e.to_string()))?;
         let index = scratch.join("index");
         // The tree as pushed: a fresh index, every file added, nothing ignored on this side.

@@ -176,54 +176,6 @@ pub(crate) fn require_tar(headers: &HeaderMap, what: &str) -> Result<(), Control
     Ok(())
 }
 
-/// An upload's bytes, within the installation's upload limit.
-pub(crate) async fn read_upload(control: &ControlPlane, body: Body) -> Result<Bytes, ControlError> {
-    let limit = control.settings().max_upload_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ControlError::TooLarge(format!("the archive is over the {limit}-byte upload limit"))
-    })
-}
-
-/// The regular files of a tar archive, every path checked; directories are implied.
-pub(crate) fn untar(bytes: &[u8]) -> Result<Vec<(String, Bytes)>, ControlError> {
-    let bad = |m: String| ControlError::Invalid(format!("archive: {m}"));
-    let mut archive = tar::Archive::new(bytes);
-    let mut files: Vec<(String, Bytes)> = Vec::new();
-    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let raw = entry.path_bytes().into_owned();
-        let path = String::from_utf8(raw).map_err(|_| bad("a path is not UTF-8".into()))?;
-        let path = path.strip_prefix("./").unwrap_or(&path).to_string();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            if path.is_empty() || path == "." {
-                continue;
-            }
-            check_artifact_path(path.trim_end_matches('/'))?;
-            continue;
-        }
-        if !kind.is_file() {
-            return Err(bad(format!(
-                "'{path}' is a {kind:?}: only regular files and directories are accepted"
-            )));
-        }
-        check_artifact_path(&path)?;
-        let mut content = Vec::with_capacity(entry.size().min(64 << 20) as usize);
-        std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| bad(e.to_string()))?;
-        if files.iter().any(|(p, _)| *p == path) {
-            return Err(bad(format!("'{path}' appears twice")));
-        }
-        files.push((path, Bytes::from(content)));
-    }
-    if files.is_empty() {
-        return Err(bad(
-            "no files: send a tar archive of the model's files".into()
-        ));
-    }
-    Ok(files)
-}
-
 fn check_lineage(info: &VersionInfo) -> Result<(), ControlError> {
     if let Some(run) = &info.run
         && (run.is_empty()
@@ -290,6 +242,42 @@ pub(crate) struct Spooled {
     path: std::path::PathBuf,
 }
 
+impl Spooled {
+    /// The file the upload was written to.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// Writes the files of a spooled archive (from [`tar_index`]) under `dir`, one at a time.
+pub(crate) fn extract(
+    archive: &std::path::Path,
+    index: &[(String, u64, u64)],
+    dir: &std::path::Path,
+) -> Result<(), ControlError> {
+    use std::io::{Read, Seek};
+    let failed = |e: std::io::Error| ControlError::Internal(format!("extracting the archive: {e}"));
+    let mut source = std::fs::File::open(archive).map_err(failed)?;
+    for (path, offset, size) in index {
+        check_artifact_path(path)?;
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        source
+            .seek(std::io::SeekFrom::Start(*offset))
+            .map_err(failed)?;
+        let mut file = std::fs::File::create(&target).map_err(failed)?;
+        let copied = std::io::copy(&mut (&mut source).take(*size), &mut file).map_err(failed)?;
+        if copied != *size {
+            return Err(ControlError::Invalid(format!(
+                "archive: '{path}' is cut short"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Spooled {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -332,8 +320,8 @@ pub(crate) async fn spool_upload(
     Ok(spooled)
 }
 
-/// The regular files of a tar archive on disk, as `(path, data offset, size)`, with the checks
-/// of [`untar`]: every path checked, links and devices refused, no path twice.
+/// The regular files of a tar archive on disk, as `(path, data offset, size)`: every path
+/// checked, links and devices refused (directories are implied), no path twice.
 pub(crate) fn tar_index(
     archive: &std::path::Path,
 ) -> Result<Vec<(String, u64, u64)>, ControlError> {

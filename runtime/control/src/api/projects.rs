@@ -1,6 +1,6 @@
 //! Projects: the logical container for the work of a solution, inside a work group.
 
-use super::models::{read_upload, require_tar, untar};
+use super::models::require_tar;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
@@ -175,7 +175,9 @@ pub async fn push(
 ) -> Reply {
     require_tar(&headers, "the working tree")?;
     let id = project_id(&control, &scope, &project).await?;
-    let bytes = read_upload(&control, body).await?;
+    // The archive goes to a file, and each of its files from there into the tree git commits:
+    // a push is never whole in memory.
+    let spooled = super::models::spool_upload(&control, body).await?;
     let message = info
         .message
         .filter(|m| !m.trim().is_empty())
@@ -193,19 +195,18 @@ pub async fn push(
         .join(".scratch")
         .join(new_id());
     let result = tokio::task::spawn_blocking(move || {
-        let files = untar(&bytes)?;
-        if let Some((path, _)) = files
+        let index = super::models::tar_index(spooled.path())?;
+        if let Some((path, _, _)) = index
             .iter()
-            .find(|(p, _)| p.split('/').any(|segment| segment == ".git"))
+            .find(|(p, _, _)| p.split('/').any(|segment| segment == ".git"))
         {
             return Err(ControlError::Invalid(format!(
                 "'{path}': a pushed tree holds no .git"
             )));
         }
-        let files: Vec<(String, Vec<u8>)> =
-            files.into_iter().map(|(p, b)| (p, b.to_vec())).collect();
-        let count = files.len();
-        let sha = repository.commit_tree(&files, &author, &message, &scratch);
+        let count = index.len();
+        let extracted = super::models::extract(spooled.path(), &index, &scratch.join("tree"));
+        let sha = extracted.and_then(|()| repository.commit_work_tree(&author, &message, &scratch));
         let _ = std::fs::remove_dir_all(&scratch);
         sha.map(|sha| (sha, count))
     })
