@@ -1760,15 +1760,15 @@ fn stolen_tokens_are_contained_by_revoking_and_disabling() {
     assert_eq!(whoami(&short_token).status, 401);
 }
 
-/// A loopback listener that records each request's head and answers 401 with a challenge for
-/// basic credentials.
+/// A loopback HTTP peer that records each request's head and answers it with what `answer`
+/// makes of it (one request per connection).
 struct Recorder {
     addr: String,
     heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Recorder {
-    fn start() -> Recorder {
+    fn start(answer: impl Fn(&str) -> String + Send + 'static) -> Recorder {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -1779,15 +1779,21 @@ impl Recorder {
                 let Ok(mut stream) = stream else { continue };
                 let mut buffer = vec![0u8; 16 << 10];
                 let n = stream.read(&mut buffer).unwrap_or(0);
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buffer[..n]).into_owned());
-                let _ = stream.write_all(
-                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
+                let head = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                let answer = answer(&head);
+                // Recorded before it is answered: whoever got the answer finds it recorded.
+                seen.lock().unwrap().push(head);
+                let _ = stream.write_all(answer.as_bytes());
             }
         });
         Recorder { addr, heads }
+    }
+
+    /// One that answers 401 with a challenge for basic credentials.
+    fn basic() -> Recorder {
+        Recorder::start(|_| {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        })
     }
 
     fn heads(&self) -> Vec<String> {
@@ -1918,7 +1924,7 @@ fn images_and_registry_passwords_stay_in_their_work_group() {
     }
 
     // An environment's password goes to its own registry and to no other host.
-    let (own, other) = (Recorder::start(), Recorder::start());
+    let (own, other) = (Recorder::basic(), Recorder::basic());
     up.ok(
         "POST",
         &format!("{b}/environments"),
@@ -2256,45 +2262,26 @@ fn tar_uploads_with_links_are_refused_and_store_nothing() {
 
 /// A loopback "registry" that asks for a bearer token from `realm`.
 fn challenging_registry(realm: &'static str) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = vec![0u8; 16 << 10];
-            let _ = stream.read(&mut buffer);
-            let answer = format!(
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    addr
+    Recorder::start(move |_| {
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    })
+    .addr
 }
 
 /// A loopback "registry" whose every manifest answers with a redirect to `location`.
 fn redirecting_registry(location: &'static str) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = vec![0u8; 16 << 10];
-            let n = stream.read(&mut buffer).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buffer[..n]).into_owned();
-            let answer = if head.starts_with("GET /v2/ ") {
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
-            } else {
-                format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-            };
-            let _ = stream.write_all(answer.as_bytes());
+    Recorder::start(move |head| {
+        if head.starts_with("GET /v2/ ") {
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+        } else {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
         }
-    });
-    addr
+    })
+    .addr
 }
 
 #[test]

@@ -147,6 +147,18 @@ fn instances_grow_under_concurrency_up_to_the_maximum_and_their_memory_goes_when
     eprintln!("RSS with 3 instances: {busy_rss} KiB; after scale to zero: {idle_rss} KiB");
 }
 
+/// `kiln_instance_starts_total` of a deployment in the metrics `text`.
+fn instance_starts(text: &str, deployment: &str) -> f64 {
+    text.lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "kiln_instance_starts_total{{deployment=\"{deployment}\""
+            ))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The node's instance pool is shared: when it is full, a start takes the slots of idle instances
 /// of the deployments used least recently, instead of failing.
 #[test]
@@ -206,34 +218,14 @@ fn a_full_instance_pool_takes_slots_from_idle_deployments() {
             .sum();
         assert!(live <= 2.0, "{live} instances live in a pool of 2");
         // `a` kept its slot through every other deployment's start: it started once.
-        let starts = |name: &str| -> f64 {
-            text.lines()
-                .find(|l| {
-                    l.starts_with(&format!(
-                        "kiln_instance_starts_total{{deployment=\"{name}\""
-                    ))
-                })
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0.0)
-        };
-        assert_eq!(starts("a"), 1.0, "{text}");
+        assert_eq!(instance_starts(&text, "a"), 1.0, "{text}");
         assert_eq!(models[0].kept(), 1);
         // Once more around: still one start for `a`, the others take turns in the other slot.
         for model in &models {
             assert_eq!(model.predict(&input).await.unwrap().len(), 2);
         }
         let text = metrics.encode();
-        let starts = |name: &str| -> f64 {
-            text.lines()
-                .find(|l| {
-                    l.starts_with(&format!(
-                        "kiln_instance_starts_total{{deployment=\"{name}\""
-                    ))
-                })
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0.0)
-        };
-        assert_eq!(starts("a"), 1.0, "{text}");
-        assert!(starts("b") >= 2.0, "{text}");
+        assert_eq!(instance_starts(&text, "a"), 1.0, "{text}");
+        assert!(instance_starts(&text, "b") >= 2.0, "{text}");
     });
 }

@@ -123,6 +123,33 @@ impl ArtifactStore {
             .map_err(|e| ControlError::Invalid(format!("invalid path '{relative}': {e}")))
     }
 
+    /// For a local store, flushes what was just written at `key` (file and directory entry) to
+    /// the disk; other stores acknowledge durable writes themselves.
+    async fn sync(&self, key: &StorePath) -> Result<(), ControlError> {
+        if let Some(dir) = &self.local {
+            let file = dir.join(key.as_ref());
+            tokio::task::spawn_blocking(move || sync_file_and_parent(&file))
+                .await
+                .map_err(|e| ControlError::Internal(e.to_string()))?
+                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Opens `key` (named `relative` in messages): 404 when it is not there.
+    async fn fetch(
+        &self,
+        key: &StorePath,
+        relative: &str,
+    ) -> Result<object_store::GetResult, ControlError> {
+        self.store.get(key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ControlError::NotFound(format!("artifact '{relative}' not found"))
+            }
+            other => ControlError::Unavailable(format!("artifact store: {other}")),
+        })
+    }
+
     /// Stores `bytes` at `area/relative`.
     pub async fn put(
         &self,
@@ -135,13 +162,7 @@ impl ArtifactStore {
             .put(&key, bytes.into())
             .await
             .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
-        if let Some(dir) = &self.local {
-            let file = dir.join(key.as_ref());
-            tokio::task::spawn_blocking(move || sync_file_and_parent(&file))
-                .await
-                .map_err(|e| ControlError::Internal(e.to_string()))?
-                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
-        }
+        self.sync(&key).await?;
         Ok(())
     }
 
@@ -185,13 +206,7 @@ impl ArtifactStore {
             writer.put(chunk);
         }
         writer.finish().await.map_err(unavailable)?;
-        if let Some(dir) = &self.local {
-            let file = dir.join(key.as_ref());
-            tokio::task::spawn_blocking(move || sync_file_and_parent(&file))
-                .await
-                .map_err(|e| ControlError::Internal(e.to_string()))?
-                .map_err(|e| ControlError::Unavailable(format!("artifact store: {e}")))?;
-        }
+        self.sync(&key).await?;
         Ok(total)
     }
 
@@ -209,12 +224,7 @@ impl ArtifactStore {
     > {
         use futures_util::StreamExt;
         let key = self.key(area, relative)?;
-        let found = self.store.get(&key).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                ControlError::NotFound(format!("artifact '{relative}' not found"))
-            }
-            other => ControlError::Unavailable(format!("artifact store: {other}")),
-        })?;
+        let found = self.fetch(&key, relative).await?;
         let size = found.meta.size;
         let stream = found
             .into_stream()
@@ -226,12 +236,7 @@ impl ArtifactStore {
     /// Reads `area/relative`.
     pub async fn get(&self, area: &[&str], relative: &str) -> Result<Bytes, ControlError> {
         let key = self.key(area, relative)?;
-        let result = self.store.get(&key).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                ControlError::NotFound(format!("artifact '{relative}' not found"))
-            }
-            e => ControlError::Unavailable(format!("artifact store: {e}")),
-        })?;
+        let result = self.fetch(&key, relative).await?;
         result
             .bytes()
             .await

@@ -207,6 +207,18 @@ impl Sandbox {
         (self.bwrap.to_string_lossy().into_owned(), wrapped)
     }
 
+    /// A command running `program` with `args` in `jail`, with the environment a run inherits
+    /// ([`crate::process::inherited_env`]) and nothing else.
+    pub fn command(&self, jail: &Jail, program: &str, args: &[String]) -> tokio::process::Command {
+        let (program, args) = self.wrap(jail, program, args);
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(crate::process::inherited_env());
+        command
+    }
+
     /// Where the Python `interpreter` (a name on `PATH` or a path) is installed: asked of the
     /// interpreter itself, run in a jail that sees the whole system read-only but for Kiln's
     /// data, without network. The roots are checked with [`Sandbox::check_bind`].

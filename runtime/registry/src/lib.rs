@@ -161,6 +161,31 @@ fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
     Some(RegistryAuth::Basic(user, password))
 }
 
+/// Adds one piece of a blob being fetched, refusing a blob that grows past its declared size,
+/// and reports the progress.
+fn append_chunk(
+    bytes: &mut Vec<u8>,
+    chunk: &[u8],
+    descriptor: &Descriptor,
+    progress: Progress<'_>,
+) -> Result<(), RegistryError> {
+    if (bytes.len() + chunk.len()) as u64 > descriptor.size {
+        return Err(ImageError::SizeMismatch {
+            digest: descriptor.digest.clone(),
+            declared: descriptor.size,
+            actual: (bytes.len() + chunk.len()) as u64,
+        }
+        .into());
+    }
+    bytes.extend_from_slice(chunk);
+    progress(
+        descriptor.digest.as_str(),
+        bytes.len() as u64,
+        descriptor.size,
+    );
+    Ok(())
+}
+
 /// A failed request, and whether trying again may help (connection errors, timeouts, 5xx, 429).
 trait Transient: std::fmt::Display {
     fn transient(&self) -> bool;
@@ -531,20 +556,7 @@ impl Registry {
         let mut bytes = Vec::with_capacity(descriptor.size.min(64 << 20) as usize);
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?;
-            if (bytes.len() + chunk.len()) as u64 > descriptor.size {
-                return Err(ImageError::SizeMismatch {
-                    digest: descriptor.digest.clone(),
-                    declared: descriptor.size,
-                    actual: (bytes.len() + chunk.len()) as u64,
-                }
-                .into());
-            }
-            bytes.extend_from_slice(&chunk);
-            progress(
-                descriptor.digest.as_str(),
-                bytes.len() as u64,
-                descriptor.size,
-            );
+            append_chunk(&mut bytes, &chunk, descriptor, progress)?;
         }
         descriptor.verify(&bytes)?;
         Ok(bytes)
@@ -589,20 +601,7 @@ impl Registry {
             .await
             .map_err(|e| self.fail(format!("blob {}: {e}", descriptor.digest)))?
         {
-            if (bytes.len() + chunk.len()) as u64 > descriptor.size {
-                return Err(ImageError::SizeMismatch {
-                    digest: descriptor.digest.clone(),
-                    declared: descriptor.size,
-                    actual: (bytes.len() + chunk.len()) as u64,
-                }
-                .into());
-            }
-            bytes.extend_from_slice(&chunk);
-            progress(
-                descriptor.digest.as_str(),
-                bytes.len() as u64,
-                descriptor.size,
-            );
+            append_chunk(&mut bytes, &chunk, descriptor, progress)?;
         }
         descriptor.verify(&bytes)?;
         Ok(bytes)

@@ -124,13 +124,7 @@ async fn environment(
                 dir: checkout.to_path_buf(),
                 network: true,
             };
-            let (program, args) = sandbox.wrap(&jail, program, &args);
-            let mut command = tokio::process::Command::new(program);
-            command
-                .args(args)
-                .env_clear()
-                .envs(process::inherited_env());
-            command
+            sandbox.command(&jail, program, &args)
         }
         None => {
             let mut command = tokio::process::Command::new(program);

@@ -185,14 +185,7 @@ impl Executor for SparkExecutor {
                         dir: job.code.clone(),
                         network: false,
                     };
-                    let (program, args) =
-                        sandbox.wrap(&jail, &found.executable.to_string_lossy(), &zip_args);
-                    let mut command = tokio::process::Command::new(program);
-                    command
-                        .args(args)
-                        .env_clear()
-                        .envs(process::inherited_env());
-                    command
+                    sandbox.command(&jail, &found.executable.to_string_lossy(), &zip_args)
                 }
                 None => {
                     let mut command = tokio::process::Command::new(python);

@@ -84,6 +84,18 @@ impl ScaleSettings {
     }
 }
 
+/// The limits and scale of a deployment's stored settings (defaults where they are missing).
+pub(crate) fn stored_limits(settings: &Value) -> (DeploymentLimits, ScaleSettings) {
+    fn field<T: serde::de::DeserializeOwned + Default>(settings: &Value, key: &str) -> T {
+        settings
+            .get(key)
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
+    (field(settings, "limits"), field(settings, "scale"))
+}
+
 /// A new deployment.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -375,16 +387,7 @@ pub async fn update(
         settings["scale"] = json!(scale);
     }
     if body.limits.is_some() || body.scale.is_some() {
-        let limits: DeploymentLimits = settings
-            .get("limits")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        let scale: ScaleSettings = settings
-            .get("scale")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let (limits, scale) = stored_limits(&settings);
         super::quotas::check(&control, &wg.id, &wg.name, &deployment, &limits, &scale).await?;
     }
     let (image_id, digest, reference) = match &body.image {

@@ -149,16 +149,7 @@ pub async fn check(
     let (mut total_instances, mut total_memory) = (instances, memory);
     for (_, settings) in others {
         let settings: Value = serde_json::from_str(settings).unwrap_or(Value::Null);
-        let limits: DeploymentLimits = settings
-            .get("limits")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        let scale: ScaleSettings = settings
-            .get("scale")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let (limits, scale) = super::deployments::stored_limits(&settings);
         let (i, m, _) = charge(&limits, &scale);
         total_instances += i;
         total_memory += m;
