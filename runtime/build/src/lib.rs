@@ -20,8 +20,10 @@ use std::sync::Arc;
 use thiserror::Error;
 
 mod builtin;
+pub mod python;
 
 pub use builtin::{BUILTIN_SCORERS, BuiltinScorer, Installed, builtin_scorer, shipped_component};
+pub use python::COMPONENTIZE_PY_VERSION;
 
 /// Why a build failed.
 #[derive(Debug, Error)]
@@ -47,6 +49,8 @@ pub trait BuildObserver: Sync {
     fn compiling(&self, _bytes: usize) {}
     /// Compilation ended.
     fn compiled(&self) {}
+    /// componentize-py starts compiling the Python scorer `script`.
+    fn compiling_python(&self, _script: &str) {}
     /// Bytes of a registry pull: `(blob, done, total)`.
     fn pulling(&self, _blob: &str, _done: u64, _total: u64) {}
 }
@@ -63,6 +67,9 @@ pub struct Sources<'a> {
     /// be reached. The CLI allows it (working offline); the control plane does not: a pull is
     /// how a work group shows it may read the image.
     pub store_fallback: bool,
+    /// The sandbox that compiles Python scorers (the control plane's); `None` compiles them as
+    /// the current user (the CLI).
+    pub sandbox: Option<&'a kiln_executor::sandbox::Sandbox>,
 }
 
 /// Schema of a model, as an image records it.
@@ -102,6 +109,8 @@ pub struct Checked {
     pub source: Option<String>,
     /// The capabilities it was loaded with, which its image grants its deployments.
     pub capabilities: Vec<String>,
+    /// What a Python scorer's component was built from.
+    pub python: Option<kiln_image::PythonBuild>,
 }
 
 /// A manifest's scoring component, resolved.
@@ -322,7 +331,49 @@ pub async fn load_and_check(
         model,
         source: None,
         capabilities: capabilities.to_vec(),
+        python: None,
     })
+}
+
+/// Linear memory per instance of a Python scorer whose manifest sets none, in MiB: CPython's
+/// heap and the snapshot of its modules, with room to score.
+pub const PYTHON_MEMORY_MB: usize = 256;
+
+/// A manifest's scorer component: compiled from its Python script (`scorer = "python"`), or
+/// as [`component_bytes`] finds it.
+pub async fn scorer_component(
+    manifest: &ModelManifest,
+    base: &Path,
+    sources: &Sources<'_>,
+    observer: &dyn BuildObserver,
+) -> Result<(Component, Option<kiln_image::PythonBuild>), BuildError> {
+    let scorer = &manifest.scorer;
+    if !scorer.is_python() {
+        let component = component_bytes(&scorer.component, base, sources, observer).await?;
+        return Ok((component, None));
+    }
+    let script = scorer.script.as_deref().ok_or_else(|| {
+        BuildError::Invalid("[scorer] component = \"python\" needs a script".into())
+    })?;
+    let modules: Vec<std::path::PathBuf> = scorer.modules.iter().map(|m| base.join(m)).collect();
+    let spec = python::Script {
+        script: &base.join(script),
+        modules: &modules,
+        nn: manifest.capabilities.iter().any(|c| c == "nn"),
+        schema: manifest.schema.as_ref(),
+        name: &manifest.name,
+    };
+    observer.compiling_python(script);
+    let built = python::build(&spec, sources.sandbox).await?;
+    let mut record = built.record;
+    record.script = script.to_string();
+    Ok((
+        Component {
+            bytes: built.bytes,
+            source: None,
+        },
+        Some(record),
+    ))
 }
 
 /// Checks a manifest file end to end; returns it, what its image holds, and its baseline.
@@ -340,7 +391,7 @@ pub async fn check_manifest(
         )?),
         None => None,
     };
-    let component = component_bytes(&manifest.scorer.component, &base, sources, observer).await?;
+    let (component, python) = scorer_component(&manifest, &base, sources, observer).await?;
     let capabilities = granted(&manifest.scorer.component, &manifest.capabilities);
     let mut checked = load_and_check(
         component.bytes,
@@ -353,6 +404,7 @@ pub async fn check_manifest(
     )
     .await?;
     checked.source = component.source;
+    checked.python = python;
     let baseline = match &manifest.baseline {
         None => None,
         Some(section) => {
@@ -428,10 +480,17 @@ pub fn build_image(
         scorer_config: manifest.scorer.config.clone(),
         scorer_source: checked.source.clone(),
         schema: checked.schema.clone(),
-        limits: manifest.limits.clone(),
+        limits: kiln_image::ImageLimits {
+            memory_mb: manifest
+                .limits
+                .memory_mb
+                .or(checked.python.as_ref().map(|_| PYTHON_MEMORY_MB)),
+            ..manifest.limits.clone()
+        },
         capabilities: checked.capabilities.clone(),
         baseline,
         monitoring: manifest.monitoring.clone(),
+        python: checked.python.clone(),
     };
     let sample = checked.sample.as_ref().map(SampleTable::to_json);
     let parts = ModelImageParts {

@@ -61,10 +61,17 @@ pub enum ManifestCommand {
     /// Write a manifest from a scoring component, model files and a sample data file: the
     /// schema comes from the component's metadata, the drift baseline from the sample.
     Create {
-        /// The scoring component: a built-in scorer (`onnx`), a .wasm file, or an image (store
-        /// tag, registry reference).
+        /// The scoring component: a built-in scorer (`onnx`), `python` (a script, see
+        /// `--script`), a .wasm file, or an image (store tag, registry reference).
         #[arg(long, visible_alias = "scorer")]
         component: String,
+        /// With `--scorer python`: the scoring script (`score.py`), compiled at image build.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// With `--scorer python`: a pure-Python module (`.py` file or package directory) to
+        /// bundle with the script (repeatable).
+        #[arg(long = "module", value_name = "PATH")]
+        modules: Vec<PathBuf>,
         /// Model files or directories (repeatable).
         #[arg(long = "model")]
         model: Vec<PathBuf>,
@@ -196,7 +203,18 @@ impl Progress {
 }
 
 impl kiln_build::BuildObserver for Progress {
+    fn compiling_python(&self, script: &str) {
+        let spinner = crate::transfer::spinner(&format!(
+            "compile Python scorer {script} (componentize-py {})",
+            kiln_build::COMPONENTIZE_PY_VERSION
+        ));
+        *self
+            .spinner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(spinner);
+    }
     fn compiling(&self, bytes: usize) {
+        self.compiled();
         let spinner =
             crate::transfer::spinner(&format!("compile scorer component ({} KiB)", bytes / 1024));
         *self
@@ -246,6 +264,7 @@ async fn check_manifest(
         store: &open,
         registry: &registry,
         store_fallback: true,
+        sandbox: None,
     };
     Ok(kiln_build::check_manifest(path, &build_sources, &Progress::new()).await?)
 }
@@ -271,6 +290,8 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
         ManifestCommand::List { connection } => crate::client::list_manifests(&connection),
         ManifestCommand::Create {
             component,
+            script,
+            modules,
             model,
             sample,
             name,
@@ -299,6 +320,8 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                         component.clone()
                     },
                     config: config.clone(),
+                    script: script.as_ref().map(|s| path_relative_to(s, &base)),
+                    modules: modules.iter().map(|m| path_relative_to(m, &base)).collect(),
                 },
                 model: kiln_image::ModelSection { files: listed },
                 schema: None,
@@ -332,15 +355,22 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                     store: &open,
                     registry: &registry,
                     store_fallback: true,
+                    sandbox: None,
                 };
                 let progress = Progress::new();
-                let resolved = kiln_build::component_bytes(
-                    &component,
-                    Path::new("."),
-                    &build_sources,
-                    &progress,
-                )
-                .await?;
+                let resolved = if probe.scorer.is_python() {
+                    kiln_build::scorer_component(&probe, &base, &build_sources, &progress)
+                        .await?
+                        .0
+                } else {
+                    kiln_build::component_bytes(
+                        &component,
+                        Path::new("."),
+                        &build_sources,
+                        &progress,
+                    )
+                    .await?
+                };
                 kiln_build::load_and_check(
                     resolved.bytes,
                     files,

@@ -236,6 +236,10 @@ async fn up(args: UpArgs) -> Result<()> {
                 memory_mb: args.quota_memory_mb,
                 deadline_ms: args.quota_deadline_ms,
             },
+            build_sandbox: match &isolation {
+                Isolation::Sandboxed(sandbox) => Some(sandbox.clone()),
+                _ => None,
+            },
         },
         vec![
             Arc::new(kiln_executor_local::LocalExecutor::new(isolation.clone())),

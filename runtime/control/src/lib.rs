@@ -65,6 +65,8 @@ pub struct Settings {
     pub targets: TargetLimits,
     /// The quota of a work group an admin set none for.
     pub quota: api::quotas::Quota,
+    /// The sandbox that compiles Python scorers for image builds, when the host has one.
+    pub build_sandbox: Option<kiln_executor::sandbox::Sandbox>,
 }
 
 /// The limits an installation admin sets on the execution targets work group owners create.

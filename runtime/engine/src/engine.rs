@@ -116,13 +116,15 @@ fn pooling_config(cfg: &EngineConfig) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     let instances = cfg.max_instances;
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 8)
+        .total_core_instances(instances * 16)
         .total_memories(instances * 2)
         .total_tables(instances * 4)
         .total_stacks(instances)
+        // CPython's component (componentize-py) has about forty core instances, two memories
+        // and a few tables; a Rust scorer has one of each.
         .max_memories_per_component(4)
-        .max_tables_per_component(8)
-        .max_core_instances_per_component(16)
+        .max_tables_per_component(16)
+        .max_core_instances_per_component(64)
         .max_memory_size(cfg.max_instance_memory)
         .max_unused_warm_slots(instances / 4);
     pool
@@ -160,6 +162,9 @@ impl ScoringEngine {
         let mut nn_linker = Linker::new(&engine);
         ScorerNn::add_to_linker::<HostState, HasSelf<HostState>>(&mut nn_linker, |state| state)
             .map_err(config_error)?;
+        // WASI, with the empty context of `host::empty_wasi`, for components that import it.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(config_error)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut nn_linker).map_err(config_error)?;
         let cache = CompileCache::new(&engine, cfg.cache_dir.clone());
         let ticker = Some(start_ticker(engine.clone(), cfg.epoch_tick));
         Ok(ScoringEngine {
@@ -233,8 +238,9 @@ impl ScoringEngine {
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             EngineError::InvalidComponent(format!(
-                "it imports something Kiln does not grant (only kiln:scoring/artifacts and \
-                 kiln:scoring/logging, and wasi:nn with kiln:scoring/graphs when granted nn): {e:#}"
+                "it imports something Kiln does not grant (only kiln:scoring/artifacts, \
+                 kiln:scoring/logging, WASI 0.2 with an empty context, and wasi:nn with \
+                 kiln:scoring/graphs when granted nn): {e:#}"
             ))
         })?;
         let pre = ScorerPre::new(instance_pre).map_err(|e| {

@@ -24,7 +24,7 @@ pub use artifacts::Artifacts;
 pub use config::{Allocation, EngineConfig, InstanceLimits, default_cache_dir};
 pub use engine::{Capabilities, CompiledScorer, ScoringEngine};
 pub use error::{EngineError, ScoreError};
-pub use host::HostState;
+pub use host::{HostState, empty_wasi};
 pub use kiln_nn::{BackendChoice, NnConfig};
 pub use model::{Model, ModelSpec};
 pub use monitor::{CompiledMonitor, MonitorError, MonitorLimits, MonitorState};

@@ -195,11 +195,18 @@ impl Model {
         instance.store.data_mut().graph_time = std::time::Duration::ZERO;
         instance.store.set_epoch_deadline(1);
         let started = Instant::now();
-        let result = instance
+        // The epoch deadline stops guest code; a guest waiting in a host call (a WASI sleep or
+        // poll) is stopped here, a little after it, and its instance dropped with the call.
+        let remaining = (arrived + deadline).saturating_duration_since(started);
+        let call = instance
             .scorer
             .kiln_scoring_model()
-            .call_predict(&mut instance.store, inputs)
-            .await;
+            .call_predict(&mut instance.store, inputs);
+        let Ok(result) = tokio::time::timeout(remaining + HOST_WAIT_GRACE, call).await else {
+            drop(instance);
+            self.metrics.deadline_exceeded.inc();
+            return Err(ScoreError::DeadlineExceeded(deadline.as_millis()));
+        };
         let spent = started.elapsed();
         self.metrics.inference_duration.observe(spent.as_secs_f64());
         self.metrics.component_duration.observe(
@@ -335,6 +342,9 @@ impl Model {
         })
     }
 }
+
+/// How long past its deadline a call blocked in a host wait may run before it is dropped.
+const HOST_WAIT_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Marks the model used when a prediction ends, however it ends.
 struct Touch<'a>(&'a Model);

@@ -75,6 +75,28 @@ pub struct KilnConfig {
     /// Drift monitoring defaults of deployments, from the manifest's `[monitoring]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<crate::MonitoringSection>,
+    /// How the component was built, when it is a Python script's (`scorer = "python"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonBuild>,
+}
+
+/// What a Python scorer's component was built from: the script, its modules and the compiler.
+/// The same `source_digest` gives the same component from the build cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonBuild {
+    /// The script, as the manifest names it.
+    pub script: String,
+    /// sha256 of the script's bytes (`sha256:...`).
+    pub script_digest: String,
+    /// sha256 over the bundled modules' paths and bytes, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules_digest: Option<String>,
+    /// sha256 over everything componentize-py compiled (script, modules, the SDK, the WIT and
+    /// the app module Kiln wrote): the key of Kiln's build cache.
+    pub source_digest: String,
+    /// The componentize-py version that compiled it.
+    pub componentize_py: String,
 }
 
 /// What kind of image a manifest describes.

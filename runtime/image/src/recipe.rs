@@ -44,16 +44,33 @@ pub struct ModelManifest {
 }
 
 /// `[scorer]`, or `scorer = "NAME"` when it takes no config.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScorerSection {
-    /// A `.wasm` path relative to the manifest, a built-in scorer (`onnx`, `onnx@VERSION`), an
-    /// image in the local store (a plain component, or a Kiln model whose scorer is reused), or
-    /// a registry reference.
+    /// A `.wasm` path relative to the manifest, a built-in scorer (`onnx`, `onnx@VERSION`),
+    /// `python` (a script compiled at build, see `script`), an image in the local store (a
+    /// plain component, or a Kiln model whose scorer is reused), or a registry reference.
     pub component: String,
     /// The string passed to the scorer's `load`.
     #[serde(default)]
     pub config: String,
+    /// For `component = "python"`: the scoring script (`score.py`), relative to the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// For `component = "python"`: pure-Python modules bundled with the script, files (`.py`)
+    /// or directories (packages), relative to the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+}
+
+/// The scorer name of a manifest whose scorer is a Python script.
+pub const PYTHON_SCORER: &str = "python";
+
+impl ScorerSection {
+    /// Whether the scorer is a Python script compiled at build.
+    pub fn is_python(&self) -> bool {
+        self.component == PYTHON_SCORER
+    }
 }
 
 /// `scorer = "NAME"` or a `[scorer]` table.
@@ -64,7 +81,7 @@ fn scorer_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScorerSection, 
     match value {
         toml::Value::String(name) => Ok(ScorerSection {
             component: name,
-            config: String::new(),
+            ..ScorerSection::default()
         }),
         toml::Value::Table(table) => {
             ScorerSection::deserialize(toml::Value::Table(table).into_deserializer())
@@ -78,7 +95,7 @@ fn scorer_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScorerSection, 
 }
 
 fn scorer_short<S: serde::Serializer>(scorer: &ScorerSection, s: S) -> Result<S::Ok, S::Error> {
-    if scorer.config.is_empty() {
+    if scorer.config.is_empty() && scorer.script.is_none() && scorer.modules.is_empty() {
         s.serialize_str(&scorer.component)
     } else {
         scorer.serialize(s)
@@ -233,6 +250,33 @@ impl ModelManifest {
         {
             return fail(format!(
                 "capability '{unknown}' is not available: scorers get read-only artifacts and logging, and nn (model graphs on the host through wasi:nn) when granted"
+            ));
+        }
+        let scorer = &self.scorer;
+        if scorer.is_python() {
+            let Some(script) = &scorer.script else {
+                return fail(
+                    "[scorer] component = \"python\" needs script = \"score.py\", the scoring script"
+                        .into(),
+                );
+            };
+            if !script.ends_with(".py") || !base.join(script).is_file() {
+                return fail(format!(
+                    "[scorer] script '{script}' must be an existing .py file"
+                ));
+            }
+            for module in &scorer.modules {
+                let path = base.join(module);
+                if !(path.is_dir() || (module.ends_with(".py") && path.is_file())) {
+                    return fail(format!(
+                        "[scorer] module '{module}' must be an existing .py file or directory"
+                    ));
+                }
+            }
+        } else if scorer.script.is_some() || !scorer.modules.is_empty() {
+            return fail(format!(
+                "[scorer] script and modules are for component = \"python\", not '{}'",
+                scorer.component
             ));
         }
         for file in &self.model.files {
@@ -567,6 +611,7 @@ mod tests {
             scorer: ScorerSection {
                 component: "onnx".into(),
                 config: "model=a.onnx".into(),
+                ..ScorerSection::default()
             },
             ..manifest
         };

@@ -103,6 +103,8 @@ pub async fn create(
     if kiln_build::is_component_path(&parsed.scorer.component, &space.dir) {
         paths.push(&parsed.scorer.component);
     }
+    paths.extend(parsed.scorer.script.as_deref());
+    paths.extend(parsed.scorer.modules.iter().map(String::as_str));
     for path in paths {
         crate::names::check_artifact_path(path)?;
     }
@@ -255,6 +257,7 @@ pub(crate) async fn build(
         store: &open,
         registry: &control.settings().registry,
         store_fallback: false,
+        sandbox: control.settings().build_sandbox.as_ref(),
     };
     let (parsed, checked, baseline) =
         kiln_build::check_manifest(&space.dir.join("kiln.toml"), &sources, &())
