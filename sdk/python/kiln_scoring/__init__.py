@@ -276,6 +276,14 @@ except ImportError:
     _artifacts = _logging = None
     _host = None
 
+# Modules load at build time only (an instance has no files to import from), so the graph
+# bindings are imported here, when the world has them (a manifest granting `nn`).
+try:
+    from wit_world.imports import graph as _nn_graph
+    from wit_world.imports import graphs as _nn_graphs
+except ImportError:
+    _nn_graph = _nn_graphs = None
+
 
 def use_files(directory):
     """Natively: read the image's files from `directory` (a model's files, as its manifest
@@ -365,14 +373,12 @@ class Graph:
     def __init__(self, name):
         self.name = name
         if _host is not None:
-            try:
-                from wit_world.imports import graph as nn_graph
-                from wit_world.imports import graphs
-            except ImportError:
+            nn_graph, graphs = _nn_graph, _nn_graphs
+            if graphs is None:
                 raise PermissionError(
                     f"graph {name!r}: this scorer is not granted nn; add capabilities = [\"nn\"] "
                     "to its manifest"
-                ) from None
+                )
             from componentize_py_types import Err
 
             try:

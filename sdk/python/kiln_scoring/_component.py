@@ -38,7 +38,7 @@ def bind(module_name, schema, model_name):
     try:
         _script = __import__(module_name)
     except SyntaxError as e:
-        where = f"{e.filename or module_name + '.py'}, line {e.lineno}"
+        where = f"{(e.filename or module_name + '.py').rsplit('/', 1)[-1]}, line {e.lineno}"
         text = (e.text or "").strip()
         _build_error(f"syntax error in {where}: {e.msg}" + (f": {text}" if text else ""))
     except ModuleNotFoundError as e:
