@@ -2,6 +2,8 @@
 //! served like any other deployment. The Python iris scorer against the Rust one on every
 //! protocol; faults (exceptions, loops, memory, files and sockets); errors named at build.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kiln_tests::{Reply, Server, repo, run_kiln, temp_dir};
 use serde_json::{Value, json};
 use std::path::Path;

@@ -479,4 +479,47 @@ mod tests {
             r#"__import__('json').loads("{\"name\":\"é\\\"x'\\n\",\"n\":[1,-1]}")"#
         );
     }
+
+    /// The control plane's path: componentize-py run in the sandbox, with no network. Skipped
+    /// where bubblewrap cannot make a sandbox or componentize-py is not installed.
+    #[test]
+    fn a_script_builds_inside_the_sandbox() {
+        let Ok(sandbox) = Sandbox::detect(vec![]) else {
+            eprintln!("no sandbox here, skipping");
+            return;
+        };
+        if componentize_py().is_err() {
+            eprintln!("componentize-py is not installed, skipping");
+            return;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("kiln-python-sandboxed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A script of its own, so the build cache cannot answer for componentize-py.
+        let text = format!(
+            "# build {:?}\nimport kiln_scoring as kiln\n\ndef metadata():\n    return \
+             kiln.Metadata('s', [kiln.spec('x', 'FP32', [-1])], [kiln.spec('y', 'FP32', [-1])])\n\n\
+             def predict(inputs):\n    return {{'y': inputs['x'].data}}\n",
+            std::time::SystemTime::now()
+        );
+        std::fs::write(dir.join("score.py"), text).expect("script");
+        let script = Script {
+            script: &dir.join("score.py"),
+            modules: &[],
+            nn: false,
+            schema: None,
+            name: "s",
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let built = runtime
+            .block_on(build(&script, Some(&sandbox)))
+            .map_err(|e| e.to_string())
+            .expect("built in the sandbox");
+        assert_eq!(&built.bytes[..4], b"\0asm");
+        assert!(built.record.source_digest.starts_with("sha256:"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
