@@ -57,7 +57,7 @@ def test_python_preprocessing_before_an_onnx_graph_answers_as_onnxruntime(tmp_pa
 
 
 def test_a_python_scorer_from_a_run_to_a_keyed_deployment(tmp_path):
-    project = REPO / "tests" / "fixtures" / "python" / "project"
+    project = REPO / "tests" / "python" / "fixtures" / "project"
     with story.Servers(KILN, tmp_path) as servers:
         s = story.Story(servers.kiln, servers.api, servers.predict, servers.prometheus, servers.registry,
                         servers.work / "cli", say=lambda _: None)

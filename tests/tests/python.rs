@@ -132,7 +132,7 @@ fn python_faults_are_precise_errors_and_the_server_keeps_serving() {
     let dir = temp_dir("python-faults");
     let store = dir.join("store");
     built(
-        &repo().join("tests/fixtures/python/faults/kiln.toml"),
+        &repo().join("tests/python/fixtures/faults/kiln.toml"),
         &store,
     );
     let server = Server::start(&[
