@@ -57,7 +57,10 @@ def test_python_preprocessing_before_an_onnx_graph_answers_as_onnxruntime(tmp_pa
 
 
 def test_a_python_scorer_from_a_run_to_a_keyed_deployment(tmp_path):
-    project = REPO / "tests" / "python" / "fixtures" / "project"
+    # The project: a training script, and examples/python-iris's scorer, which it ships in its output.
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "tests" / "python" / "fixtures" / "project", project)
+    shutil.copy(REPO / "examples" / "python-iris" / "score.py", project / "score.py")
     with story.Servers(KILN, tmp_path) as servers:
         s = story.Story(servers.kiln, servers.api, servers.predict, servers.prometheus, servers.registry,
                         servers.work / "cli", say=lambda _: None)

@@ -497,15 +497,20 @@ impl Drop for RegistryServer {
 
 /// Builds the iris image into `store` from the example's manifest; returns its tag.
 pub fn build_iris_image(store: &Path) -> String {
-    let (status, output) = run_kiln(&[
-        "image",
-        "build",
-        repo().join("examples/iris/kiln.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (status, output) = build_image(&repo().join("examples/iris/kiln.toml"), store);
     assert!(status.success(), "{output}");
     "iris:1".to_string()
+}
+
+/// `kiln image build MANIFEST --store STORE`: (exit status, stdout + stderr).
+pub fn build_image(manifest: &Path, store: &Path) -> (ExitStatus, String) {
+    run_kiln(&[
+        "image",
+        "build",
+        manifest.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ])
 }
 
 /// Any HTTP call: method, URL, headers, optional body.

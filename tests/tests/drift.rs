@@ -642,13 +642,7 @@ fn the_image_sets_the_window_and_monitor_config_and_the_operator_the_default_mon
     )
     .unwrap();
     let store = dir.join("store");
-    let (status, output) = run_kiln(&[
-        "image",
-        "build",
-        manifest.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (status, output) = kiln_tests::build_image(&manifest, &store);
     assert!(status.success(), "{output}");
     // No --monitor-window: the image's one-second window applies.
     let server = Server::start(&[

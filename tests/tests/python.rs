@@ -4,18 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::{Reply, Server, repo, run_kiln, temp_dir};
+use kiln_tests::{Reply, Server, build_image, repo, run_kiln, temp_dir};
 use serde_json::{Value, json};
 use std::path::Path;
 
 fn build(manifest: &Path, store: &Path) -> (bool, String) {
-    let (status, output) = run_kiln(&[
-        "image",
-        "build",
-        manifest.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (status, output) = build_image(manifest, store);
     (status.success(), output)
 }
 
