@@ -227,17 +227,28 @@ fn python_faults_are_precise_errors_and_the_server_keeps_serving() {
 
 /// Writes a Python scorer manifest around `script` and builds it; returns the build's output.
 fn build_script(tag: &str, script: &str) -> (bool, String) {
+    build_script_with_sample(tag, script, None)
+}
+
+/// [`build_script`], with `sample` (CSV of the one input, `x`) as the manifest's sample.
+fn build_script_with_sample(tag: &str, script: &str, sample: Option<&str>) -> (bool, String) {
     let dir = temp_dir(tag);
     std::fs::create_dir_all(dir.join("model")).unwrap();
     std::fs::write(dir.join("model/w.json"), "{}").unwrap();
     std::fs::write(dir.join("score.py"), script).unwrap();
     std::fs::write(
         dir.join("kiln.toml"),
-        "name = \"bad\"\nversion = \"1\"\n[scorer]\ncomponent = \"python\"\nscript = \"score.py\"\n\
+        format!(
+            "name = \"bad\"\nversion = \"1\"\n[scorer]\ncomponent = \"python\"\nscript = \"score.py\"\n\
          [model]\nfiles = [\"model\"]\n[[schema.inputs]]\nname = \"x\"\ndatatype = \"FP32\"\nshape = [-1]\n\
-         [[schema.outputs]]\nname = \"y\"\ndatatype = \"FP32\"\nshape = [-1]\n",
+         [[schema.outputs]]\nname = \"y\"\ndatatype = \"FP32\"\nshape = [-1]\n{}",
+            if sample.is_some() { "[sample]\nfile = \"sample.csv\"\n" } else { "" }
+        ),
     )
     .unwrap();
+    if let Some(sample) = sample {
+        std::fs::write(dir.join("sample.csv"), sample).unwrap();
+    }
     build(&dir.join("kiln.toml"), &dir.join("store"))
 }
 
@@ -292,6 +303,20 @@ fn python_scripts_are_refused_at_build_with_the_reason() {
         output.contains("failed at import (score.py, line 2): RuntimeError: no weights at import"),
         "{output}"
     );
+    // ... and so does predict on the sample: the build runs the script on it.
+    let failing_predict = "import kiln_scoring as kiln\n\ndef predict(inputs):\n    \
+                           if max(inputs['x'].data) > 2:\n        raise ValueError('x above 2')\n    \
+                           return {'y': inputs['x'].data}\n";
+    let (ok, output) =
+        build_script_with_sample("py-sample-fails", failing_predict, Some("x\n1\n3\n"));
+    assert!(!ok);
+    assert!(
+        output.contains("sample smoke test failed") && output.contains("x above 2"),
+        "{output}"
+    );
+    let (ok, output) =
+        build_script_with_sample("py-sample-passes", failing_predict, Some("x\n1\n2\n"));
+    assert!(ok, "{output}");
 }
 
 #[test]
@@ -339,4 +364,119 @@ fn an_azure_style_run_script_scores_rows_with_the_manifest_schema() {
     let answer = reply.json();
     assert_eq!(answer[0]["cm"], json!([2.54, 5.08]), "{answer}");
     assert_eq!(answer[1]["total"], json!(10.5), "{answer}");
+}
+
+/// The iris sample (the python-iris image's baseline) three times over, `petal_length` moved
+/// by `shift`, as one Open Inference Protocol request of 90 rows.
+fn iris_traffic(shift: f32) -> Value {
+    let text = std::fs::read_to_string(repo().join("examples/python-iris/sample.csv")).unwrap();
+    let rows: Vec<Vec<f32>> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    let data: Vec<f32> = (0..3)
+        .flat_map(|_| rows.iter())
+        .flat_map(|r| [r[0], r[1], r[2] + shift, r[3]])
+        .collect();
+    json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [data.len() / 4, 4], "data": data}]})
+}
+
+/// Sends `request` to the `python` deployment until `series` satisfies `done` (at most 60 s).
+fn drive(server: &Server, request: &Value, series: &str, done: impl Fn(f64) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let reply = server.post_json("/v2/models/python/infer", request);
+        assert_eq!(reply.status, 200, "{}", body(&reply));
+        if server.metric(series).is_some_and(&done) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stayed {:?}",
+            server.metric(series)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_python_deployment_reports_drift_and_metrics_as_any_other() {
+    let dir = temp_dir("python-drift");
+    let store = dir.join("store");
+    built(&repo().join("examples/python-iris/kiln.toml"), &store);
+    let server = Server::start(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--deploy",
+        "python=python-iris:1",
+        "--monitor-window",
+        "0.5",
+    ]);
+    let severity = |role: &str, feature: &str| {
+        format!(
+            r#"kiln_drift_severity{{deployment="python",feature="{feature}",role="{role}",version="1"}}"#
+        )
+    };
+    // The baseline's own rows: judged, and nothing drifts.
+    drive(
+        &server,
+        &iris_traffic(0.0),
+        r#"kiln_drift_state{deployment="python",state="ok",version="1"}"#,
+        |v| v == 1.0,
+    );
+    assert_eq!(server.metric(&severity("input", "petal_length")), Some(0.0));
+    // petal_length moved by 4 cm: it alerts, alone among the inputs, and so do the predictions.
+    drive(
+        &server,
+        &iris_traffic(4.0),
+        &severity("input", "petal_length"),
+        |v| v == 2.0,
+    );
+    for feature in ["sepal_length", "sepal_width", "petal_width"] {
+        assert_eq!(
+            server.metric(&severity("input", feature)),
+            Some(0.0),
+            "{feature}"
+        );
+    }
+    assert_eq!(server.metric(&severity("output", "label")), Some(2.0));
+    let psi = server
+        .metric(r#"kiln_drift_statistic{deployment="python",feature="petal_length",role="input",statistic="psi",version="1",window="latest"}"#)
+        .expect("psi");
+    assert!(psi > 0.25, "{psi}");
+    assert!(
+        server
+            .metric(r#"kiln_feature_values_total{deployment="python",feature="petal_length",quality="out_of_range",role="input",version="1"}"#)
+            .is_some_and(|v| v > 0.0)
+    );
+    // Performance metrics are there too, and the whole exposition passes promtool.
+    let metrics = server.metrics();
+    for family in [
+        "kiln_request_duration_seconds_bucket{",
+        "kiln_inference_duration_seconds_bucket{",
+        "kiln_instance_starts_total{",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(family) && l.contains(r#"deployment="python""#)),
+            "{family} in\n{metrics}"
+        );
+    }
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package prometheus)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
