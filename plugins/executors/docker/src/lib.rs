@@ -35,6 +35,9 @@ const CODE_DIR: &str = "/kiln/code";
 /// Seconds a canceled container has to stop before it is killed.
 const GRACE_SECONDS: i32 = 5;
 
+/// How long removing a container may take before cleaning up fails.
+const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A container's memory limit when the target sets none, in MiB.
 const DEFAULT_MEMORY_MB: u64 = 4096;
 
@@ -408,10 +411,31 @@ impl Executor for DockerExecutor {
     ) -> BoxFuture<'a, Result<(), ExecError>> {
         async move {
             let (docker, host) = connect(target)?;
-            match docker.remove_container(handle, Some(force_remove())).await {
-                Ok(()) => Ok(()),
-                Err(e) if not_found(&e) => Ok(()),
-                Err(e) => Err(api_error(&host, "removing the container", e)),
+            // Done only once the API no longer knows the container: podman can answer the
+            // removal while the container is still being torn down (an inspect then gets 500),
+            // or refuse it while a stop is under way. Whoever reads the run's end must find
+            // no container left.
+            let deadline = tokio::time::Instant::now() + REMOVE_WAIT;
+            loop {
+                let refused = match docker.remove_container(handle, Some(force_remove())).await {
+                    Ok(()) => None,
+                    Err(e) if not_found(&e) => None,
+                    Err(e) => Some(api_error(&host, "removing the container", e)),
+                };
+                match docker.inspect_container(handle, None).await {
+                    Err(e) if not_found(&e) => return Ok(()),
+                    Err(DockerError::DockerResponseServerError { .. }) | Ok(_) => {}
+                    Err(e) => return Err(api_error(&host, "inspecting the container", e)),
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(refused.unwrap_or_else(|| {
+                        ExecError::Failed(format!(
+                            "container {handle} is still on {host} {} s after its removal",
+                            REMOVE_WAIT.as_secs()
+                        ))
+                    }));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
         .boxed()
