@@ -16,6 +16,7 @@ pub mod names;
 pub mod routes;
 pub mod runs;
 pub mod secrets;
+pub mod store;
 
 pub use api::deployments::DeploymentLimits;
 pub use api::endpoints::{

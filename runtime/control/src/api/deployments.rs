@@ -6,6 +6,7 @@ use crate::access::Scope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
+use crate::store::DeploymentSettings;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -85,17 +86,6 @@ impl ScaleSettings {
 }
 
 /// The limits and scale of a deployment's stored settings (defaults where they are missing).
-pub(crate) fn stored_limits(settings: &Value) -> (DeploymentLimits, ScaleSettings) {
-    fn field<T: serde::de::DeserializeOwned + Default>(settings: &Value, key: &str) -> T {
-        settings
-            .get(key)
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default()
-    }
-    (field(settings, "limits"), field(settings, "scale"))
-}
-
 /// A new deployment.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,8 +179,12 @@ pub async fn create(
     .await?;
     let (primary, secondary) = (new_secret(KEY_PREFIX), new_secret(KEY_PREFIX));
     let now = now_ms();
-    let settings = serde_json::to_string(&json!({ "limits": body.limits, "scale": body.scale }))
-        .map_err(|e| ControlError::Internal(e.to_string()))?;
+    let settings = DeploymentSettings {
+        limits: body.limits.clone(),
+        scale: body.scale.clone(),
+        ..Default::default()
+    }
+    .to_column()?;
     sqlx::query(
         "INSERT INTO deployments (id, workgroup_id, name, image_id, image_digest, image_reference, \
          settings, public, primary_key_digest, secondary_key_digest, generation, status, reason, \
@@ -250,24 +244,21 @@ type Row = (
 const SELECT: &str = "SELECT d.name, i.name, d.image_digest, d.settings, d.public, d.status, d.reason, \
     d.generation, d.status_generation, d.updated_at FROM deployments d JOIN images i ON i.id = d.image_id";
 
-fn deployment_json(control: &ControlPlane, row: Row) -> Value {
+fn deployment_json(control: &ControlPlane, row: Row) -> Result<Value, ControlError> {
     let (name, image, digest, settings, public, status, reason, generation, reported, updated) =
         row;
-    let settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
-    let limits = settings.get("limits").cloned().unwrap_or_else(|| json!({}));
-    let scale = settings.get("scale").cloned().unwrap_or_else(|| json!({}));
-    let monitoring = settings
-        .get("monitoring")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let retrain = settings.get("retrain").cloned().unwrap_or(Value::Null);
+    let settings = DeploymentSettings::parse(&name, &settings)?;
+    let limits = json!(settings.limits);
+    let scale = json!(settings.scale);
+    let monitoring = settings.monitoring.map_or_else(|| json!({}), |m| json!(m));
+    let retrain = json!(settings.retrain);
     // A status reported for an older generation says nothing about the current one.
     let status = if reported < generation && status != "pending" {
         "pending".to_string()
     } else {
         status
     };
-    json!({
+    Ok(json!({
         "name": name,
         "image": image,
         "digest": digest,
@@ -281,7 +272,7 @@ fn deployment_json(control: &ControlPlane, row: Row) -> Value {
         "generation": generation,
         "updated": time(updated),
         "urls": urls(control, &name),
-    })
+    }))
 }
 
 /// `GET .../deployments`.
@@ -301,7 +292,7 @@ pub async fn list(
     let items = rows
         .into_iter()
         .map(|r| deployment_json(&control, r))
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok((StatusCode::OK, Json(page.respond(items, "name"))))
 }
 
@@ -320,7 +311,7 @@ pub async fn get(
     .await?;
     let row =
         row.ok_or_else(|| ControlError::NotFound(format!("deployment '{deployment}' not found")))?;
-    Ok((StatusCode::OK, Json(deployment_json(&control, row))))
+    Ok((StatusCode::OK, Json(deployment_json(&control, row)?)))
 }
 
 /// `DELETE .../deployments/{deployment}`: the runtime stops serving it.
@@ -364,31 +355,39 @@ pub async fn update(
     .await?;
     let (id, image_id, settings, public) =
         row.ok_or_else(|| ControlError::NotFound(format!("deployment '{deployment}' not found")))?;
-    let mut settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
+    let mut settings = DeploymentSettings::parse(&deployment, &settings)?;
     // Given fields replace the stored ones; the others stay.
-    let stored = settings.clone();
-    let merged = |key: &str, given: Value| {
-        let mut stored = stored.get(key).cloned().unwrap_or_else(|| json!({}));
+    let merged = |stored: Value, given: Value| {
+        let mut stored = stored;
         if let (Some(stored), Value::Object(given)) = (stored.as_object_mut(), given) {
             stored.extend(given);
         }
         stored
     };
     if let Some(limits) = &body.limits {
-        let limits: DeploymentLimits = serde_json::from_value(merged("limits", json!(limits)))
-            .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
+        let limits: DeploymentLimits =
+            serde_json::from_value(merged(json!(settings.limits), json!(limits)))
+                .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
         limits.check()?;
-        settings["limits"] = json!(limits);
+        settings.limits = limits;
     }
     if let Some(scale) = &body.scale {
-        let scale: ScaleSettings = serde_json::from_value(merged("scale", json!(scale)))
-            .map_err(|e| ControlError::Invalid(format!("scale: {e}")))?;
+        let scale: ScaleSettings =
+            serde_json::from_value(merged(json!(settings.scale), json!(scale)))
+                .map_err(|e| ControlError::Invalid(format!("scale: {e}")))?;
         scale.check()?;
-        settings["scale"] = json!(scale);
+        settings.scale = scale;
     }
     if body.limits.is_some() || body.scale.is_some() {
-        let (limits, scale) = stored_limits(&settings);
-        super::quotas::check(&control, &wg.id, &wg.name, &deployment, &limits, &scale).await?;
+        super::quotas::check(
+            &control,
+            &wg.id,
+            &wg.name,
+            &deployment,
+            &settings.limits,
+            &settings.scale,
+        )
+        .await?;
     }
     let (image_id, digest, reference) = match &body.image {
         Some(image) => image_of(&control, wg, image).await?,
@@ -408,7 +407,7 @@ pub async fn update(
     .bind(&image_id)
     .bind(&digest)
     .bind(&reference)
-    .bind(settings.to_string())
+    .bind(settings.to_column()?)
     .bind(body.public.map_or(public, i64::from))
     .bind(now_ms())
     .bind(&id)

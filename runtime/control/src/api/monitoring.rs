@@ -6,6 +6,7 @@
 use super::{JsonBody, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
+use crate::store::DeploymentSettings;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -62,7 +63,7 @@ pub struct MonitoringUpdate {
 
 /// The stored policy: what the user gave, with who set it (runs are submitted as them).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredPolicy {
+pub struct StoredPolicy {
     #[serde(flatten)]
     policy: RetrainPolicy,
     owner: String,
@@ -128,13 +129,13 @@ pub async fn put(
             })
         }
     };
-    let mut settings = serde_json::from_str::<Value>(&settings).unwrap_or_else(|_| json!({}));
-    settings["monitoring"] = json!(body.monitoring);
-    settings["retrain"] = json!(policy);
+    let mut settings = DeploymentSettings::parse(&deployment, &settings)?;
+    settings.monitoring = Some(body.monitoring.clone());
+    settings.retrain = policy;
     sqlx::query(
         "UPDATE deployments SET settings = $1, generation = generation + 1, updated_at = $2 WHERE id = $3",
     )
-    .bind(settings.to_string())
+    .bind(settings.to_column()?)
     .bind(now_ms())
     .bind(&id)
     .execute(control.db().pool())
@@ -357,14 +358,7 @@ impl ControlPlane {
             }
             self.deployment_event(&id, "drift", &message, None).await?;
         }
-        let settings = serde_json::from_str::<Value>(&settings).unwrap_or_default();
-        if let Some(policy) = settings
-            .get("retrain")
-            .filter(|p| !p.is_null())
-            .map(|p| serde_json::from_value::<StoredPolicy>(p.clone()))
-            .transpose()
-            .map_err(|e| ControlError::Internal(format!("retrain policy: {e}")))?
-        {
+        if let Some(policy) = DeploymentSettings::parse(name, &settings)?.retrain {
             self.apply_policy(&id, &workgroup_id, name, &policy).await?;
         }
         Ok(())

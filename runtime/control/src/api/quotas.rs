@@ -10,6 +10,7 @@ use super::JsonBody;
 use super::deployments::{DeploymentLimits, ScaleSettings};
 use crate::access::Scope;
 use crate::db::now_ms;
+use crate::store::DeploymentSettings;
 use crate::{ControlError, ControlPlane};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -147,10 +148,9 @@ pub async fn check(
         ));
     }
     let (mut total_instances, mut total_memory) = (instances, memory);
-    for (_, settings) in others {
-        let settings: Value = serde_json::from_str(settings).unwrap_or(Value::Null);
-        let (limits, scale) = super::deployments::stored_limits(&settings);
-        let (i, m, _) = charge(&limits, &scale);
+    for (other, settings) in others {
+        let settings = DeploymentSettings::parse(other, settings)?;
+        let (i, m, _) = charge(&settings.limits, &settings.scale);
         total_instances += i;
         total_memory += m;
     }

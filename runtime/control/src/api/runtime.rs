@@ -5,6 +5,7 @@
 use super::JsonBody;
 use super::deployments::DeploymentLimits;
 use crate::db::now_ms;
+use crate::store::DeploymentSettings;
 use crate::{ControlError, ControlPlane};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -75,25 +76,13 @@ impl ControlPlane {
         rows.into_iter()
             .map(
                 |(name, generation, reference, digest, settings, public, k1, k2)| {
-                    let settings = serde_json::from_str::<Value>(&settings).ok();
-                    let monitoring = settings
-                        .as_ref()
-                        .and_then(|s| s.get("monitoring").cloned())
-                        .and_then(|m| serde_json::from_value(m).ok())
-                        .unwrap_or_default();
-                    let scale = settings
-                        .as_ref()
-                        .and_then(|s| s.get("scale").cloned())
-                        .and_then(|m| serde_json::from_value(m).ok())
-                        .unwrap_or_default();
-                    let limits = settings
-                        .and_then(|s| s.get("limits").cloned())
-                        .map(serde_json::from_value)
-                        .transpose()
-                        .map_err(|e| {
-                            ControlError::Internal(format!("deployment {name} settings: {e}"))
-                        })?
-                        .unwrap_or_default();
+                    let DeploymentSettings {
+                        limits,
+                        scale,
+                        monitoring,
+                        ..
+                    } = DeploymentSettings::parse(&name, &settings)?;
+                    let monitoring = monitoring.unwrap_or_default();
                     Ok(DesiredDeployment {
                         name,
                         generation,
