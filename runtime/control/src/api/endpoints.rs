@@ -381,8 +381,8 @@ async fn endpoint_row(
     row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
 }
 
-fn parse(settings: &str) -> EndpointSettings {
-    serde_json::from_str(settings).unwrap_or_default()
+fn parse(endpoint: &str, settings: &str) -> Result<EndpointSettings, ControlError> {
+    crate::store::settings::parse_column("endpoint", endpoint, settings)
 }
 
 /// The endpoint with its split and each deployment's state.
@@ -393,7 +393,7 @@ async fn endpoint_json(
 ) -> Result<Value, ControlError> {
     let (_, name, public, settings, generation, updated) =
         endpoint_row(control, workgroup, name).await?;
-    let settings = parse(&settings);
+    let settings = parse(&name, &settings)?;
     let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT d.name, i.name, d.status, d.reason, d.generation, d.status_generation \
          FROM deployments d JOIN images i ON i.id = d.image_id WHERE d.workgroup_id = $1",
@@ -491,7 +491,7 @@ pub async fn update(
     // Optimistic: a concurrent change makes the generation move, and this one is retried.
     for _ in 0..5 {
         let (id, _, public, stored, generation, _) = endpoint_row(&control, &wg, &endpoint).await?;
-        let mut settings = parse(&stored);
+        let mut settings = parse(&endpoint, &stored)?;
         let before = settings.clone();
         if let Some(traffic) = body.traffic.clone() {
             settings.set_traffic(traffic);
@@ -664,7 +664,7 @@ pub async fn release_deployment(
     .fetch_all(control.db().pool())
     .await?;
     for (id, name, stored, generation) in rows {
-        let mut settings = parse(&stored);
+        let mut settings = parse(&name, &stored)?;
         if !settings.traffic.contains_key(deployment) {
             continue;
         }
@@ -712,7 +712,7 @@ pub async fn attach_deployment(
 ) -> Result<u32, ControlError> {
     for _ in 0..5 {
         let (id, _, _, stored, generation, _) = endpoint_row(control, workgroup, endpoint).await?;
-        let mut settings = parse(&stored);
+        let mut settings = parse(endpoint, &stored)?;
         let weight = if settings.traffic.values().sum::<u32>() == 0 {
             100
         } else {
@@ -791,11 +791,10 @@ impl ControlPlane {
         )
         .fetch_all(self.db().pool())
         .await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|(name, generation, public, k1, k2, settings)| {
-                let settings = parse(&settings);
-                DesiredEndpoint {
+                let settings = parse(&name, &settings)?;
+                Ok(DesiredEndpoint {
                     name,
                     generation,
                     public: public != 0,
@@ -808,9 +807,9 @@ impl ControlPlane {
                     mirror: settings.mirror,
                     rollback: settings.rollback,
                     watch: settings.watch,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Rolls a watched deployment back to weight 0 (see [`EndpointSettings::rolled_back`]) and
@@ -828,7 +827,7 @@ impl ControlPlane {
                 .await?;
         let (id, stored, generation) =
             row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{endpoint}' not found")))?;
-        let mut settings = parse(&stored);
+        let mut settings = parse(endpoint, &stored)?;
         if generation != report.generation || !settings.watch.contains(&report.deployment) {
             return Ok(false);
         }

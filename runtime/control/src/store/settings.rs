@@ -36,18 +36,27 @@ impl DeploymentSettings {
     /// Parses the stored column of `deployment`. A column that does not parse is the store's
     /// corruption: it is reported, and nothing is written over it.
     pub fn parse(deployment: &str, stored: &str) -> Result<Self, ControlError> {
-        serde_json::from_str(stored).map_err(|e| {
-            ControlError::Internal(format!(
-                "the stored settings of deployment '{deployment}' do not parse ({e}); \
-                 they were left as they are"
-            ))
-        })
+        parse_column("deployment", deployment, stored)
     }
 
     /// The column's text.
     pub fn to_column(&self) -> Result<String, ControlError> {
         serde_json::to_string(self).map_err(|e| ControlError::Internal(e.to_string()))
     }
+}
+
+/// Parses the settings column of the `kind` named `name`: text that does not parse is the
+/// store's corruption, reported as such, and the caller writes nothing over it.
+pub fn parse_column<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    name: &str,
+    stored: &str,
+) -> Result<T, ControlError> {
+    serde_json::from_str(stored).map_err(|e| {
+        ControlError::Internal(format!(
+            "the stored settings of {kind} '{name}' do not parse ({e}); they were left as they are"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -92,6 +101,20 @@ mod tests {
                 error.contains("deployment 'iris'") && error.contains("left as they are"),
                 "{stored}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn an_endpoints_column_parses_or_names_the_endpoint() {
+        use crate::api::endpoints::EndpointSettings;
+        let stored: EndpointSettings =
+            parse_column("endpoint", "flowers", r#"{"traffic": {"iris": 100}}"#).unwrap();
+        assert_eq!(stored.traffic.get("iris"), Some(&100));
+        for stored in ["", "[", r#"{"traffic": {"iris": "all"}}"#] {
+            let error = parse_column::<EndpointSettings>("endpoint", "flowers", stored)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("endpoint 'flowers'"), "{stored}: {error}");
         }
     }
 }
