@@ -495,6 +495,55 @@ impl Drop for RegistryServer {
     }
 }
 
+/// Checks a Prometheus exposition with `promtool check metrics`; panics with what it printed.
+pub fn assert_promtool_accepts(exposition: &str) {
+    use std::io::Write;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The rows of `examples/iris/sample.csv`, the iris images' drift baseline.
+pub fn iris_sample_rows() -> Vec<[f32; 4]> {
+    let text = std::fs::read_to_string(repo().join("examples/iris/sample.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<f32> = line.split(',').map(|c| c.parse().unwrap()).collect();
+            [cells[0], cells[1], cells[2], cells[3]]
+        })
+        .collect()
+}
+
+/// The iris sample three times over (90 rows: past the monitor's minimum of 50), with
+/// `petal_length` moved by `shift`, as one Open Inference Protocol request.
+pub fn iris_drift_traffic(shift: f32) -> Value {
+    let data: Vec<f32> = (0..3)
+        .flat_map(|_| iris_sample_rows())
+        .flat_map(|[a, b, c, d]| [a, b, c + shift, d])
+        .collect();
+    serde_json::json!({
+        "inputs": [{"name": "input", "shape": [data.len() / 4, 4], "datatype": "FP32", "data": data}]
+    })
+}
+
 /// Builds the iris image into `store` from the example's manifest; returns its tag.
 pub fn build_iris_image(store: &Path) -> String {
     let (status, output) = build_image(&repo().join("examples/iris/kiln.toml"), store);

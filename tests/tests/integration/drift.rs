@@ -7,39 +7,16 @@
 
 use kiln_tests::runs::{Lab, WG, test_python};
 use kiln_tests::{
-    Prometheus, RegistryServer, Reply, Server, Up, build_iris_image, call, component, repo,
-    run_kiln, temp_dir,
+    Prometheus, RegistryServer, Reply, Server, Up, build_iris_image, call, component,
+    iris_drift_traffic, repo, run_kiln, temp_dir,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// The rows of the iris sample, which is also the image's drift baseline.
-fn sample_rows() -> Vec<[f32; 4]> {
-    let text = std::fs::read_to_string(repo().join("examples/iris/sample.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|line| {
-            let cells: Vec<f32> = line.split(',').map(|c| c.parse().unwrap()).collect();
-            [cells[0], cells[1], cells[2], cells[3]]
-        })
-        .collect()
-}
-
-/// The sample three times over (90 rows: past the monitor's minimum of 50), with
-/// `petal_length` moved by `shift`.
+/// [`iris_drift_traffic`] as a request body.
 fn traffic(shift: f32) -> Vec<u8> {
-    let rows: Vec<[f32; 4]> = sample_rows()
-        .into_iter()
-        .map(|[a, b, c, d]| [a, b, c + shift, d])
-        .collect();
-    let data: Vec<f32> = (0..3)
-        .flat_map(|_| rows.iter().flatten().copied())
-        .collect();
-    serde_json::to_vec(&json!({
-        "inputs": [{"name": "input", "shape": [data.len() / 4, 4], "datatype": "FP32", "data": data}]
-    }))
-    .unwrap()
+    serde_json::to_vec(&iris_drift_traffic(shift)).unwrap()
 }
 
 /// `kiln up` with one-second windows, the iris image deployed as `iris`; returns the lab and

@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kiln_tests::{Reply, Server, build_image, repo, run_kiln, temp_dir};
+use kiln_tests::{
+    Reply, Server, assert_promtool_accepts, build_image, iris_drift_traffic, repo, run_kiln,
+    temp_dir,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -363,22 +366,6 @@ fn an_azure_style_run_script_scores_rows_with_the_manifest_schema() {
     assert_eq!(answer[1]["total"], json!(10.5), "{answer}");
 }
 
-/// The iris sample (the python-iris image's baseline) three times over, `petal_length` moved
-/// by `shift`, as one Open Inference Protocol request of 90 rows.
-fn iris_traffic(shift: f32) -> Value {
-    let text = std::fs::read_to_string(repo().join("examples/python-iris/sample.csv")).unwrap();
-    let rows: Vec<Vec<f32>> = text
-        .lines()
-        .skip(1)
-        .map(|line| line.split(',').map(|c| c.parse().unwrap()).collect())
-        .collect();
-    let data: Vec<f32> = (0..3)
-        .flat_map(|_| rows.iter())
-        .flat_map(|r| [r[0], r[1], r[2] + shift, r[3]])
-        .collect();
-    json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [data.len() / 4, 4], "data": data}]})
-}
-
 /// Sends `request` to the `python` deployment until `series` satisfies `done` (at most 60 s).
 fn drive(server: &Server, request: &Value, series: &str, done: impl Fn(f64) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -418,7 +405,7 @@ fn a_python_deployment_reports_drift_and_metrics_as_any_other() {
     // The baseline's own rows: judged, and nothing drifts.
     drive(
         &server,
-        &iris_traffic(0.0),
+        &iris_drift_traffic(0.0),
         r#"kiln_drift_state{deployment="python",state="ok",version="1"}"#,
         |v| v == 1.0,
     );
@@ -426,7 +413,7 @@ fn a_python_deployment_reports_drift_and_metrics_as_any_other() {
     // petal_length moved by 4 cm: it alerts, alone among the inputs, and so do the predictions.
     drive(
         &server,
-        &iris_traffic(4.0),
+        &iris_drift_traffic(4.0),
         &severity("input", "petal_length"),
         |v| v == 2.0,
     );
@@ -461,19 +448,5 @@ fn a_python_deployment_reports_drift_and_metrics_as_any_other() {
             "{family} in\n{metrics}"
         );
     }
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is required (Debian package prometheus)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
-    let output = promtool.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_promtool_accepts(&metrics);
 }

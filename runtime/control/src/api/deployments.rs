@@ -357,8 +357,7 @@ pub async fn update(
         row.ok_or_else(|| ControlError::NotFound(format!("deployment '{deployment}' not found")))?;
     let mut settings = DeploymentSettings::parse(&deployment, &settings)?;
     // Given fields replace the stored ones; the others stay.
-    let merged = |stored: Value, given: Value| {
-        let mut stored = stored;
+    let merged = |mut stored: Value, given: Value| {
         if let (Some(stored), Value::Object(given)) = (stored.as_object_mut(), given) {
             stored.extend(given);
         }
