@@ -4,7 +4,7 @@
 //! sample rows run through the real dataplane checks, and the drift baseline is computed. Then
 //! [`build_image`] writes the model image into the local store.
 
-use kiln_dataplane::{Dataplane, Deployment, InferRequest, ServerLimits, protocol, tensor};
+use kiln_dataplane::{Dataplane, Deployment, SampleError, ServerLimits, protocol, tensor};
 use kiln_engine::{
     Artifacts, Capabilities, EngineConfig, InstanceLimits, Model, ModelMetadata, ModelSpec,
     ScoringEngine,
@@ -294,33 +294,19 @@ pub async fn load_and_check(
         )));
     }
     if let Some(table) = &sample {
-        let dataplane = Dataplane::new(ServerLimits::default());
-        let deployment = Deployment {
-            name: "build".into(),
-            version: "build".into(),
-            model: model.clone(),
-            metrics: deployment_metrics,
-            key_digests: None,
-            monitor: None,
-        };
-        let inputs =
-            protocol::table_to_tensors(model.metadata(), &table.columns, &table.rows, usize::MAX)
-                .map_err(|e| {
-                BuildError::Invalid(format!(
+        let trial = Deployment::new("build", "build", model.clone(), deployment_metrics);
+        Dataplane::new(ServerLimits::default())
+            .check_sample(&trial, &table.columns, &table.rows)
+            .await
+            .map_err(|e| match e {
+                SampleError::Unfit(e) => BuildError::Invalid(format!(
                     "sample does not fit the model's inputs: {}",
                     e.message
-                ))
+                )),
+                SampleError::Failed(e) => {
+                    BuildError::Invalid(format!("sample smoke test failed: {}", e.message))
+                }
             })?;
-        dataplane
-            .infer(
-                &deployment,
-                InferRequest {
-                    inputs,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| BuildError::Invalid(format!("sample smoke test failed: {}", e.message)))?;
     }
     Ok(Checked {
         component: bytes,
@@ -480,7 +466,7 @@ pub fn build_image(
         scorer_config: manifest.scorer.config.clone(),
         scorer_source: checked.source.clone(),
         schema: checked.schema.clone(),
-        limits: kiln_image::ImageLimits {
+        limits: kiln_api::Limits {
             memory_mb: manifest
                 .limits
                 .memory_mb

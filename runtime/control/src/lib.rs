@@ -18,12 +18,10 @@ pub mod runs;
 pub mod secrets;
 pub mod store;
 
-pub use api::deployments::DeploymentLimits;
-pub use api::endpoints::{
-    DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, Weighted,
+pub use kiln_api::{
+    DesiredDeployment, DesiredEndpoint, DriftUpload, Limits, MirrorSettings, MonitoringSettings,
+    RollbackPolicy, RollbackReport, ScaleSettings, ServingState, StatusReport, Weighted,
 };
-pub use api::monitoring::{DriftUpload, MonitoringSettings};
-pub use api::runtime::{DesiredDeployment, ServingState, StatusReport};
 pub use artifacts::ArtifactStore;
 pub use db::{Backend, Db};
 pub use error::ControlError;

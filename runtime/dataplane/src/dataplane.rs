@@ -71,6 +71,24 @@ pub struct Dataplane {
     loaded: AtomicBool,
 }
 
+/// Why sample rows did not pass [`Dataplane::check_sample`].
+#[derive(Debug)]
+pub enum SampleError {
+    /// The rows do not fit the model's inputs (names, types, shapes).
+    Unfit(ApiError),
+    /// The model refused them, failed, or answered outside its schema.
+    Failed(ApiError),
+}
+
+impl SampleError {
+    /// What went wrong, without saying which of the two it was.
+    pub fn message(&self) -> &str {
+        match self {
+            SampleError::Unfit(e) | SampleError::Failed(e) => &e.message,
+        }
+    }
+}
+
 impl Dataplane {
     /// A dataplane with no deployments, ready.
     pub fn new(limits: ServerLimits) -> Self {
@@ -125,6 +143,31 @@ impl Dataplane {
                 "cannot read request body: {e}"
             ))),
         }
+    }
+
+    /// The readiness gate, shared by image builds and runtime nodes: sample rows (a table of
+    /// `columns` and `rows`) go through `deployment` as one request, with the same input and
+    /// output checks as live traffic. Run it before the version takes traffic and before it has
+    /// a monitor, so the rows are not counted as traffic.
+    pub async fn check_sample(
+        &self,
+        deployment: &Deployment,
+        columns: &[String],
+        rows: &[Vec<serde_json::Value>],
+    ) -> Result<(), SampleError> {
+        let inputs =
+            crate::protocol::table_to_tensors(deployment.model.metadata(), columns, rows, usize::MAX)
+                .map_err(SampleError::Unfit)?;
+        self.infer(
+            deployment,
+            InferRequest {
+                inputs,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(SampleError::Failed)?;
+        Ok(())
     }
 
     /// Runs one prediction: inputs checked against metadata, the model called, outputs checked.

@@ -16,7 +16,7 @@ mod registry;
 mod server;
 pub mod tensor;
 
-pub use dataplane::{Dataplane, InferRequest, InferResponse, ServerLimits};
+pub use dataplane::{Dataplane, InferRequest, InferResponse, SampleError, ServerLimits};
 pub use endpoint::{DEPLOYMENT_HEADER, Endpoint, Route};
 pub use error::ApiError;
 pub use listener::{ListenerLimits, Tls, serve};

@@ -25,6 +25,25 @@ pub struct Deployment {
     pub monitor: Option<Arc<kiln_monitor::Monitor>>,
 }
 
+impl Deployment {
+    /// A version of `name` with no keys of its own and no monitor (set them after, as fields).
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        model: Arc<Model>,
+        metrics: Arc<DeploymentMetrics>,
+    ) -> Self {
+        Deployment {
+            name: name.into(),
+            version: version.into(),
+            model,
+            metrics,
+            key_digests: None,
+            monitor: None,
+        }
+    }
+}
+
 /// Deployments by name. Reads are lock-light: a lookup clones an `Arc`.
 #[derive(Default)]
 pub struct DeploymentRegistry {

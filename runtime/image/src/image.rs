@@ -31,18 +31,6 @@ pub struct Schema {
     pub outputs: Vec<TensorSchema>,
 }
 
-/// Limits a deployment of the image gets unless the deployment overrides them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageLimits {
-    /// Linear memory per instance, MiB.
-    pub memory_mb: Option<usize>,
-    /// Deadline of one prediction, ms.
-    pub deadline_ms: Option<u64>,
-    /// Instances per deployment.
-    pub concurrency: Option<usize>,
-}
-
 /// The config blob of a Kiln model image: the resolved manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +53,7 @@ pub struct KilnConfig {
     pub schema: Schema,
     /// Default limits.
     #[serde(default)]
-    pub limits: ImageLimits,
+    pub limits: kiln_api::Limits,
     /// Capabilities granted to the scorer (none by default).
     #[serde(default)]
     pub capabilities: Vec<String>,
@@ -74,7 +62,7 @@ pub struct KilnConfig {
     pub baseline: Option<Baseline>,
     /// Drift monitoring defaults of deployments, from the manifest's `[monitoring]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitoring: Option<crate::MonitoringSection>,
+    pub monitoring: Option<kiln_api::MonitoringSettings>,
     /// How the component was built, when it is a Python script's (`scorer = "python"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonBuild>,

@@ -19,13 +19,13 @@ pub use baseline::{
 };
 pub use error::ImageError;
 pub use image::{
-    DeployableImage, ImageKind, ImageLimits, KilnConfig, ModelImageParts, PythonBuild, Schema,
+    DeployableImage, ImageKind, KilnConfig, ModelImageParts, PythonBuild, Schema,
     TensorSchema, build_component_image, build_model_image, check_title, deployable_kind,
     open_image,
 };
 pub use oci::{Descriptor, Digest, ImageIndex, ImageManifest, MAX_MANIFEST_BYTES};
 pub use recipe::{
-    BaselineSection, ModelManifest, ModelSection, MonitoringSection, PYTHON_SCORER, SampleSection,
-    SampleTable, ScorerSection, looks_like_path,
+    BaselineSection, ModelManifest, ModelSection, PYTHON_SCORER, SampleSection, SampleTable,
+    ScorerSection,
 };
 pub use store::{GcReport, OciStore, StoredImage};

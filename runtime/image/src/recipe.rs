@@ -1,7 +1,8 @@
 //! The model manifest: the TOML file a user writes (or `kiln manifest create` writes) that says
 //! what goes into an image. Paths are relative to the manifest file; unknown keys are errors.
 
-use crate::{ImageError, ImageLimits, Schema, check_title};
+use crate::{ImageError, Schema, check_title};
+use kiln_api::{Limits, MonitoringSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,10 +35,10 @@ pub struct ModelManifest {
     pub baseline: Option<BaselineSection>,
     /// Drift monitoring defaults of this image's deployments; needs a baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitoring: Option<MonitoringSection>,
+    pub monitoring: Option<MonitoringSettings>,
     /// Default limits of deployments.
     #[serde(default)]
-    pub limits: ImageLimits,
+    pub limits: Limits,
     /// Capabilities granted to the scorer beyond artifacts and logging: none by default.
     #[serde(default)]
     pub capabilities: Vec<String>,
@@ -138,68 +139,6 @@ fn default_bins() -> usize {
     10
 }
 
-/// `[monitoring]` of a manifest, and a deployment's monitoring settings: which monitor judges
-/// drift, with what config, over windows of what length. Unset fields fall back (deployment,
-/// then image, then the runtime's defaults).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringSection {
-    /// The monitor component: `default` or an image reference (local store or registry).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
-    /// The config string passed to the monitor's `analyze`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub config: String,
-    /// Window length in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_s: Option<u64>,
-}
-
-impl MonitoringSection {
-    /// These settings, with unset fields taken from `fallback`.
-    pub fn or(&self, fallback: &MonitoringSection) -> MonitoringSection {
-        MonitoringSection {
-            component: self
-                .component
-                .clone()
-                .or_else(|| fallback.component.clone()),
-            config: if self.config.is_empty() {
-                fallback.config.clone()
-            } else {
-                self.config.clone()
-            },
-            window_s: self.window_s.or(fallback.window_s),
-        }
-    }
-
-    /// Checks the values: a window of 1 s to a day, a component that names an image (files on
-    /// a runtime's disk are not for manifests or API users), a config of at most 4 KiB.
-    pub fn check(&self) -> Result<(), String> {
-        if self.window_s.is_some_and(|w| !(1..=86_400).contains(&w)) {
-            return Err("window_s must be 1 to 86400".into());
-        }
-        if self.config.len() > 4096 {
-            return Err("config is longer than 4096 bytes".into());
-        }
-        if let Some(c) = &self.component
-            && (c.is_empty()
-                || c.len() > 512
-                || c.chars().any(char::is_control)
-                || looks_like_path(c))
-        {
-            return Err(format!(
-                "component '{c}' must be 'default' or an image reference (local store or registry), not a file"
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Whether a monitor component name is a file path rather than an image reference.
-pub fn looks_like_path(name: &str) -> bool {
-    name.starts_with('/') || name.starts_with('.') || name.ends_with(".wasm") || name.contains('\\')
-}
-
 /// Capabilities a manifest may grant: `nn`, model graphs run on the host through `wasi:nn`.
 /// Every other capability is refused rather than silently ignored.
 pub const KNOWN_CAPABILITIES: &[&str] = &["nn"];
@@ -289,6 +228,9 @@ impl ModelManifest {
         {
             return fail(format!("sample file '{}' does not exist", sample.file));
         }
+        self.limits
+            .check()
+            .map_err(|e| ImageError::Manifest(format!("[limits] {e}")))?;
         if let Some(monitoring) = &self.monitoring {
             if self.baseline.is_none() {
                 return fail("[monitoring] needs a [baseline] to compare live traffic with".into());
@@ -579,7 +521,7 @@ mod tests {
         .expect("write");
         let (m, _) = ModelManifest::read(&d.join("mon.toml")).expect("monitoring with a baseline");
         let image = m.monitoring.expect("section");
-        let deployment = MonitoringSection {
+        let deployment = MonitoringSettings {
             component: Some("reg.example/m:1".into()),
             ..Default::default()
         };

@@ -11,79 +11,12 @@ use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
-/// Per-deployment limits; unset ones come from the image's manifest, then the runtime.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeploymentLimits {
-    /// Linear memory per instance, MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<usize>,
-    /// Deadline of one prediction, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_ms: Option<u64>,
-    /// Instances (concurrent predictions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
-}
-
-impl DeploymentLimits {
-    fn check(&self) -> Result<(), ControlError> {
-        let bad = |m: &str| Err(ControlError::Invalid(m.to_string()));
-        match (self.memory_mb, self.deadline_ms, self.concurrency) {
-            (Some(m), _, _) if !(1..=65_536).contains(&m) => bad("memory_mb must be 1 to 65536"),
-            (_, Some(d), _) if !(1..=600_000).contains(&d) => {
-                bad("deadline_ms must be 1 to 600000")
-            }
-            (_, _, Some(c)) if !(1..=1024).contains(&c) => bad("concurrency must be 1 to 1024"),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// How a deployment scales: with an idle timeout, instances above `min_instances` (default 0)
-/// are released once no prediction ran for that long; the next request starts one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScaleSettings {
-    /// Instances kept warm; 0 lets an idle deployment release them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_instances: Option<usize>,
-    /// Most instances.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_instances: Option<usize>,
-    /// Seconds without requests before instances above the minimum go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_timeout_s: Option<u64>,
-}
-
-impl ScaleSettings {
-    fn check(&self) -> Result<(), ControlError> {
-        let bad = |m: &str| Err(ControlError::Invalid(m.to_string()));
-        if self.max_instances.is_some_and(|m| !(1..=1024).contains(&m)) {
-            return bad("max_instances must be 1 to 1024");
-        }
-        if self.min_instances.is_some_and(|m| m > 1024) {
-            return bad("min_instances must be 0 to 1024");
-        }
-        if let (Some(min), Some(max)) = (self.min_instances, self.max_instances)
-            && min > max
-        {
-            return bad("min_instances must not exceed max_instances");
-        }
-        if self
-            .idle_timeout_s
-            .is_some_and(|t| !(1..=86_400).contains(&t))
-        {
-            return bad("idle_timeout_s must be 1 to 86400");
-        }
-        Ok(())
-    }
-}
+pub use kiln_api::{Limits, ScaleSettings};
 
 /// The limits and scale of a deployment's stored settings (defaults where they are missing).
 /// A new deployment.
@@ -97,7 +30,7 @@ pub struct NewDeployment {
     #[serde(default)]
     public: bool,
     #[serde(default)]
-    limits: DeploymentLimits,
+    limits: Limits,
     #[serde(default)]
     scale: ScaleSettings,
     /// An endpoint of the work group to join: at 100% when it routes nothing yet, else at 0%.
@@ -113,7 +46,7 @@ pub struct DeploymentUpdate {
     #[serde(default)]
     image: Option<String>,
     #[serde(default)]
-    limits: Option<DeploymentLimits>,
+    limits: Option<Limits>,
     #[serde(default)]
     scale: Option<ScaleSettings>,
     #[serde(default)]
@@ -149,8 +82,8 @@ pub async fn create(
     JsonBody(body): JsonBody<NewDeployment>,
 ) -> Reply {
     check_name("deployment", &body.name)?;
-    body.limits.check()?;
-    body.scale.check()?;
+    body.limits.check().map_err(|e| ControlError::Invalid(e.0))?;
+    body.scale.check().map_err(ControlError::Invalid)?;
     let wg = scope.workgroup()?;
     let (image_id, image_digest, reference) = image_of(&control, wg, &body.image).await?;
     if let Some(endpoint) = &body.endpoint {
@@ -364,17 +297,17 @@ pub async fn update(
         stored
     };
     if let Some(limits) = &body.limits {
-        let limits: DeploymentLimits =
+        let limits: Limits =
             serde_json::from_value(merged(json!(settings.limits), json!(limits)))
                 .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
-        limits.check()?;
+        limits.check().map_err(|e| ControlError::Invalid(e.0))?;
         settings.limits = limits;
     }
     if let Some(scale) = &body.scale {
         let scale: ScaleSettings =
             serde_json::from_value(merged(json!(settings.scale), json!(scale)))
                 .map_err(|e| ControlError::Invalid(format!("scale: {e}")))?;
-        scale.check()?;
+        scale.check().map_err(ControlError::Invalid)?;
         settings.scale = scale;
     }
     if body.limits.is_some() || body.scale.is_some() {

@@ -21,7 +21,7 @@ const KEEP_WINDOWS: i64 = 12;
 
 /// How a deployment is monitored (applied by runtimes without reloading the model); unset
 /// fields come from the image's `[monitoring]`, then the runtime's defaults.
-pub use kiln_image::MonitoringSection as MonitoringSettings;
+pub use kiln_api::{DriftUpload, MonitoringSettings};
 
 /// When to retrain: an experiment submitted as a run once an alert holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -249,16 +249,6 @@ pub async fn events(
         StatusCode::OK,
         Json(json!({ "items": items, "next": null })),
     ))
-}
-
-/// A runtime's drift report on one deployment: the window that just closed, and since deploy.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DriftUpload {
-    /// The window.
-    pub window: Value,
-    /// Since deploy.
-    pub cumulative: Value,
 }
 
 /// `POST /api/v1/runtime/deployments/{deployment}/drift`.

@@ -7,7 +7,7 @@
 //! groups are not affected.
 
 use super::JsonBody;
-use super::deployments::{DeploymentLimits, ScaleSettings};
+use super::deployments::{Limits, ScaleSettings};
 use crate::access::Scope;
 use crate::db::now_ms;
 use crate::store::DeploymentSettings;
@@ -101,7 +101,7 @@ pub async fn quota_of(control: &ControlPlane, workgroup_id: &str) -> Result<Quot
 }
 
 /// What one deployment is charged: `(instances, memory MiB, deadline ms)`.
-pub fn charge(limits: &DeploymentLimits, scale: &ScaleSettings) -> (u64, u64, u64) {
+pub fn charge(limits: &Limits, scale: &ScaleSettings) -> (u64, u64, u64) {
     let instances = scale
         .max_instances
         .or(limits.concurrency)
@@ -118,7 +118,7 @@ pub async fn check(
     workgroup_id: &str,
     workgroup: &str,
     name: &str,
-    limits: &DeploymentLimits,
+    limits: &Limits,
     scale: &ScaleSettings,
 ) -> Result<(), ControlError> {
     let quota = quota_of(control, workgroup_id).await?;

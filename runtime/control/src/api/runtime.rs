@@ -3,66 +3,18 @@
 //! [`ControlPlane::report`] directly; remote nodes use these routes.
 
 use super::JsonBody;
-use super::deployments::DeploymentLimits;
 use crate::db::now_ms;
 use crate::store::DeploymentSettings;
 use crate::{ControlError, ControlPlane};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// name, generation, reference, digest, settings, public, primary and secondary key digests.
 type DesiredRow = (String, i64, String, String, String, i64, String, String);
 
-/// A deployment as the runtime should serve it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DesiredDeployment {
-    /// The `{model}` of prediction URLs.
-    pub name: String,
-    /// Changes whenever anything below does.
-    pub generation: i64,
-    /// The image, pinned by digest (`repo@sha256:...`, in the local store or a registry).
-    pub reference: String,
-    /// The image manifest digest.
-    pub digest: String,
-    /// Limits set on the deployment.
-    pub limits: DeploymentLimits,
-    /// Open without keys.
-    pub public: bool,
-    /// SHA-256 (hex) of the keys it accepts.
-    pub key_digests: Vec<String>,
-    /// The drift monitor and its window.
-    #[serde(default)]
-    pub monitoring: super::monitoring::MonitoringSettings,
-    /// Instances kept warm and the idle timeout.
-    #[serde(default)]
-    pub scale: super::deployments::ScaleSettings,
-}
-
-/// A runtime's report on one deployment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusReport {
-    /// The generation the report is about.
-    pub generation: i64,
-    /// `ready` or `failed`.
-    pub state: ServingState,
-    /// Why it failed.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// What a runtime did with a deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServingState {
-    /// Serving.
-    Ready,
-    /// Could not be served.
-    Failed,
-}
+pub use kiln_api::{DesiredDeployment, ServingState, StatusReport};
 
 impl ControlPlane {
     /// Every deployment, as runtimes should serve it.

@@ -1,7 +1,7 @@
 //! A deployment's `settings` column: its limits, scale, monitoring and retraining policy.
 
 use crate::ControlError;
-use crate::api::deployments::{DeploymentLimits, ScaleSettings};
+use crate::api::deployments::{Limits, ScaleSettings};
 use crate::api::monitoring::{MonitoringSettings, StoredPolicy};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct DeploymentSettings {
     /// Memory, deadline and concurrency of the deployment's instances.
     #[serde(default, deserialize_with = "null_is_default")]
-    pub limits: DeploymentLimits,
+    pub limits: Limits,
     /// Instances kept warm, at most, and the idle timeout.
     #[serde(default, deserialize_with = "null_is_default")]
     pub scale: ScaleSettings,
