@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn scale_bounds() {
         let scale = |text: &str| serde_json::from_str::<ScaleSettings>(text).expect("scale");
-        assert_eq!(scale(r#"{"min_instances": 0, "max_instances": 4}"#).check(), Ok(()));
+        assert_eq!(
+            scale(r#"{"min_instances": 0, "max_instances": 4}"#).check(),
+            Ok(())
+        );
         assert_eq!(
             scale(r#"{"min_instances": 5, "max_instances": 4}"#).check(),
             Err("min_instances must not exceed max_instances".into())
@@ -237,6 +240,8 @@ mod tests {
             serde_json::from_str(r#"{"generation": 3, "state": "failed", "reason": "no image"}"#)
                 .expect("report");
         assert_eq!(report.state, ServingState::Failed);
-        assert!(serde_json::from_str::<StatusReport>(r#"{"generation": 3, "state": "odd"}"#).is_err());
+        assert!(
+            serde_json::from_str::<StatusReport>(r#"{"generation": 3, "state": "odd"}"#).is_err()
+        );
     }
 }

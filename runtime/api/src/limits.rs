@@ -73,15 +73,20 @@ impl Limits {
             high: T,
         ) -> Result<(), LimitsError> {
             match value {
-                Some(v) if v < low || v > high => {
-                    Err(LimitsError(format!("{name} must be {low} to {high}, not {v}")))
-                }
+                Some(v) if v < low || v > high => Err(LimitsError(format!(
+                    "{name} must be {low} to {high}, not {v}"
+                ))),
                 _ => Ok(()),
             }
         }
         within("memory_mb", self.memory_mb, 1, MAX_MEMORY_MB)?;
         within("deadline_ms", self.deadline_ms, 1, MAX_DEADLINE_MS)?;
-        within("load_deadline_ms", self.load_deadline_ms, 1, MAX_DEADLINE_MS)?;
+        within(
+            "load_deadline_ms",
+            self.load_deadline_ms,
+            1,
+            MAX_DEADLINE_MS,
+        )?;
         within("concurrency", self.concurrency, 1, MAX_CONCURRENCY)?;
         within("queue", self.queue, 0, MAX_QUEUE)
     }
@@ -135,8 +140,14 @@ mod tests {
             (r#"{"memory_mb": 0}"#, "memory_mb must be 1 to 65536, not 0"),
             (r#"{"memory_mb": 65537}"#, "memory_mb must be 1 to 65536"),
             (r#"{"deadline_ms": 0}"#, "deadline_ms must be 1 to 600000"),
-            (r#"{"deadline_ms": 600001}"#, "deadline_ms must be 1 to 600000"),
-            (r#"{"load_deadline_ms": 0}"#, "load_deadline_ms must be 1 to 600000"),
+            (
+                r#"{"deadline_ms": 600001}"#,
+                "deadline_ms must be 1 to 600000",
+            ),
+            (
+                r#"{"load_deadline_ms": 0}"#,
+                "load_deadline_ms must be 1 to 600000",
+            ),
             (r#"{"concurrency": 0}"#, "concurrency must be 1 to 1024"),
             (r#"{"concurrency": 1025}"#, "concurrency must be 1 to 1024"),
             (r#"{"queue": 65537}"#, "queue must be 0 to 65536"),
@@ -149,7 +160,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_and_unset_ones_are_not_written() {
         let error = serde_json::from_str::<Limits>(r#"{"memory": 5}"#).expect_err("unknown");
-        assert!(error.to_string().contains("unknown field `memory`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown field `memory`"),
+            "{error}"
+        );
         let text = serde_json::to_string(&limits(r#"{"concurrency": 3}"#)).expect("json");
         assert_eq!(text, r#"{"concurrency":3}"#);
         // Images written before limits skipped unset fields still read.

@@ -2,11 +2,10 @@
 //! validating step that produces the resolved settings. Unknown keys in the file are errors.
 
 use anyhow::{Context, Result, bail};
-use kiln_engine::InstanceLimits;
+use kiln_api::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The config file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -21,20 +20,9 @@ pub struct FileConfig {
     pub max_elements: Option<usize>,
     pub shutdown_delay_ms: Option<u64>,
     #[serde(default)]
-    pub limits: LimitsConfig,
+    pub limits: Limits,
     #[serde(default)]
     pub deployments: Vec<DeploymentConfig>,
-}
-
-/// Per-deployment limits; in `[limits]` they are the defaults of every deployment.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    pub memory_mb: Option<usize>,
-    pub deadline_ms: Option<u64>,
-    pub load_deadline_ms: Option<u64>,
-    pub concurrency: Option<usize>,
-    pub queue: Option<usize>,
 }
 
 /// One `[[deployments]]` entry.
@@ -58,9 +46,10 @@ pub struct DeploymentConfig {
 }
 
 impl DeploymentConfig {
-    /// This deployment's own limits (unset ones fall back to `[limits]`).
-    pub fn limits(&self) -> LimitsConfig {
-        LimitsConfig {
+    /// This deployment's own limits (unset ones fall back to the flags, then the image's, then
+    /// `[limits]`).
+    pub fn limits(&self) -> Limits {
+        Limits {
             memory_mb: self.memory_mb,
             deadline_ms: self.deadline_ms,
             load_deadline_ms: self.load_deadline_ms,
@@ -68,44 +57,18 @@ impl DeploymentConfig {
             queue: self.queue,
         }
     }
-}
 
-impl LimitsConfig {
-    /// These limits where set, else `fallback`'s.
-    pub fn or(&self, fallback: &LimitsConfig) -> LimitsConfig {
-        LimitsConfig {
-            memory_mb: self.memory_mb.or(fallback.memory_mb),
-            deadline_ms: self.deadline_ms.or(fallback.deadline_ms),
-            load_deadline_ms: self.load_deadline_ms.or(fallback.load_deadline_ms),
-            concurrency: self.concurrency.or(fallback.concurrency),
-            queue: self.queue.or(fallback.queue),
+    /// As the node serves it, with `limits` as its own.
+    pub fn into_static(self, limits: Limits) -> kiln_node::serve::StaticDeployment {
+        kiln_node::serve::StaticDeployment {
+            name: self.name,
+            component: self.component,
+            artifacts: self.artifacts,
+            config: self.config,
+            version: self.version,
+            capabilities: self.capabilities,
+            limits,
         }
-    }
-
-    /// Checked instance limits.
-    pub fn resolve(&self) -> Result<InstanceLimits> {
-        let defaults = InstanceLimits::default();
-        let limits = InstanceLimits {
-            memory: self.memory_mb.map_or(defaults.memory, |mb| mb << 20),
-            deadline: self
-                .deadline_ms
-                .map_or(defaults.deadline, Duration::from_millis),
-            load_deadline: self
-                .load_deadline_ms
-                .map_or(defaults.load_deadline, Duration::from_millis),
-            concurrency: self.concurrency.unwrap_or(defaults.concurrency),
-            queue: self.queue.unwrap_or(defaults.queue),
-        };
-        if limits.memory < (1 << 20) {
-            bail!("memory_mb must be at least 1");
-        }
-        if limits.deadline.is_zero() || limits.load_deadline.is_zero() {
-            bail!("deadlines must be above 0 ms");
-        }
-        if limits.concurrency == 0 {
-            bail!("concurrency must be at least 1");
-        }
-        Ok(limits)
     }
 }
 

@@ -8,7 +8,6 @@ mod endpoints;
 mod images;
 mod monitoring;
 mod nn;
-mod reconcile;
 mod runs;
 mod serve;
 mod transfer;

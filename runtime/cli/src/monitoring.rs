@@ -1,18 +1,13 @@
-//! Drift monitoring in `kiln serve` and `kiln up`: a monitor per deployment version, the monitor
-//! components they use (Kiln's default, a `.wasm` file or an image), and the task that closes
-//! windows and reports them. Also `kiln monitor analyze`, which runs a monitor component on
+//! Drift monitoring flags of `kiln serve` and `kiln up` (the node runs monitors, see
+//! [`kiln_node::monitoring`]), and `kiln monitor analyze`, which runs a monitor component on
 //! histograms given as JSON.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use kiln_dataplane::Dataplane;
-use kiln_engine::{EngineConfig, Model, MonitorLimits, ScoringEngine};
-use kiln_image::{Baseline, OciStore, open_image};
-use kiln_metrics::Metrics;
-use kiln_monitor::{DriftReport, Monitor, MonitorComponent, MonitorSettings};
-use kiln_registry::RegistryOptions;
+use kiln_engine::{EngineConfig, MonitorLimits, ScoringEngine};
+use kiln_monitor::MonitorSettings;
+use kiln_node::MonitoringConfig;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Drift monitoring flags of `kiln serve` and `kiln up`.
@@ -40,6 +35,16 @@ pub struct MonitorArgs {
 }
 
 impl MonitorArgs {
+    /// The node's monitoring, from these flags.
+    pub fn config(&self) -> MonitoringConfig {
+        MonitoringConfig {
+            enabled: !self.no_monitoring,
+            settings: self.settings(),
+            component: self.monitor_component.clone(),
+            shipped: default_component_path(),
+        }
+    }
+
     fn settings(&self) -> MonitorSettings {
         MonitorSettings {
             window: Duration::from_secs_f64(self.monitor_window.clamp(0.1, 86_400.0)),
@@ -57,172 +62,6 @@ impl MonitorArgs {
 /// shipped components are (see [`kiln_build::shipped_component`]).
 pub fn default_component_path() -> Option<PathBuf> {
     kiln_build::shipped_component("monitor_default.wasm")
-}
-
-/// Monitoring as a runtime runs it.
-#[derive(Clone)]
-pub struct Monitoring {
-    args: MonitorArgs,
-    engine: Arc<ScoringEngine>,
-    metrics: Arc<Metrics>,
-    store_dir: Option<PathBuf>,
-    registry: RegistryOptions,
-}
-
-impl Monitoring {
-    /// Monitoring with `args` on `engine`.
-    pub fn new(
-        args: MonitorArgs,
-        engine: Arc<ScoringEngine>,
-        metrics: Arc<Metrics>,
-        store_dir: Option<PathBuf>,
-        registry: RegistryOptions,
-    ) -> Self {
-        Monitoring {
-            args,
-            engine,
-            metrics,
-            store_dir,
-            registry,
-        }
-    }
-
-    /// The monitor of a deployment version (`None` with `--no-monitoring`), using `component`
-    /// (or the default) with `config`.
-    pub async fn attach(
-        &self,
-        deployment: &str,
-        version: &str,
-        model: &Model,
-        baseline: Option<&Baseline>,
-        chosen: &kiln_image::MonitoringSection,
-    ) -> Option<Arc<Monitor>> {
-        if self.args.no_monitoring {
-            return None;
-        }
-        let monitor = Arc::new(Monitor::new(
-            deployment,
-            version,
-            model.metadata(),
-            baseline,
-            self.args.settings(),
-            self.metrics.monitor(deployment, version),
-        ));
-        if baseline.is_none() {
-            tracing::info!(
-                deployment,
-                "no drift baseline in the image: drift is not monitored"
-            );
-        }
-        self.configure(&monitor, chosen).await;
-        Some(monitor)
-    }
-
-    /// Applies a deployment's monitoring settings to its monitor; the counts stay.
-    pub async fn configure(&self, monitor: &Monitor, chosen: &kiln_image::MonitoringSection) {
-        if let Some(seconds) = chosen.window_s {
-            monitor.set_window(Duration::from_secs(seconds));
-        }
-        if !monitor.has_baseline() {
-            return;
-        }
-        let component = match chosen.component.as_deref() {
-            Some(name) if kiln_image::looks_like_path(name) => Err(format!(
-                "monitor component '{name}': deployments name a monitor by image (local store or registry), not by file"
-            )),
-            name => self
-                .component(name, &chosen.config)
-                .await
-                .map_err(|e| format!("{e:#}")),
-        };
-        match &component {
-            Ok(c) => {
-                tracing::info!(deployment = %monitor.deployment, monitor = %c.name, digest = %c.compiled.digest, "drift monitor ready")
-            }
-            Err(e) => {
-                tracing::warn!(deployment = %monitor.deployment, "no drift monitor: {e}")
-            }
-        }
-        monitor.set_component(component);
-    }
-
-    /// Loads a monitor component: `None`/`default` (the flag's, else Kiln's), a `.wasm` file, or
-    /// an image in the local store or a registry.
-    pub async fn component(
-        &self,
-        name: Option<&str>,
-        config: &str,
-    ) -> Result<Arc<MonitorComponent>> {
-        let (label, bytes) = match name.filter(|n| *n != "default") {
-            None => match &self.args.monitor_component {
-                Some(flag) => (flag.clone(), self.bytes_of(flag).await?),
-                None => {
-                    let path = default_component_path().context(
-                        "Kiln's default monitor component (monitor_default.wasm) is not installed \
-                         beside the kiln binary: build it with sdk/build-components, or give \
-                         --monitor-component",
-                    )?;
-                    ("default".to_string(), read(&path)?)
-                }
-            },
-            Some(reference) => (reference.to_string(), self.bytes_of(reference).await?),
-        };
-        let engine = self.engine.clone();
-        let (label2, config) = (label.clone(), config.to_string());
-        tokio::task::spawn_blocking(move || {
-            kiln_monitor::component(&engine, &label2, &bytes, &config)
-        })
-        .await
-        .context("compile task failed")?
-        .with_context(|| format!("monitor component '{label}'"))
-    }
-
-    async fn bytes_of(&self, reference: &str) -> Result<Vec<u8>> {
-        let path = Path::new(reference);
-        if reference.ends_with(".wasm") || path.is_file() {
-            return read(path);
-        }
-        let dir = self
-            .store_dir
-            .clone()
-            .context("no local image store to find the monitor image in")?;
-        let store = OciStore::open(&dir)?;
-        let name = reference.strip_prefix("oci://").unwrap_or(reference);
-        if store.resolve(name).is_err() && kiln_registry::is_registry_reference(name) {
-            crate::transfer::pull_into(&store, name, &self.registry)
-                .await
-                .with_context(|| format!("cannot pull the monitor image {name}"))?;
-        }
-        let owned = name.to_string();
-        let image = tokio::task::spawn_blocking(move || open_image(&store, &owned))
-            .await
-            .context("image task failed")?
-            .with_context(|| format!("monitor image {name}"))?;
-        Ok(image.component)
-    }
-
-    /// Starts the task that closes windows and judges them; reports go to the returned receiver.
-    pub fn start(
-        &self,
-        dataplane: Arc<Dataplane>,
-    ) -> tokio::sync::mpsc::UnboundedReceiver<DriftReport> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let tick = self.args.settings().window.min(Duration::from_secs(1)) / 2;
-        tokio::spawn(kiln_monitor::run(
-            self.engine.clone(),
-            move || {
-                dataplane
-                    .registry
-                    .all()
-                    .into_iter()
-                    .filter_map(|d| d.monitor.clone())
-                    .collect()
-            },
-            tx,
-            tick.max(Duration::from_millis(50)),
-        ));
-        rx
-    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -3,7 +3,6 @@
 //! endpoints and metrics on their own listeners.
 
 use crate::images::StoreArgs;
-use crate::reconcile::{self, Runtime};
 use crate::transfer::RegistryArgs;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,6 +11,7 @@ use kiln_dataplane::{AppState, Dataplane, ServerLimits};
 use kiln_engine::{EngineConfig, ScoringEngine};
 use kiln_executor::sandbox::Isolation;
 use kiln_metrics::Metrics;
+use kiln_node::{DesiredState, Node};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -258,8 +258,8 @@ async fn up(args: UpArgs) -> Result<()> {
     })?);
     let metrics = Arc::new(Metrics::new());
     let dataplane = Arc::new(Dataplane::new(ServerLimits::default()));
-    let monitoring = crate::monitoring::Monitoring::new(
-        args.monitoring.clone(),
+    let monitoring = kiln_node::Monitoring::new(
+        args.monitoring.config(),
         engine.clone(),
         metrics.clone(),
         Some(store_dir.clone()),
@@ -268,16 +268,17 @@ async fn up(args: UpArgs) -> Result<()> {
     let reports = monitoring.start(dataplane.clone());
     // Ready once the first reconcile has loaded every desired deployment (or failed it).
     dataplane.set_loaded(false);
-    tokio::spawn(reconcile::run(
-        Runtime {
+    tokio::spawn(kiln_node::reconcile::run(
+        Node {
             engine,
             metrics: metrics.clone(),
             dataplane: dataplane.clone(),
-            store_dir,
+            store_dir: Some(store_dir),
             registry: args.registry.options(),
             monitoring,
+            defaults: kiln_api::Limits::default(),
         },
-        reconcile::Source::Local(control.clone()),
+        Arc::new(InProcess(control.clone())),
         reports,
     ));
     kiln_control::runs::start(control.clone());
@@ -311,7 +312,7 @@ async fn up(args: UpArgs) -> Result<()> {
         limits.clone(),
         stopped(stop_rx),
     ));
-    crate::serve::wait_for_signal().await;
+    kiln_node::serve::wait_for_signal().await;
     // Not ready first, so that load balancers stop sending; then the listeners stop accepting
     // and drain what they have within the grace period.
     dataplane.set_ready(false);
@@ -326,4 +327,38 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The control plane of this process as the node's desired state: changes wake the node at once.
+struct InProcess(ControlPlane);
+
+impl DesiredState for InProcess {
+    async fn deployments(&self) -> Result<Vec<kiln_api::DesiredDeployment>> {
+        Ok(self.0.desired().await?)
+    }
+
+    async fn endpoints(&self) -> Result<Vec<kiln_api::DesiredEndpoint>> {
+        Ok(self.0.desired_endpoints().await?)
+    }
+
+    async fn report_status(&self, deployment: &str, report: &kiln_api::StatusReport) -> Result<()> {
+        Ok(self.0.report(deployment, report).await?)
+    }
+
+    async fn report_rollback(
+        &self,
+        endpoint: &str,
+        report: &kiln_api::RollbackReport,
+    ) -> Result<()> {
+        self.0.rollback(endpoint, report).await?;
+        Ok(())
+    }
+
+    async fn report_drift(&self, deployment: &str, upload: &kiln_api::DriftUpload) -> Result<()> {
+        Ok(self.0.record_drift(deployment, upload).await?)
+    }
+
+    async fn changed(&self) {
+        self.0.changed().await
+    }
 }

@@ -18,13 +18,13 @@ pub mod runs;
 pub mod secrets;
 pub mod store;
 
+pub use artifacts::ArtifactStore;
+pub use db::{Backend, Db};
+pub use error::ControlError;
 pub use kiln_api::{
     DesiredDeployment, DesiredEndpoint, DriftUpload, Limits, MirrorSettings, MonitoringSettings,
     RollbackPolicy, RollbackReport, ScaleSettings, ServingState, StatusReport, Weighted,
 };
-pub use artifacts::ArtifactStore;
-pub use db::{Backend, Db};
-pub use error::ControlError;
 pub use routes::{openapi, router};
 pub use secrets::SecretBox;
 

@@ -155,9 +155,13 @@ impl Dataplane {
         columns: &[String],
         rows: &[Vec<serde_json::Value>],
     ) -> Result<(), SampleError> {
-        let inputs =
-            crate::protocol::table_to_tensors(deployment.model.metadata(), columns, rows, usize::MAX)
-                .map_err(SampleError::Unfit)?;
+        let inputs = crate::protocol::table_to_tensors(
+            deployment.model.metadata(),
+            columns,
+            rows,
+            usize::MAX,
+        )
+        .map_err(SampleError::Unfit)?;
         self.infer(
             deployment,
             InferRequest {

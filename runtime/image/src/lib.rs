@@ -19,9 +19,8 @@ pub use baseline::{
 };
 pub use error::ImageError;
 pub use image::{
-    DeployableImage, ImageKind, KilnConfig, ModelImageParts, PythonBuild, Schema,
-    TensorSchema, build_component_image, build_model_image, check_title, deployable_kind,
-    open_image,
+    DeployableImage, ImageKind, KilnConfig, ModelImageParts, PythonBuild, Schema, TensorSchema,
+    build_component_image, build_model_image, check_title, deployable_kind, open_image,
 };
 pub use oci::{Descriptor, Digest, ImageIndex, ImageManifest, MAX_MANIFEST_BYTES};
 pub use recipe::{

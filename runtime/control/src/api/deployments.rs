@@ -82,7 +82,9 @@ pub async fn create(
     JsonBody(body): JsonBody<NewDeployment>,
 ) -> Reply {
     check_name("deployment", &body.name)?;
-    body.limits.check().map_err(|e| ControlError::Invalid(e.0))?;
+    body.limits
+        .check()
+        .map_err(|e| ControlError::Invalid(e.0))?;
     body.scale.check().map_err(ControlError::Invalid)?;
     let wg = scope.workgroup()?;
     let (image_id, image_digest, reference) = image_of(&control, wg, &body.image).await?;
@@ -297,9 +299,8 @@ pub async fn update(
         stored
     };
     if let Some(limits) = &body.limits {
-        let limits: Limits =
-            serde_json::from_value(merged(json!(settings.limits), json!(limits)))
-                .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
+        let limits: Limits = serde_json::from_value(merged(json!(settings.limits), json!(limits)))
+            .map_err(|e| ControlError::Invalid(format!("limits: {e}")))?;
         limits.check().map_err(|e| ControlError::Invalid(e.0))?;
         settings.limits = limits;
     }

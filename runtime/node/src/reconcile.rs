@@ -1,0 +1,633 @@
+//! Reconciliation: keep the dataplane serving what the desired state says, and report each
+//! deployment's status back. A pass [`plan`]s its steps from what was seen before, then carries
+//! them out; the loop runs a pass when the source says something changed, and every half
+//! second.
+//!
+//! A changed deployment loads next to the version it replaces, which serves until the new one
+//! passed the readiness gate; a replacement that fails leaves the old version serving, and the
+//! failure is reported with which version still serves. Endpoints are swapped whole, so a
+//! request is routed by the old weights or the new ones, and requests running on a replaced
+//! version finish on it.
+
+use crate::loader::{ModelSource, Wanted};
+use crate::routing::{Routing, decode_digests};
+use crate::scale::{IdlePolicies, scale_down};
+use crate::{DesiredState, Node};
+use anyhow::{Context, Result};
+use kiln_api::{DesiredDeployment, DriftUpload, MonitoringSettings, ServingState, StatusReport};
+use kiln_dataplane::Deployment;
+use kiln_monitor::DriftReport;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// What a pass remembers of a deployment it handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The generation last handled (served or failed).
+    pub generation: i64,
+    /// What a reload depends on: the image digest and the limits. When only keys, public access,
+    /// monitoring or the warm minimum change, the loaded model is kept.
+    pub image_key: String,
+    /// Whether a version of it is serving.
+    pub serving: bool,
+}
+
+/// One step of a pass.
+#[derive(Debug, PartialEq)]
+pub enum Step<'a> {
+    /// No longer desired: stop serving it.
+    Remove(String),
+    /// New, or its image or limits changed (or nothing serves it): load a version.
+    Load(&'a DesiredDeployment),
+    /// A new generation that keeps the loaded model: new keys, monitoring or warm minimum.
+    Update(&'a DesiredDeployment),
+}
+
+/// The reload key of a desired deployment (see [`Seen::image_key`]).
+pub fn image_key(d: &DesiredDeployment) -> String {
+    format!("{} {:?} {:?}", d.digest, d.limits, d.scale.max_instances)
+}
+
+/// The steps that bring what was `seen` to `desired`: removals first (by name), then the
+/// deployments whose generation differs from the one handled, in the order given. Generations
+/// are compared for equality, not order: a deployment deleted and created again starts over
+/// at generation 1, and must still load.
+pub fn plan<'a>(seen: &HashMap<String, Seen>, desired: &'a [DesiredDeployment]) -> Vec<Step<'a>> {
+    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
+    let gone: BTreeSet<&String> = seen
+        .keys()
+        .filter(|name| !wanted.contains(name.as_str()))
+        .collect();
+    let mut steps: Vec<Step<'a>> = gone.into_iter().map(|n| Step::Remove(n.clone())).collect();
+    for d in desired {
+        match seen.get(&d.name) {
+            Some(s) if s.generation == d.generation => {}
+            Some(s) if s.serving && s.image_key == image_key(d) => steps.push(Step::Update(d)),
+            _ => steps.push(Step::Load(d)),
+        }
+    }
+    steps
+}
+
+/// The report of a generation that failed: its reason, and the version that still serves,
+/// when a previous generation's does.
+pub fn failure(generation: i64, reason: &str, still_serving: Option<&str>) -> StatusReport {
+    let reason = match still_serving {
+        Some(version) => {
+            format!("{reason} (version {version} of the previous generation still serves)")
+        }
+        None => reason.to_string(),
+    };
+    StatusReport {
+        generation,
+        state: ServingState::Failed,
+        reason: Some(reason),
+    }
+}
+
+/// The report of a generation that serves.
+pub fn ready(generation: i64) -> StatusReport {
+    StatusReport {
+        generation,
+        state: ServingState::Ready,
+        reason: None,
+    }
+}
+
+/// What is served now, per deployment.
+struct Served {
+    seen: Seen,
+    deployment: Option<Arc<Deployment>>,
+    /// The deployment's monitoring settings over its image's: what the monitor was given.
+    monitoring: MonitoringSettings,
+    /// The image's `[monitoring]`.
+    image_monitoring: MonitoringSettings,
+}
+
+/// A node's reconciliation state: what it serves and routes.
+pub struct Reconciler<S> {
+    node: Node,
+    source: Arc<S>,
+    served: HashMap<String, Served>,
+    routing: Routing,
+    idle: IdlePolicies,
+}
+
+impl<S: DesiredState> Reconciler<S> {
+    /// A reconciler of `node` with `source`; it serves nothing until its first pass. Starts the
+    /// task that releases idle instances.
+    pub fn new(node: Node, source: Arc<S>) -> Self {
+        let idle: IdlePolicies = Arc::default();
+        tokio::spawn(scale_down(node.dataplane.clone(), idle.clone()));
+        Reconciler {
+            node,
+            source,
+            served: HashMap::new(),
+            routing: Routing::default(),
+            idle,
+        }
+    }
+
+    /// What the last passes handled, by deployment.
+    pub fn seen(&self) -> HashMap<String, Seen> {
+        self.served
+            .iter()
+            .map(|(name, s)| (name.clone(), s.seen.clone()))
+            .collect()
+    }
+
+    /// One pass over deployments, then endpoints. Returns whether both were read (a source
+    /// that cannot be read leaves everything serving as it was).
+    pub async fn pass(&mut self) -> bool {
+        let mut applied = false;
+        match self.source.deployments().await {
+            Ok(desired) => {
+                *self.idle.lock().unwrap_or_else(PoisonError::into_inner) = desired
+                    .iter()
+                    .filter_map(|d| {
+                        let timeout = Duration::from_secs(d.scale.idle_timeout_s?);
+                        Some((
+                            d.name.clone(),
+                            (timeout, d.scale.min_instances.unwrap_or(0)),
+                        ))
+                    })
+                    .collect();
+                let seen = self.seen();
+                for step in plan(&seen, &desired) {
+                    self.step(step).await;
+                }
+                applied = true;
+            }
+            Err(e) => tracing::warn!("cannot read the desired deployments: {e:#}"),
+        }
+        match self.source.endpoints().await {
+            Ok(endpoints) => {
+                let registry = &self.node.dataplane.registry;
+                self.routing.apply(registry, &self.node.metrics, &endpoints);
+                self.routing.judge(&*self.source, &endpoints).await;
+            }
+            Err(e) => {
+                applied = false;
+                tracing::warn!("cannot read the desired endpoints: {e:#}");
+            }
+        }
+        applied
+    }
+
+    async fn step(&mut self, step: Step<'_>) {
+        let (d, report) = match step {
+            Step::Remove(name) => {
+                self.node.dataplane.registry.remove(&name);
+                if let Some(Served {
+                    deployment: Some(old),
+                    ..
+                }) = self.served.remove(&name)
+                {
+                    self.node.metrics.forget_deployment(&old.name, &old.version);
+                }
+                tracing::info!(deployment = %name, "deployment removed");
+                return;
+            }
+            Step::Update(d) => match self.update(d).await {
+                Some(report) => (d, report),
+                None => (d, self.load(d).await),
+            },
+            Step::Load(d) => (d, self.load(d).await),
+        };
+        self.report(&d.name, &report).await;
+    }
+
+    async fn report(&self, name: &str, report: &StatusReport) {
+        if let Err(e) = self.source.report_status(name, report).await {
+            tracing::warn!(deployment = %name, "cannot report status: {e:#}");
+        }
+    }
+
+    /// Same model, new keys or monitoring: the counts stay, a changed monitor is swapped in.
+    /// `None` when nothing is loaded to update.
+    async fn update(&mut self, d: &DesiredDeployment) -> Option<StatusReport> {
+        let previous = self.served.get(&d.name)?;
+        let old = previous.deployment.clone()?;
+        let image_monitoring = previous.image_monitoring.clone();
+        let wanted = d.monitoring.or(&image_monitoring);
+        if let Some(monitor) = old
+            .monitor
+            .as_ref()
+            .filter(|_| previous.monitoring != wanted)
+        {
+            self.node.monitoring.configure(monitor, &wanted).await;
+        }
+        if let Some(min) = d.scale.min_instances
+            && let Err(e) = old.model.warm(min).await
+        {
+            tracing::warn!(deployment = %d.name, "cannot start {min} instances: {e}");
+        }
+        let mut deployment = Deployment::new(
+            &old.name,
+            &old.version,
+            old.model.clone(),
+            old.metrics.clone(),
+        );
+        deployment.monitor = old.monitor.clone();
+        deployment.key_digests = keys(d);
+        let deployment = Arc::new(deployment);
+        self.node.dataplane.registry.insert_arc(deployment.clone());
+        tracing::info!(deployment = %d.name, generation = d.generation, "deployment updated");
+        self.served.insert(
+            d.name.clone(),
+            Served {
+                seen: Seen {
+                    generation: d.generation,
+                    image_key: image_key(d),
+                    serving: true,
+                },
+                deployment: Some(deployment),
+                monitoring: wanted,
+                image_monitoring,
+            },
+        );
+        Some(ready(d.generation))
+    }
+
+    /// A new version: loaded next to the old one, swapped in once ready.
+    async fn load(&mut self, d: &DesiredDeployment) -> StatusReport {
+        let key = image_key(d);
+        match self.load_version(d).await {
+            Ok(loaded) => {
+                let deployment = Arc::new(loaded.deployment);
+                self.node.dataplane.registry.insert_arc(deployment.clone());
+                tracing::info!(deployment = %d.name, digest = %d.digest, generation = d.generation, "deployment ready");
+                let replaced = self.served.insert(
+                    d.name.clone(),
+                    Served {
+                        seen: Seen {
+                            generation: d.generation,
+                            image_key: key,
+                            serving: true,
+                        },
+                        deployment: Some(deployment.clone()),
+                        monitoring: d.monitoring.or(&loaded.image_monitoring),
+                        image_monitoring: loaded.image_monitoring,
+                    },
+                );
+                // A replaced version's series go with it (same version: the series carry on).
+                if let Some(Served {
+                    deployment: Some(old),
+                    ..
+                }) = replaced
+                    && old.version != deployment.version
+                {
+                    self.node.metrics.forget_deployment(&old.name, &old.version);
+                }
+                ready(d.generation)
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                let previous = self
+                    .served
+                    .remove(&d.name)
+                    .filter(|s| s.deployment.is_some());
+                let still = previous.as_ref().and_then(|p| p.deployment.as_ref());
+                let report = failure(d.generation, &reason, still.map(|old| old.version.as_str()));
+                match still {
+                    Some(_) => {
+                        tracing::error!(deployment = %d.name, "new generation not served: {}", report.reason.as_deref().unwrap_or_default())
+                    }
+                    None => {
+                        tracing::error!(deployment = %d.name, "not served: {reason}");
+                        self.node.dataplane.registry.insert_failed(&d.name, &reason);
+                    }
+                }
+                let served = match previous {
+                    Some(p) => Served {
+                        seen: Seen {
+                            generation: d.generation,
+                            ..p.seen
+                        },
+                        ..p
+                    },
+                    None => Served {
+                        seen: Seen {
+                            generation: d.generation,
+                            image_key: key,
+                            serving: false,
+                        },
+                        deployment: None,
+                        monitoring: d.monitoring.clone(),
+                        image_monitoring: MonitoringSettings::default(),
+                    },
+                };
+                self.served.insert(d.name.clone(), served);
+                report
+            }
+        }
+    }
+
+    /// Opens the deployment's image by the node's policy, checks it is the pinned digest, and
+    /// loads it.
+    async fn load_version(&self, d: &DesiredDeployment) -> Result<crate::loader::Loaded> {
+        let store = self
+            .node
+            .store_dir
+            .as_deref()
+            .context("this node has no local image store")?;
+        let (image, reference) = crate::images::open(store, &d.reference, &self.node.registry)
+            .await
+            .with_context(|| format!("image {}", d.reference))?;
+        if image.manifest_digest.as_str() != d.digest {
+            anyhow::bail!(
+                "image {reference} is {}, the deployment pins {}",
+                image.manifest_digest,
+                d.digest
+            );
+        }
+        let source = ModelSource::from_image(image, &reference)?;
+        self.node
+            .load(
+                &d.name,
+                source,
+                Wanted {
+                    limits: d.scale.apply(&d.limits),
+                    monitoring: d.monitoring.clone(),
+                    min_instances: d.scale.min_instances,
+                    key_digests: keys(d),
+                },
+            )
+            .await
+    }
+}
+
+fn keys(d: &DesiredDeployment) -> Option<Vec<[u8; 32]>> {
+    (!d.public).then(|| decode_digests(&d.key_digests))
+}
+
+/// Keeps `node` serving what `source` wants, until the process ends; drift reports of closed
+/// windows go to the source. The dataplane is marked loaded once the first pass has loaded
+/// (or failed) every desired deployment: later passes leave readiness alone, so that a
+/// shutdown's "not ready" stays.
+pub async fn run<S: DesiredState>(
+    node: Node,
+    source: Arc<S>,
+    reports: UnboundedReceiver<DriftReport>,
+) {
+    tokio::spawn(forward_reports(reports, source.clone()));
+    let dataplane = node.dataplane.clone();
+    let mut reconciler = Reconciler::new(node, source.clone());
+    let mut first_pass = true;
+    loop {
+        if reconciler.pass().await && first_pass {
+            first_pass = false;
+            dataplane.set_loaded(true);
+            tracing::info!("ready: every desired deployment is loaded or failed with its reason");
+        }
+        tokio::select! {
+            () = source.changed() => {},
+            () = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
+    }
+}
+
+/// Sends each drift report to the source (a lost report is logged, not retried: the next
+/// window brings a fresh one).
+async fn forward_reports<S: DesiredState>(
+    mut reports: UnboundedReceiver<DriftReport>,
+    source: Arc<S>,
+) {
+    while let Some(report) = reports.recv().await {
+        let upload = DriftUpload {
+            window: report.window.clone(),
+            cumulative: report.cumulative.clone(),
+        };
+        if let Err(e) = source.report_drift(&report.deployment, &upload).await {
+            tracing::warn!(deployment = %report.deployment, "cannot send the drift report: {e:#}");
+        }
+    }
+}
+
+/// Logs drift reports where no control plane takes them (`kiln serve` on its own).
+pub async fn log_reports(mut reports: UnboundedReceiver<DriftReport>) {
+    while let Some(report) = reports.recv().await {
+        tracing::info!(
+            deployment = %report.deployment,
+            version = %report.version,
+            state = report.window["state"].as_str().unwrap_or(""),
+            alerts = %report.window["alerts"],
+            "drift window closed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InMemory;
+    use kiln_api::{Limits, ScaleSettings};
+
+    fn desired(name: &str, generation: i64, digest: &str) -> DesiredDeployment {
+        DesiredDeployment {
+            name: name.into(),
+            generation,
+            reference: format!("{name}:1@{digest}"),
+            digest: digest.into(),
+            limits: Limits::default(),
+            public: false,
+            key_digests: vec![],
+            monitoring: MonitoringSettings::default(),
+            scale: ScaleSettings::default(),
+        }
+    }
+
+    fn seen_of(d: &DesiredDeployment, serving: bool) -> Seen {
+        Seen {
+            generation: d.generation,
+            image_key: image_key(d),
+            serving,
+        }
+    }
+
+    fn names(steps: &[Step<'_>]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Remove(n) => format!("remove {n}"),
+                Step::Load(d) => format!("load {}@{}", d.name, d.generation),
+                Step::Update(d) => format!("update {}@{}", d.name, d.generation),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn new_deployments_load_and_unchanged_ones_are_left_alone() {
+        let a = desired("a", 1, "sha256:aa");
+        let b = desired("b", 3, "sha256:bb");
+        let seen = HashMap::from([("b".to_string(), seen_of(&b, true))]);
+        let wanted = vec![a, b];
+        assert_eq!(names(&plan(&seen, &wanted)), ["load a@1"]);
+        assert!(plan(&HashMap::new(), &[]).is_empty());
+    }
+
+    #[test]
+    fn a_changed_image_or_limits_reloads_and_new_keys_do_not() {
+        let old = desired("m", 1, "sha256:aa");
+        let seen = HashMap::from([("m".to_string(), seen_of(&old, true))]);
+        let image = desired("m", 2, "sha256:bb");
+        assert_eq!(
+            names(&plan(&seen, std::slice::from_ref(&image))),
+            ["load m@2"]
+        );
+        let mut limits = desired("m", 2, "sha256:aa");
+        limits.limits.memory_mb = Some(64);
+        assert_eq!(
+            names(&plan(&seen, std::slice::from_ref(&limits))),
+            ["load m@2"]
+        );
+        let mut scale = desired("m", 2, "sha256:aa");
+        scale.scale.max_instances = Some(8);
+        assert_eq!(
+            names(&plan(&seen, std::slice::from_ref(&scale))),
+            ["load m@2"]
+        );
+        let mut keys = desired("m", 2, "sha256:aa");
+        keys.key_digests = vec!["ab".repeat(32)];
+        keys.public = true;
+        keys.monitoring.window_s = Some(30);
+        keys.scale.min_instances = Some(1);
+        assert_eq!(
+            names(&plan(&seen, std::slice::from_ref(&keys))),
+            ["update m@2"]
+        );
+    }
+
+    #[test]
+    fn removed_deployments_go_first_in_name_order() {
+        let kept = desired("kept", 1, "sha256:aa");
+        let seen = HashMap::from([
+            (
+                "zeta".to_string(),
+                seen_of(&desired("zeta", 1, "sha256:cc"), true),
+            ),
+            (
+                "alpha".to_string(),
+                seen_of(&desired("alpha", 4, "sha256:dd"), false),
+            ),
+            ("kept".to_string(), seen_of(&kept, true)),
+        ]);
+        let fresh = desired("fresh", 1, "sha256:ee");
+        assert_eq!(
+            names(&plan(&seen, &[fresh, kept])),
+            ["remove alpha", "remove zeta", "load fresh@1"]
+        );
+    }
+
+    #[test]
+    fn a_failed_generation_is_not_retried_until_the_next_one() {
+        let failed = desired("m", 2, "sha256:aa");
+        let seen = HashMap::from([("m".to_string(), seen_of(&failed, false))]);
+        assert!(plan(&seen, std::slice::from_ref(&failed)).is_empty());
+        // Same image, new keys, but nothing serves: it must load, not update.
+        let mut next = desired("m", 3, "sha256:aa");
+        next.key_digests = vec!["cd".repeat(32)];
+        assert_eq!(names(&plan(&seen, &[next])), ["load m@3"]);
+    }
+
+    #[test]
+    fn generations_race_by_equality_not_order() {
+        // Deleted and created again with the same name: generation 1 after generation 7.
+        let before = desired("m", 7, "sha256:aa");
+        let seen = HashMap::from([("m".to_string(), seen_of(&before, true))]);
+        let recreated = desired("m", 1, "sha256:bb");
+        assert_eq!(names(&plan(&seen, &[recreated])), ["load m@1"]);
+        // A generation that moved on while the pass ran is seen at the next pass.
+        let moved = desired("m", 8, "sha256:aa");
+        assert_eq!(names(&plan(&seen, &[moved])), ["update m@8"]);
+    }
+
+    #[test]
+    fn a_failure_says_which_version_still_serves() {
+        let alone = failure(4, "no image 'm:2'", None);
+        assert_eq!(alone.state, ServingState::Failed);
+        assert_eq!(alone.reason.as_deref(), Some("no image 'm:2'"));
+        let replaced = failure(5, "sample check failed: x", Some("3"));
+        assert_eq!(
+            replaced.reason.as_deref(),
+            Some("sample check failed: x (version 3 of the previous generation still serves)")
+        );
+        assert_eq!(ready(6).state, ServingState::Ready);
+        assert_eq!(ready(6).reason, None);
+    }
+
+    fn node(store: &std::path::Path) -> Node {
+        let engine = Arc::new(
+            kiln_engine::ScoringEngine::new(&kiln_engine::EngineConfig {
+                allocation: kiln_engine::Allocation::OnDemand,
+                ..kiln_engine::EngineConfig::default()
+            })
+            .expect("engine"),
+        );
+        let metrics = Arc::new(kiln_metrics::Metrics::new());
+        Node {
+            monitoring: crate::Monitoring::new(
+                crate::MonitoringConfig::default(),
+                engine.clone(),
+                metrics.clone(),
+                Some(store.to_path_buf()),
+                kiln_registry::RegistryOptions::default(),
+            ),
+            engine,
+            metrics,
+            dataplane: Arc::new(kiln_dataplane::Dataplane::new(
+                kiln_dataplane::ServerLimits::default(),
+            )),
+            store_dir: Some(store.to_path_buf()),
+            registry: kiln_registry::RegistryOptions::default(),
+            defaults: Limits::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_reports_failures_and_removals_and_survives_a_source_that_is_down() {
+        let store = std::env::temp_dir().join(format!("kiln-node-pass-{}", std::process::id()));
+        let node = node(&store);
+        let dataplane = node.dataplane.clone();
+        let source = Arc::new(InMemory::default());
+        let digest = format!("sha256:{}", "0".repeat(64));
+        source.update(|m| m.deployments = vec![desired("ghost", 2, &digest)]);
+        let mut reconciler = Reconciler::new(node, source.clone());
+        assert!(reconciler.pass().await);
+        let reports = source.snapshot().statuses;
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let (name, report) = &reports[0];
+        assert_eq!((name.as_str(), report.generation), ("ghost", 2));
+        assert_eq!(report.state, ServingState::Failed);
+        let reason = report.reason.clone().unwrap_or_default();
+        assert!(reason.contains(&format!("no image 'ghost:1@{digest}'")), "{reason}");
+        let answer = dataplane.registry.get("ghost", None).err().expect("503");
+        assert!(
+            answer.message.contains("is not ready"),
+            "{}",
+            answer.message
+        );
+
+        // The same generation is not tried again, and nothing more is reported.
+        assert!(reconciler.pass().await);
+        assert_eq!(source.snapshot().statuses.len(), 1);
+
+        // A source that cannot be read changes nothing.
+        source.update(|m| m.unavailable = Some("control plane down".into()));
+        assert!(!reconciler.pass().await);
+        assert_eq!(reconciler.seen().len(), 1);
+
+        // Removed from the desired state, it goes from the dataplane.
+        source.update(|m| {
+            m.unavailable = None;
+            m.deployments.clear();
+        });
+        assert!(reconciler.pass().await);
+        assert!(reconciler.seen().is_empty());
+        let answer = dataplane.registry.get("ghost", None).err().expect("gone");
+        assert!(answer.message.contains("not found"), "{}", answer.message);
+        let _ = std::fs::remove_dir_all(&store);
+    }
+}
