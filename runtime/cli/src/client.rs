@@ -94,12 +94,10 @@ fn write_context(context: &LoginContext) -> Result<PathBuf> {
 
 /// A connection resolved against the context file.
 pub(crate) struct Api {
-    url: String,
-    token: String,
+    client: kiln_client::Client,
     team: Option<String>,
     workgroup: Option<String>,
     output: Output,
-    http: reqwest::Client,
 }
 
 impl Api {
@@ -116,12 +114,10 @@ impl Api {
             .or(Some(context.token).filter(|t| !t.is_empty()))
             .context("no token: run `kiln login`, or give --token or KILN_TOKEN")?;
         Ok(Api {
-            url: url.trim_end_matches('/').to_string(),
-            token,
+            client: kiln_client::Client::new(&url, &token),
             team: connection.team.clone().or(context.team),
             workgroup: connection.workgroup.clone().or(context.workgroup),
             output: connection.output,
-            http: reqwest::Client::new(),
         })
     }
 
@@ -147,38 +143,23 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
+        let mut request = self.client.request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(&body);
         }
         self.finish(request, &method, path).await
     }
 
+    /// Sends a request; the answer as JSON, or as a string when it is not JSON.
     pub(crate) async fn finish(
         &self,
         request: reqwest::RequestBuilder,
         method: &reqwest::Method,
         path: &str,
     ) -> Result<Value> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.url))?;
-        let status = response.status();
+        let response = self.client.send(request, method, path).await?;
         let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string());
-            bail!("{method} {path}: {status}: {message}");
-        }
-        Ok(value)
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// POSTs a tar archive, with query parameters.
@@ -188,12 +169,10 @@ impl Api {
         query: &[(&str, String)],
         archive: Vec<u8>,
     ) -> Result<Value> {
-        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.url), query)
-            .map_err(|e| anyhow!("invalid URL: {e}"))?;
         let request = self
-            .http
-            .post(url)
-            .bearer_auth(&self.token)
+            .client
+            .request(reqwest::Method::POST, path)
+            .query(query)
             .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
             .body(archive);
         self.finish(request, &reqwest::Method::POST, path).await
@@ -201,23 +180,9 @@ impl Api {
 
     /// GETs a response to read as it comes (logs), after checking its status.
     pub(crate) async fn stream(&self, path: &str) -> Result<reqwest::Response> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.url))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or(text);
-            bail!("GET {path}: {status}: {message}");
-        }
-        Ok(response)
+        let method = reqwest::Method::GET;
+        let request = self.client.request(method.clone(), path);
+        Ok(self.client.send(request, &method, path).await?)
     }
 
     /// GETs raw bytes, after checking the status.
@@ -303,23 +268,21 @@ pub struct LoginArgs {
 /// Checks the token and writes the context file.
 pub fn login(args: LoginArgs) -> Result<()> {
     let api = Api {
-        url: args.url.trim_end_matches('/').to_string(),
-        token: args.token.clone(),
+        client: kiln_client::Client::new(&args.url, &args.token),
         team: None,
         workgroup: None,
         output: Output::Text,
-        http: reqwest::Client::new(),
     };
     let me = runtime()?.block_on(api.get("/api/v1/whoami"))?;
     let path = write_context(&LoginContext {
-        url: api.url.clone(),
+        url: api.client.url().to_string(),
         token: args.token,
         team: args.team,
         workgroup: args.workgroup,
     })?;
     println!(
         "logged in to {} as {} (context in {})",
-        api.url,
+        api.client.url(),
         s(&me, "name"),
         path.display()
     );

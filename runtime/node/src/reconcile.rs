@@ -602,7 +602,10 @@ mod tests {
         assert_eq!((name.as_str(), report.generation), ("ghost", 2));
         assert_eq!(report.state, ServingState::Failed);
         let reason = report.reason.clone().unwrap_or_default();
-        assert!(reason.contains(&format!("no image 'ghost:1@{digest}'")), "{reason}");
+        assert!(
+            reason.contains(&format!("no image 'ghost:1@{digest}'")),
+            "{reason}"
+        );
         let answer = dataplane.registry.get("ghost", None).err().expect("503");
         assert!(
             answer.message.contains("is not ready"),

@@ -1,9 +1,7 @@
 //! Where a node's desired state comes from, and where its reports go.
 
-use anyhow::{Context, Result};
-use kiln_api::{
-    DesiredDeployment, DesiredEndpoint, DriftUpload, Page, RollbackReport, StatusReport,
-};
+use anyhow::Result;
+use kiln_api::{DesiredDeployment, DesiredEndpoint, DriftUpload, RollbackReport, StatusReport};
 use std::future::Future;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -46,97 +44,44 @@ pub trait DesiredState: Send + Sync + 'static {
     }
 }
 
-/// A control plane over HTTP, with a runtime (node) user's token.
+/// A control plane over HTTP, with a runtime (node) user's token, through [`kiln_client`].
 pub struct Http {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+    client: kiln_client::Client,
 }
 
 impl Http {
     /// The control plane at `url` (no trailing slash needed), through `http`.
     pub fn new(url: &str, token: &str, http: reqwest::Client) -> Self {
         Http {
-            url: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            http,
+            client: kiln_client::Client::with_http(url, token, http),
         }
     }
 
     /// The control plane's base URL.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    async fn items<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<Vec<T>> {
-        let url = &self.url;
-        let response = self
-            .http
-            .get(format!("{url}/api/v1/runtime/{what}"))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the control plane at {url}"))?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            anyhow::bail!("control plane at {url}: {status}: {body}");
-        }
-        let page: Page<T> = serde_json::from_str(&body)
-            .with_context(|| format!("control plane at {url}: unexpected answer"))?;
-        Ok(page.items)
-    }
-
-    async fn post(&self, path: &str, body: &impl serde::Serialize, what: &str) -> Result<()> {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/runtime/{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the control plane at {}", self.url))?;
-        if !response.status().is_success() {
-            anyhow::bail!("{what} refused: {}", response.status());
-        }
-        Ok(())
+        self.client.url()
     }
 }
 
 impl DesiredState for Http {
     async fn deployments(&self) -> Result<Vec<DesiredDeployment>> {
-        self.items("deployments").await
+        Ok(self.client.desired_deployments().await?)
     }
 
     async fn endpoints(&self) -> Result<Vec<DesiredEndpoint>> {
-        self.items("endpoints").await
+        Ok(self.client.desired_endpoints().await?)
     }
 
     async fn report_status(&self, deployment: &str, report: &StatusReport) -> Result<()> {
-        self.post(
-            &format!("deployments/{deployment}/status"),
-            report,
-            "status report",
-        )
-        .await
+        Ok(self.client.report_status(deployment, report).await?)
     }
 
     async fn report_rollback(&self, endpoint: &str, report: &RollbackReport) -> Result<()> {
-        self.post(
-            &format!("endpoints/{endpoint}/rollback"),
-            report,
-            "rollback",
-        )
-        .await
+        Ok(self.client.report_rollback(endpoint, report).await?)
     }
 
     async fn report_drift(&self, deployment: &str, upload: &DriftUpload) -> Result<()> {
-        self.post(
-            &format!("deployments/{deployment}/drift"),
-            upload,
-            "drift report",
-        )
-        .await
+        Ok(self.client.report_drift(deployment, upload).await?)
     }
 }
 

@@ -1533,6 +1533,45 @@ fn a_deployment_that_cannot_start_fails_alone_with_its_reason() {
     );
     assert_eq!(refused.status, 503);
     assert!(refused.error().contains("not ready"), "{}", refused.error());
+
+    // A deployment row whose settings are corrupt in the store fails alone too: the node
+    // still learns every other deployment, new ones included.
+    let corrupted = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE deployments SET settings = 'not json', generation = generation + 1 WHERE name = 'starved'\"); \
+             c.commit()",
+            dir.join("kiln.db").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(corrupted.success());
+    up.ok(
+        "POST",
+        &format!("{WG}/deployments"),
+        &admin,
+        Some(&json!({ "name": "late", "image": "img", "public": true })),
+    );
+    let late = up.wait_deployment(&admin, &format!("{WG}/deployments/late"));
+    assert_eq!(late["status"], "ready", "{late}");
+    for name in ["healthy", "late"] {
+        let answer = call(
+            "POST",
+            &format!("{}/v2/models/{name}/infer", up.base),
+            &headers,
+            Some(&body),
+        );
+        assert_eq!(answer.status, 200, "{name}: {}", answer.error());
+    }
+    let show = up.api(
+        "GET",
+        &format!("{WG}/deployments/starved"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(show.status, 500);
+    assert!(show.error().contains("do not parse"), "{}", show.error());
 }
 
 #[test]

@@ -11,47 +11,70 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-/// name, generation, reference, digest, settings, public, primary and secondary key digests.
-type DesiredRow = (String, i64, String, String, String, i64, String, String);
+/// name, generation, reference, digest, settings, public, primary and secondary key digests,
+/// status and the generation it is about.
+type DesiredRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+);
 
 pub use kiln_api::{DesiredDeployment, ServingState, StatusReport};
 
 impl ControlPlane {
-    /// Every deployment, as runtimes should serve it.
+    /// Every deployment, as runtimes should serve it. A deployment whose stored settings do
+    /// not parse fails alone: it is left out, and its status reads `failed` with the reason,
+    /// while every other deployment is served as usual.
     pub async fn desired(&self) -> Result<Vec<DesiredDeployment>, ControlError> {
         let rows: Vec<DesiredRow> = sqlx::query_as(
             "SELECT name, generation, image_reference, image_digest, settings, public, \
-             primary_key_digest, secondary_key_digest FROM deployments ORDER BY name",
+             primary_key_digest, secondary_key_digest, status, status_generation \
+             FROM deployments ORDER BY name",
         )
         .fetch_all(self.db().pool())
         .await?;
-        rows.into_iter()
-            .map(
-                |(name, generation, reference, digest, settings, public, k1, k2)| {
-                    let DeploymentSettings {
-                        limits,
-                        scale,
-                        monitoring,
-                        ..
-                    } = DeploymentSettings::parse(&name, &settings)?;
-                    let monitoring = monitoring.unwrap_or_default();
-                    Ok(DesiredDeployment {
-                        name,
+        let mut desired = Vec::with_capacity(rows.len());
+        for (name, generation, reference, digest, settings, public, k1, k2, status, reported) in
+            rows
+        {
+            let settings = match DeploymentSettings::parse(&name, &settings) {
+                Ok(settings) => settings,
+                Err(_) if status == "failed" && reported == generation => continue,
+                Err(error) => {
+                    tracing::error!(deployment = %name, "not served: {error}");
+                    let report = StatusReport {
                         generation,
-                        reference,
-                        digest,
-                        limits,
-                        public: public != 0,
-                        key_digests: vec![k1, k2],
-                        monitoring,
-                        scale,
-                    })
-                },
-            )
-            .collect()
+                        state: ServingState::Failed,
+                        reason: Some(error.to_string()),
+                    };
+                    self.report(&name, &report).await?;
+                    continue;
+                }
+            };
+            desired.push(DesiredDeployment {
+                name,
+                generation,
+                reference,
+                digest,
+                limits: settings.limits,
+                public: public != 0,
+                key_digests: vec![k1, k2],
+                monitoring: settings.monitoring.unwrap_or_default(),
+                scale: settings.scale,
+            });
+        }
+        Ok(desired)
     }
 
-    /// Records a runtime's report; a report on an older generation is ignored.
+    /// Records a runtime's report on one deployment's generation; a report about an older
+    /// generation than the stored one is ignored.
     pub async fn report(&self, name: &str, report: &StatusReport) -> Result<(), ControlError> {
         let state = match report.state {
             ServingState::Ready => "ready",
