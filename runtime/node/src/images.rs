@@ -27,10 +27,9 @@ pub async fn pull(store: &OciStore, reference: &str, options: &RegistryOptions) 
         .await
         .with_context(|| format!("cannot pull {reference}"))?;
     tracing::info!(
-        image = %reference,
         digest = %pulled.digest,
         fetched_bytes = pulled.fetched_bytes,
-        "pulled"
+        "pulled {reference}"
     );
     Ok(pulled)
 }
