@@ -110,6 +110,11 @@ pub struct Wanted {
     pub min_instances: Option<usize>,
     /// SHA-256 digests of the keys it accepts; `None` when it is open (or `--api-key` applies).
     pub key_digests: Option<Vec<[u8; 32]>>,
+    /// Whether the image's sample rows go through the version before it serves: yes for a
+    /// rollout from the desired state (an old version keeps serving if they fail); `kiln serve`
+    /// of an operator's image leaves it out, as the image passed the same check at build and
+    /// the rows would count in the deployment's metrics.
+    pub check_sample: bool,
 }
 
 /// A loaded version, with the image's monitoring defaults (what a later change of the
@@ -197,7 +202,7 @@ pub async fn check_sample(dataplane: &Dataplane, trial: &Deployment, sample: &[u
 impl Node {
     /// Loads `source` as deployment `name`: limits layered (the deployment's over the source's
     /// over the node's defaults) and checked, the component compiled and its instances loaded,
-    /// the sample rows checked, the minimum of instances started, the monitor attached.
+    /// the sample rows checked (when asked), the minimum of instances started, the monitor attached.
     pub async fn load(
         &self,
         name: &str,
@@ -208,7 +213,7 @@ impl Node {
         let (model, metrics) =
             compile_and_load(&self.engine, &self.metrics, name, &mut source, limits).await?;
         let mut deployment = Deployment::new(name, source.version.clone(), model, metrics);
-        if let Some(sample) = &source.sample {
+        if let Some(sample) = source.sample.as_ref().filter(|_| wanted.check_sample) {
             check_sample(&self.dataplane, &deployment, sample).await?;
         }
         if let Some(min) = wanted.min_instances {
