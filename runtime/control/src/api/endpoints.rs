@@ -15,7 +15,7 @@ use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
@@ -23,109 +23,10 @@ type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 pub use kiln_api::endpoint::{MAX_MIRROR_PERCENT, Traffic};
 pub use kiln_api::{DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, Weighted};
 
-/// What an endpoint stores besides its name and keys.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSettings {
-    /// Weights of its deployments.
-    #[serde(default)]
-    pub traffic: Traffic,
-    /// The mirrored deployment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mirror: Option<MirrorSettings>,
-    /// The automatic rollback policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback: Option<RollbackPolicy>,
-    /// The traffic before the last change: where a rollback returns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<Traffic>,
-    /// Deployments whose weight the last change raised: what the rollback policy watches.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub watch: Vec<String>,
-}
+pub use crate::store::endpoints::EndpointSettings;
+pub use runtime::{desired, rollback};
 
-impl EndpointSettings {
-    /// Checks weights (0 to 100, summing to 100 once any deployment is routed), the mirror and
-    /// the policy; `known` are the work group's deployments.
-    fn check(&self, known: &[String]) -> Result<(), ControlError> {
-        let bad = |m: String| Err(ControlError::Invalid(m));
-        for (name, weight) in &self.traffic {
-            if !known.contains(name) {
-                return bad(format!("no deployment '{name}' in this work group"));
-            }
-            if *weight > 100 {
-                return bad(format!("weight of '{name}' must be 0 to 100, not {weight}"));
-            }
-        }
-        let sum: u32 = self.traffic.values().sum();
-        if !self.traffic.is_empty() && sum != 100 {
-            return bad(format!("weights must sum to 100, they sum to {sum}"));
-        }
-        if let Some(mirror) = &self.mirror {
-            if !self.traffic.contains_key(&mirror.deployment) {
-                return bad(format!(
-                    "mirror deployment '{}' is not in the endpoint's traffic (add it with weight 0)",
-                    mirror.deployment
-                ));
-            }
-            if !(1..=MAX_MIRROR_PERCENT).contains(&mirror.percent) {
-                return bad(format!("mirror percent must be 1 to {MAX_MIRROR_PERCENT}"));
-            }
-        }
-        if let Some(policy) = &self.rollback {
-            policy.check().map_err(ControlError::Invalid)?;
-        }
-        Ok(())
-    }
-
-    /// Sets new weights, remembering the old ones and which deployments gained.
-    fn set_traffic(&mut self, traffic: Traffic) {
-        if traffic == self.traffic {
-            return;
-        }
-        self.watch = traffic
-            .iter()
-            .filter(|(name, w)| **w > self.traffic.get(*name).copied().unwrap_or(0))
-            .map(|(name, _)| name.clone())
-            .collect();
-        self.previous = Some(std::mem::replace(&mut self.traffic, traffic));
-    }
-
-    /// Forgets a deployment that is no longer routed (removed from the endpoint).
-    fn forget(&mut self, name: &str) {
-        self.traffic.remove(name);
-        if let Some(previous) = &mut self.previous {
-            previous.remove(name);
-        }
-        self.watch.retain(|w| w != name);
-        if self.mirror.as_ref().is_some_and(|m| m.deployment == name) {
-            self.mirror = None;
-        }
-    }
-
-    /// The weights a rollback of `bad` returns to: the previous ones, with `bad` at 0 and its
-    /// weight given to the heaviest other deployment; `None` when no other one can take it.
-    pub fn rolled_back(&self, bad: &str) -> Option<Traffic> {
-        let mut traffic: Traffic = self
-            .traffic
-            .keys()
-            .map(|name| {
-                let before = self.previous.as_ref().and_then(|p| p.get(name)).copied();
-                (name.clone(), before.unwrap_or(0))
-            })
-            .collect();
-        traffic.insert(bad.to_string(), 0);
-        let heaviest = traffic
-            .iter()
-            .filter(|(name, _)| name.as_str() != bad)
-            .max_by_key(|(name, w)| (**w, std::cmp::Reverse((*name).clone())))
-            .map(|(name, _)| name.clone())?;
-        let sum: u32 = traffic.values().sum();
-        if let Some(w) = traffic.get_mut(&heaviest) {
-            *w += 100 - sum.min(100);
-        }
-        Some(traffic)
-    }
-}
+mod runtime;
 
 fn describe(traffic: &Traffic) -> String {
     if traffic.is_empty() {
@@ -313,7 +214,7 @@ async fn endpoint_row(
 }
 
 fn parse(endpoint: &str, settings: &str) -> Result<EndpointSettings, ControlError> {
-    crate::store::settings::parse_column("endpoint", endpoint, settings)
+    EndpointSettings::parse(endpoint, settings)
 }
 
 /// The endpoint with its split and each deployment's state.
@@ -666,184 +567,4 @@ pub async fn attach_deployment(
     Err(ControlError::Conflict(format!(
         "endpoint '{endpoint}' kept changing: try again"
     )))
-}
-
-impl ControlPlane {
-    /// Every endpoint, as runtimes should route it.
-    pub async fn desired_endpoints(&self) -> Result<Vec<DesiredEndpoint>, ControlError> {
-        let rows: Vec<(String, i64, i64, String, String, String)> = sqlx::query_as(
-            "SELECT name, generation, public, primary_key_digest, secondary_key_digest, settings \
-             FROM endpoints ORDER BY name",
-        )
-        .fetch_all(self.db().pool())
-        .await?;
-        rows.into_iter()
-            .map(|(name, generation, public, k1, k2, settings)| {
-                let settings = parse(&name, &settings)?;
-                Ok(DesiredEndpoint {
-                    name,
-                    generation,
-                    public: public != 0,
-                    key_digests: vec![k1, k2],
-                    traffic: settings
-                        .traffic
-                        .into_iter()
-                        .map(|(deployment, weight)| Weighted { deployment, weight })
-                        .collect(),
-                    mirror: settings.mirror,
-                    rollback: settings.rollback,
-                    watch: settings.watch,
-                })
-            })
-            .collect()
-    }
-
-    /// Rolls a watched deployment back to weight 0 (see [`EndpointSettings::rolled_back`]) and
-    /// records why. A report about an older generation, or an unwatched deployment, changes
-    /// nothing: the traffic moved meanwhile.
-    pub async fn rollback(
-        &self,
-        endpoint: &str,
-        report: &RollbackReport,
-    ) -> Result<bool, ControlError> {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT id, settings, generation FROM endpoints WHERE name = $1")
-                .bind(endpoint)
-                .fetch_optional(self.db().pool())
-                .await?;
-        let (id, stored, generation) =
-            row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{endpoint}' not found")))?;
-        let mut settings = parse(endpoint, &stored)?;
-        if generation != report.generation || !settings.watch.contains(&report.deployment) {
-            return Ok(false);
-        }
-        let reason: String = report.reason.chars().take(500).collect();
-        let Some(traffic) = settings.rolled_back(&report.deployment) else {
-            settings.watch.retain(|w| w != &report.deployment);
-            sqlx::query("UPDATE endpoints SET settings = $1 WHERE id = $2 AND generation = $3")
-                .bind(json!(settings).to_string())
-                .bind(&id)
-                .bind(generation)
-                .execute(self.db().pool())
-                .await?;
-            event(
-                self,
-                &id,
-                "rollback_failed",
-                &format!(
-                    "{} breached the rollback policy ({reason}) but no other deployment can take its traffic",
-                    report.deployment
-                ),
-            )
-            .await?;
-            return Ok(false);
-        };
-        let before = settings.traffic.clone();
-        settings.set_traffic(traffic);
-        settings.watch.clear();
-        if !store_settings(self, &id, generation, &settings, None).await? {
-            return Ok(false);
-        }
-        event(
-            self,
-            &id,
-            "rollback",
-            &format!(
-                "rolled back {}: {reason}; traffic: {} (was {})",
-                report.deployment,
-                describe(&settings.traffic),
-                describe(&before)
-            ),
-        )
-        .await?;
-        tracing::warn!(endpoint, deployment = %report.deployment, "rolled back: {reason}");
-        self.notify_runtime();
-        Ok(true)
-    }
-}
-
-/// `GET /api/v1/runtime/endpoints`.
-pub async fn desired(State(control): State<ControlPlane>) -> Reply {
-    let items = control.desired_endpoints().await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "items": items, "next": null })),
-    ))
-}
-
-/// `POST /api/v1/runtime/endpoints/{endpoint}/rollback`.
-pub async fn rollback(
-    State(control): State<ControlPlane>,
-    Path(endpoint): Path<String>,
-    JsonBody(body): JsonBody<RollbackReport>,
-) -> Reply {
-    let rolled_back = control.rollback(&endpoint, &body).await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "name": endpoint, "rolled_back": rolled_back })),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn traffic(pairs: &[(&str, u32)]) -> Traffic {
-        pairs.iter().map(|(n, w)| (n.to_string(), *w)).collect()
-    }
-
-    #[test]
-    fn weights_must_name_known_deployments_and_sum_to_100() {
-        let known = vec!["blue".to_string(), "green".to_string()];
-        let mut s = EndpointSettings::default();
-        assert!(s.check(&known).is_ok(), "no traffic yet is fine");
-        s.traffic = traffic(&[("blue", 90), ("green", 10)]);
-        assert!(s.check(&known).is_ok());
-        s.traffic = traffic(&[("blue", 90), ("green", 20)]);
-        assert!(
-            s.check(&known)
-                .unwrap_err()
-                .to_string()
-                .contains("sum to 110")
-        );
-        s.traffic = traffic(&[("blue", 100), ("red", 0)]);
-        assert!(
-            s.check(&known)
-                .unwrap_err()
-                .to_string()
-                .contains("no deployment 'red'")
-        );
-        s.traffic = traffic(&[("blue", 100), ("green", 0)]);
-        s.mirror = Some(MirrorSettings {
-            deployment: "green".into(),
-            percent: 51,
-        });
-        assert!(s.check(&known).unwrap_err().to_string().contains("1 to 50"));
-    }
-
-    #[test]
-    fn a_change_watches_what_it_raised_and_a_rollback_returns() {
-        let mut s = EndpointSettings {
-            traffic: traffic(&[("blue", 100), ("green", 0)]),
-            ..Default::default()
-        };
-        s.set_traffic(traffic(&[("blue", 50), ("green", 50)]));
-        assert_eq!(s.watch, vec!["green".to_string()]);
-        assert_eq!(
-            s.rolled_back("green"),
-            Some(traffic(&[("blue", 100), ("green", 0)]))
-        );
-        // Green had taken everything: its 100 goes back to blue.
-        s.set_traffic(traffic(&[("blue", 0), ("green", 100)]));
-        assert_eq!(
-            s.rolled_back("green"),
-            Some(traffic(&[("blue", 100), ("green", 0)]))
-        );
-        // Nothing else to send traffic to.
-        let lone = EndpointSettings {
-            traffic: traffic(&[("green", 100)]),
-            ..Default::default()
-        };
-        assert_eq!(lone.rolled_back("green"), None);
-    }
 }
