@@ -1,9 +1,10 @@
-//! `kiln manifest create|validate` and `kiln image build|list|inspect|rm`.
+//! `kiln image build|list|inspect|rm` and `kiln scorer`, with the store flags and output format
+//! the image and manifest commands share.
 
 use crate::transfer::RegistryArgs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use kiln_image::{ImageError, ModelManifest, OciStore, SampleTable, open_image};
+use kiln_image::{ImageError, ModelManifest, OciStore, open_image};
 use std::path::{Path, PathBuf};
 
 /// Output format of commands that list or show.
@@ -55,74 +56,6 @@ fn default_store() -> Option<PathBuf> {
     Some(base.join("kiln").join("store"))
 }
 
-/// `kiln manifest ...`.
-#[derive(Subcommand)]
-pub enum ManifestCommand {
-    /// Write a manifest from a scoring component, model files and a sample data file: the
-    /// schema comes from the component's metadata, the drift baseline from the sample.
-    Create {
-        /// The scoring component: a built-in scorer (`onnx`), `python` (a script, see
-        /// `--script`), a .wasm file, or an image (store tag, registry reference).
-        #[arg(long, visible_alias = "scorer")]
-        component: String,
-        /// With `--scorer python`: the scoring script (`score.py`), compiled at image build.
-        #[arg(long)]
-        script: Option<PathBuf>,
-        /// With `--scorer python`: a pure-Python module (`.py` file or package directory) to
-        /// bundle with the script (repeatable).
-        #[arg(long = "module", value_name = "PATH")]
-        modules: Vec<PathBuf>,
-        /// Model files or directories (repeatable).
-        #[arg(long = "model")]
-        model: Vec<PathBuf>,
-        /// Sample rows (CSV with a header, or JSON rows); also the drift baseline.
-        #[arg(long)]
-        sample: Option<PathBuf>,
-        /// Model name (default: the component's metadata name).
-        #[arg(long)]
-        name: Option<String>,
-        /// Model version.
-        #[arg(long, default_value = "1")]
-        version: String,
-        /// Config string passed to the scorer's load.
-        #[arg(long, default_value = "")]
-        config: String,
-        /// A capability to grant the scorer (repeatable): `nn`, model graphs on the host
-        /// through wasi:nn. A built-in scorer's own are granted without it.
-        #[arg(long = "grant", value_name = "CAPABILITY")]
-        grants: Vec<String>,
-        /// Where to write the manifest.
-        #[arg(long, short = 'o', default_value = "kiln.toml")]
-        out: PathBuf,
-    },
-    /// Check a manifest: keys, files, the component's schema and the sample smoke test.
-    Validate {
-        /// The manifest file.
-        manifest: PathBuf,
-    },
-    /// Record a manifest with the control plane, over a registered model version's files.
-    Register {
-        /// Name of the manifest in the work group.
-        name: String,
-        /// The manifest file (its paths name files of the model version).
-        #[arg(long)]
-        file: PathBuf,
-        /// The model.
-        #[arg(long)]
-        model: String,
-        /// Its version: a number or an alias.
-        #[arg(long)]
-        version: String,
-        #[command(flatten)]
-        connection: crate::client::Connection,
-    },
-    /// List the manifests of the work group.
-    List {
-        #[command(flatten)]
-        connection: crate::client::Connection,
-    },
-}
-
 /// `kiln image ...`.
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -170,7 +103,7 @@ pub enum ImageCommand {
     },
 }
 
-fn path_relative_to(path: &Path, base: &Path) -> String {
+pub(crate) fn path_relative_to(path: &Path, base: &Path) -> String {
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let (path, base) = (absolute(path), absolute(base));
     let mut common = 0;
@@ -188,13 +121,13 @@ fn path_relative_to(path: &Path, base: &Path) -> String {
 }
 
 /// Spinner and pull bar of a build, on stderr (hidden when it is not a terminal).
-struct Progress {
+pub(crate) struct Progress {
     spinner: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     pull: indicatif::ProgressBar,
 }
 
 impl Progress {
-    fn new() -> Progress {
+    pub(crate) fn new() -> Progress {
         Progress {
             spinner: std::sync::Mutex::new(None),
             pull: crate::transfer::progress_bar("pull scorer component"),
@@ -245,7 +178,7 @@ impl Drop for Progress {
 }
 
 /// Checks a manifest with the CLI's store, registry settings and progress display.
-async fn check_manifest(
+pub(crate) async fn check_manifest(
     path: &Path,
     sources: &Sources,
 ) -> Result<(
@@ -269,150 +202,11 @@ async fn check_manifest(
     Ok(kiln_build::check_manifest(path, &build_sources, &Progress::new()).await?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-/// Runs `kiln manifest ...`.
-pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
-    let rt = runtime()?;
-    match command {
-        ManifestCommand::Register {
-            name,
-            file,
-            model,
-            version,
-            connection,
-        } => crate::client::register_manifest(&name, &file, &model, &version, &connection),
-        ManifestCommand::List { connection } => crate::client::list_manifests(&connection),
-        ManifestCommand::Create {
-            component,
-            script,
-            modules,
-            model,
-            sample,
-            name,
-            version,
-            config,
-            grants,
-            out,
-        } => {
-            let base = out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            let listed = model
-                .iter()
-                .map(|path| path_relative_to(path, &base))
-                .collect();
-            let probe = ModelManifest {
-                name: "probe".into(),
-                version: "1".into(),
-                description: None,
-                scorer: kiln_image::ScorerSection {
-                    component: if kiln_build::is_component_path(&component, Path::new(".")) {
-                        path_relative_to(Path::new(&component), &base)
-                    } else {
-                        component.clone()
-                    },
-                    config: config.clone(),
-                    script: script.as_ref().map(|s| path_relative_to(s, &base)),
-                    modules: modules.iter().map(|m| path_relative_to(m, &base)).collect(),
-                },
-                model: kiln_image::ModelSection { files: listed },
-                schema: None,
-                sample: sample.as_ref().map(|s| kiln_image::SampleSection {
-                    file: path_relative_to(s, &base),
-                    rows: None,
-                }),
-                baseline: sample.as_ref().map(|_| kiln_image::BaselineSection {
-                    file: None,
-                    bins: 10,
-                }),
-                monitoring: None,
-                limits: Default::default(),
-                capabilities: kiln_build::granted(&component, &grants),
-            };
-            probe.validate(&base)?;
-            let files = probe.model_files(&base)?;
-            let table = match &sample {
-                Some(path) => Some(SampleTable::read(path, 100)?),
-                None => None,
-            };
-            let checked = rt.block_on(async {
-                let registry = sources.registry.options();
-                let open = || {
-                    sources
-                        .store
-                        .open()
-                        .map_err(|e| ImageError::Invalid(format!("{e:#}")))
-                };
-                let build_sources = kiln_build::Sources {
-                    store: &open,
-                    registry: &registry,
-                    store_fallback: true,
-                    sandbox: None,
-                };
-                let progress = Progress::new();
-                let resolved = if probe.scorer.is_python() {
-                    kiln_build::scorer_component(&probe, &base, &build_sources, &progress)
-                        .await?
-                        .0
-                } else {
-                    kiln_build::component_bytes(
-                        &component,
-                        Path::new("."),
-                        &build_sources,
-                        &progress,
-                    )
-                    .await?
-                };
-                kiln_build::load_and_check(
-                    resolved.bytes,
-                    files,
-                    &config,
-                    &probe.capabilities,
-                    None,
-                    table,
-                    &progress,
-                )
-                .await
-            })?;
-            let manifest = ModelManifest {
-                name: name.unwrap_or(checked.name),
-                version,
-                schema: Some(checked.schema),
-                ..probe
-            };
-            manifest.validate(&base)?;
-            std::fs::write(&out, manifest.to_toml())
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("wrote {}", out.display());
-            Ok(())
-        }
-        ManifestCommand::Validate { manifest } => {
-            let (m, checked, _) = rt.block_on(check_manifest(&manifest, sources))?;
-            println!(
-                "{}: valid ({} {}: {} input(s), {} output(s), {} model file(s){})",
-                manifest.display(),
-                m.name,
-                m.version,
-                checked.schema.inputs.len(),
-                checked.schema.outputs.len(),
-                checked.files.len(),
-                if checked.sample.is_some() {
-                    ", sample passed"
-                } else {
-                    ""
-                }
-            );
-            Ok(())
-        }
-    }
 }
 
 /// `kiln scorer ...`.

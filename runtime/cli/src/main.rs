@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod endpoints;
 mod images;
+mod manifests;
 mod monitoring;
 mod nn;
 mod runs;
@@ -39,7 +40,7 @@ enum Command {
     /// Create or validate a model manifest (the recipe of an image).
     Manifest {
         #[command(subcommand)]
-        command: images::ManifestCommand,
+        command: manifests::ManifestCommand,
         #[command(flatten)]
         sources: images::Sources,
     },
@@ -180,7 +181,7 @@ fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
-        Command::Manifest { command, sources } => images::manifest(command, &sources),
+        Command::Manifest { command, sources } => manifests::manifest(command, &sources),
         Command::Push(args) => transfer::push(args),
         Command::Pull(args) => transfer::pull(args),
         Command::Image { command, sources } => images::image(command, &sources),
