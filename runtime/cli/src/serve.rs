@@ -175,12 +175,15 @@ fn resolve(args: ServeArgs) -> Result<ServeConfig> {
         resolved.push(deployment.into_static(explicit));
     }
     let server_defaults = ServerLimits::default();
-    let store_dir = args.store.dir().ok();
-    if args.control.is_some() && store_dir.is_none() {
-        args.store
-            .dir()
-            .context("a runtime node needs a local image store")?;
-    }
+    // A runtime node needs a store; alone, only deployments named by image do.
+    let store_dir = match &args.control {
+        Some(_) => Some(
+            args.store
+                .dir()
+                .context("a runtime node needs a local image store")?,
+        ),
+        None => args.store.dir().ok(),
+    };
     Ok(ServeConfig {
         listeners: args.listeners.limits()?,
         addr: args

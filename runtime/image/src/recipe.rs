@@ -418,6 +418,22 @@ impl SampleTable {
         serde_json::to_vec(&serde_json::json!({ "columns": self.columns, "data": self.rows }))
             .unwrap_or_default()
     }
+
+    /// Reads what [`SampleTable::to_json`] wrote (an image's sample blob).
+    pub fn from_json(bytes: &[u8]) -> Result<SampleTable, ImageError> {
+        #[derive(Deserialize)]
+        struct Split {
+            columns: Vec<String>,
+            data: Vec<Vec<Value>>,
+        }
+        let split: Split = serde_json::from_slice(bytes).map_err(|e| {
+            ImageError::Invalid(format!("the image's sample rows are not readable: {e}"))
+        })?;
+        Ok(SampleTable {
+            columns: split.columns,
+            rows: split.data,
+        })
+    }
 }
 
 fn cell(text: &str) -> Value {

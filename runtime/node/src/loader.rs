@@ -184,18 +184,12 @@ pub async fn compile_and_load(
 
 /// The readiness gate on an image's sample rows (see [`Dataplane::check_sample`]).
 pub async fn check_sample(dataplane: &Dataplane, trial: &Deployment, sample: &[u8]) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Split {
-        columns: Vec<String>,
-        data: Vec<Vec<serde_json::Value>>,
-    }
-    let table: Split =
-        serde_json::from_slice(sample).context("the image's sample rows are not readable")?;
+    let table = kiln_image::SampleTable::from_json(sample)?;
     dataplane
-        .check_sample(trial, &table.columns, &table.data)
+        .check_sample(trial, &table.columns, &table.rows)
         .await
         .map_err(|e| anyhow::anyhow!("sample check failed: {}", e.message()))?;
-    tracing::info!(deployment = %trial.name, version = %trial.version, rows = table.data.len(), "sample check passed");
+    tracing::info!(deployment = %trial.name, version = %trial.version, rows = table.rows.len(), "sample check passed");
     Ok(())
 }
 

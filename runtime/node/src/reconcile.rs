@@ -98,7 +98,11 @@ pub fn ready(generation: i64) -> StatusReport {
 
 /// What is served now, per deployment.
 struct Served {
-    seen: Seen,
+    /// The generation last handled.
+    generation: i64,
+    /// The reload key of the version serving (or of the one that failed, when none serves).
+    image_key: String,
+    /// The version serving, if any.
     deployment: Option<Arc<Deployment>>,
     /// The deployment's monitoring settings over its image's: what the monitor was given.
     monitoring: MonitoringSettings,
@@ -134,7 +138,14 @@ impl<S: DesiredState> Reconciler<S> {
     pub fn seen(&self) -> HashMap<String, Seen> {
         self.served
             .iter()
-            .map(|(name, s)| (name.clone(), s.seen.clone()))
+            .map(|(name, s)| {
+                let seen = Seen {
+                    generation: s.generation,
+                    image_key: s.image_key.clone(),
+                    serving: s.deployment.is_some(),
+                };
+                (name.clone(), seen)
+            })
             .collect()
     }
 
@@ -238,11 +249,8 @@ impl<S: DesiredState> Reconciler<S> {
         self.served.insert(
             d.name.clone(),
             Served {
-                seen: Seen {
-                    generation: d.generation,
-                    image_key: image_key(d),
-                    serving: true,
-                },
+                generation: d.generation,
+                image_key: image_key(d),
                 deployment: Some(deployment),
                 monitoring: wanted,
                 image_monitoring,
@@ -262,11 +270,8 @@ impl<S: DesiredState> Reconciler<S> {
                 let replaced = self.served.insert(
                     d.name.clone(),
                     Served {
-                        seen: Seen {
-                            generation: d.generation,
-                            image_key: key,
-                            serving: true,
-                        },
+                        generation: d.generation,
+                        image_key: key,
                         deployment: Some(deployment.clone()),
                         monitoring: d.monitoring.or(&loaded.image_monitoring),
                         image_monitoring: loaded.image_monitoring,
@@ -302,18 +307,12 @@ impl<S: DesiredState> Reconciler<S> {
                 }
                 let served = match previous {
                     Some(p) => Served {
-                        seen: Seen {
-                            generation: d.generation,
-                            ..p.seen
-                        },
+                        generation: d.generation,
                         ..p
                     },
                     None => Served {
-                        seen: Seen {
-                            generation: d.generation,
-                            image_key: key,
-                            serving: false,
-                        },
+                        generation: d.generation,
+                        image_key: key,
                         deployment: None,
                         monitoring: d.monitoring.clone(),
                         image_monitoring: MonitoringSettings::default(),

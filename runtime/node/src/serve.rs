@@ -109,17 +109,15 @@ async fn open(node: &Node, deployment: &StaticDeployment) -> Result<ModelSource>
 async fn load_static(node: &Node, deployments: &[StaticDeployment]) -> Vec<String> {
     let mut failures = Vec::new();
     for deployment in deployments {
-        let loaded = match open(node, deployment).await {
-            Ok(source) => {
-                let wanted = Wanted {
-                    limits: deployment.limits.clone(),
-                    ..Wanted::default()
-                };
-                node.load(&deployment.name, source, wanted).await
-            }
-            Err(e) => Err(e),
+        let wanted = Wanted {
+            limits: deployment.limits.clone(),
+            ..Wanted::default()
         };
-        match loaded {
+        let loaded = async {
+            node.load(&deployment.name, open(node, deployment).await?, wanted)
+                .await
+        };
+        match loaded.await {
             Ok(loaded) => node.dataplane.registry.insert(loaded.deployment),
             Err(error) => {
                 let reason = format!("{error:#}");

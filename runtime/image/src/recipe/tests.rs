@@ -168,4 +168,12 @@ fn samples_read_from_csv_and_json() {
     );
     std::fs::write(d.join("e.csv"), "a,b\n").expect("write");
     assert!(SampleTable::read(&d.join("e.csv"), 10).is_err());
+    // The image's sample blob reads back as it was written.
+    let back = SampleTable::from_json(&t.to_json()).expect("round trip");
+    assert_eq!((back.columns, back.rows), (t.columns, t.rows));
+    let bad = SampleTable::from_json(b"[1, 2]").expect_err("not a split table");
+    assert!(
+        bad.to_string().contains("sample rows are not readable"),
+        "{bad}"
+    );
 }
