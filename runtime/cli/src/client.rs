@@ -903,28 +903,81 @@ pub fn user(command: UserCommand, connection: &Connection) -> Result<()> {
             }
             UserCommand::Tokens { name } => {
                 let v = api.get(&format!("/api/v1/users/{name}/tokens")).await?;
-                api.show_list(&v, |t| {
-                    format!(
-                        "{}  {}{}",
-                        s(t, "id"),
-                        s(t, "name"),
-                        if t["revoked"].is_string() {
-                            " (revoked)"
-                        } else {
-                            ""
-                        }
-                    )
-                });
+                api.show(&v, token_tree);
             }
             UserCommand::RevokeToken { name, id } => {
                 let v = api
                     .delete(&format!("/api/v1/users/{name}/tokens/{id}"))
                     .await?;
-                api.show(&v, |_| format!("revoked token {id} of {name}"));
+                api.show(&v, |v| format!("{} of {name}", revoked_tree(v)));
             }
         }
         Ok(())
     })
+}
+
+/// Tokens as a tree, each under the token that minted it:
+///
+/// ```text
+/// ID  NAME  expires -  revoked -
+///   └ ID  NAME  expires ...  revoked ...
+/// ```
+fn token_tree(value: &Value) -> String {
+    let items: Vec<&Value> = value["items"].as_array().into_iter().flatten().collect();
+    let known: std::collections::HashSet<&str> =
+        items.iter().filter_map(|t| t["id"].as_str()).collect();
+    let is_root = |t: &Value| t["parent"].as_str().is_none_or(|p| !known.contains(p));
+    // Depth first, children in the order they were listed (oldest first).
+    let mut stack: Vec<(usize, &Value)> = items
+        .iter()
+        .rev()
+        .filter(|t| is_root(t))
+        .map(|t| (0, *t))
+        .collect();
+    let mut lines = Vec::new();
+    while let Some((depth, token)) = stack.pop() {
+        let branch = if depth == 0 {
+            String::new()
+        } else {
+            format!("{}└ ", "  ".repeat(depth))
+        };
+        lines.push(format!(
+            "{branch}{}  {}  expires {}  revoked {}",
+            s(token, "id"),
+            s(token, "name"),
+            s(token, "expires"),
+            s(token, "revoked")
+        ));
+        let id = token["id"].as_str();
+        stack.extend(
+            items
+                .iter()
+                .rev()
+                .filter(|t| t["parent"].as_str().is_some() && t["parent"].as_str() == id)
+                .map(|t| (depth + 1, *t)),
+        );
+    }
+    lines.join("\n")
+}
+
+/// What a revocation revoked: the token, and the tokens minted from it.
+fn revoked_tree(value: &Value) -> String {
+    let children: Vec<String> = value["children_revoked"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    if children.is_empty() {
+        format!("revoked {}", s(value, "id"))
+    } else {
+        format!(
+            "revoked {} and the {} token(s) minted from it: {}",
+            s(value, "id"),
+            children.len(),
+            children.join(", ")
+        )
+    }
 }
 
 /// Runs `kiln token ...`.
@@ -953,19 +1006,11 @@ pub fn token(command: TokenCommand, connection: &Connection) -> Result<()> {
             }
             TokenCommand::List => {
                 let v = api.get("/api/v1/tokens").await?;
-                api.show_list(&v, |i| {
-                    format!(
-                        "{}  {}  expires {}  revoked {}",
-                        s(i, "id"),
-                        s(i, "name"),
-                        s(i, "expires"),
-                        s(i, "revoked")
-                    )
-                });
+                api.show(&v, token_tree);
             }
             TokenCommand::Revoke { id } => {
                 let v = api.delete(&format!("/api/v1/tokens/{id}")).await?;
-                api.show(&v, |_| format!("revoked {id}"));
+                api.show(&v, revoked_tree);
             }
         }
         Ok(())

@@ -186,7 +186,7 @@ pub(crate) async fn check_manifest(
     kiln_build::Checked,
     Option<kiln_image::Baseline>,
 )> {
-    let registry = sources.registry.options();
+    let registry = sources.registry.options()?;
     let open = || {
         sources
             .store

@@ -142,8 +142,8 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
                 Some(path) => Some(SampleTable::read(path, 100)?),
                 None => None,
             };
+            let registry = sources.registry.options()?;
             let checked = rt.block_on(async {
-                let registry = sources.registry.options();
                 let open = || {
                     sources
                         .store

@@ -140,6 +140,7 @@ pub struct ServeArgs {
 /// Turns the file and flags into the node's config: flags over the file, each deployment's own
 /// limits over the flags' (then its image's, then the file's `[limits]`), all checked here.
 fn resolve(args: ServeArgs) -> Result<ServeConfig> {
+    let registry = args.registry.options()?;
     let file = match &args.config {
         Some(path) => config::read_file(path)?,
         None => FileConfig::default(),
@@ -225,7 +226,7 @@ fn resolve(args: ServeArgs) -> Result<ServeConfig> {
         deployments: resolved,
         defaults: file.limits,
         store_dir,
-        registry: args.registry.options(),
+        registry,
         monitoring: args.monitoring.config(),
         nn: args.nn.config(),
         control: match args.control {

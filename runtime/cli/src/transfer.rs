@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_image::OciStore;
-use kiln_registry::{Pulled, Registry, RegistryOptions, parse_reference};
+use kiln_registry::{Credentials, Pulled, Registry, RegistryOptions, parse_reference};
 
 /// How to reach registries.
 #[derive(Args, Clone, Default)]
@@ -13,6 +13,15 @@ pub struct RegistryArgs {
     /// A registry reached over plain HTTP (repeatable; loopback registries always are).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
     pub insecure: Vec<String>,
+    /// The registry the user name and password are for; they are sent to no other host.
+    /// `kiln push` and `kiln pull` default to the registry they name.
+    #[arg(
+        long,
+        env = "KILN_REGISTRY_HOST",
+        value_name = "HOST[:PORT]",
+        global = true
+    )]
+    pub registry_host: Option<String>,
     /// Registry user name (else the Docker config.json, else anonymous).
     #[arg(long, env = "KILN_REGISTRY_USERNAME", global = true)]
     pub username: Option<String>,
@@ -30,15 +39,40 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// The registry client's options.
-    pub fn options(&self) -> RegistryOptions {
-        RegistryOptions {
+    /// The registry client's options. A user name and password need `--registry-host`: a
+    /// command that pulls what a manifest, a deployment or a control plane names must not send
+    /// them to whichever host that is.
+    pub fn options(&self) -> Result<RegistryOptions> {
+        self.bound_to(self.registry_host.as_deref())
+    }
+
+    /// The options of a command that names one registry reference (`kiln push`, `kiln pull`):
+    /// the credentials are for that reference's registry unless `--registry-host` says which.
+    pub fn options_for(&self, reference: &str) -> Result<RegistryOptions> {
+        let named = parse_reference(reference)?.resolve_registry().to_string();
+        self.bound_to(Some(self.registry_host.as_deref().unwrap_or(&named)))
+    }
+
+    fn bound_to(&self, host: Option<&str>) -> Result<RegistryOptions> {
+        let credentials = match (&self.username, &self.password, host) {
+            (None, None, _) => None,
+            (Some(username), Some(password), Some(host)) => Some(Credentials {
+                host: host.to_string(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            (Some(_), Some(_), None) => anyhow::bail!(
+                "--username and --password need --registry-host HOST[:PORT], the registry they \
+                 are for: Kiln sends them to no other host"
+            ),
+            _ => anyhow::bail!("give both --username and --password, or neither"),
+        };
+        Ok(RegistryOptions {
             insecure: self.insecure.clone(),
             max_blob_bytes: self.max_blob_mb << 20,
-            username: self.username.clone(),
-            password: self.password.clone(),
+            credentials,
             ..RegistryOptions::default()
-        }
+        })
     }
 }
 
@@ -128,7 +162,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn push(args: PushArgs) -> Result<()> {
     let store = args.store.open()?;
     let remote = args.remote.clone().unwrap_or_else(|| args.local.clone());
-    let options = args.registry.options();
+    let options = args.registry.options_for(&remote)?;
     let digest = runtime()?.block_on(async {
         let reference = parse_reference(&remote)?;
         let registry = Registry::connect(&reference, &options).await;
@@ -151,8 +185,11 @@ pub fn push(args: PushArgs) -> Result<()> {
 /// Runs `kiln pull`.
 pub fn pull(args: PullArgs) -> Result<()> {
     let store = args.store.open()?;
-    let pulled =
-        runtime()?.block_on(pull_into(&store, &args.reference, &args.registry.options()))?;
+    let pulled = runtime()?.block_on(pull_into(
+        &store,
+        &args.reference,
+        &args.registry.options_for(&args.reference)?,
+    ))?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string(&pulled)?),
         Output::Text => println!(

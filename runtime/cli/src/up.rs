@@ -118,6 +118,7 @@ pub fn run(args: UpArgs) -> Result<()> {
 
 async fn up(args: UpArgs) -> Result<()> {
     let limits = args.listeners.limits()?;
+    let registry = args.registry.options()?;
     let scheme = args.listeners.scheme();
     let data = match args.data_dir.clone() {
         Some(dir) => dir,
@@ -211,11 +212,12 @@ async fn up(args: UpArgs) -> Result<()> {
             max_upload_bytes: args.max_upload_mb << 20,
             store_dir: store_dir.clone(),
             projects_dir: data.join("projects"),
-            // The control plane pulls with a work group's credentials or none: never with the
-            // host's Docker config.json.
+            // The control plane pulls with a work group's credentials, or the installation's for
+            // their one registry host (--registry-host), or none: never with the host's Docker
+            // config.json.
             registry: kiln_registry::RegistryOptions {
                 docker_config: false,
-                ..args.registry.options()
+                ..registry.clone()
             },
             prediction_url: format!("{scheme}://{addr}"),
             allowed_hosts,
@@ -263,7 +265,7 @@ async fn up(args: UpArgs) -> Result<()> {
         engine.clone(),
         metrics.clone(),
         Some(store_dir.clone()),
-        args.registry.options(),
+        registry.clone(),
     );
     let reports = monitoring.start(dataplane.clone());
     // Ready once the first reconcile has loaded every desired deployment (or failed it).
@@ -274,7 +276,7 @@ async fn up(args: UpArgs) -> Result<()> {
             metrics: metrics.clone(),
             dataplane: dataplane.clone(),
             store_dir: Some(store_dir),
-            registry: args.registry.options(),
+            registry,
             monitoring,
             defaults: kiln_api::Limits::default(),
         },

@@ -21,6 +21,7 @@ type TokenOwner = (
     String,
     Option<i64>,
     i64,
+    Option<i64>,
 );
 
 /// Prefix of API tokens (deployment keys have their own).
@@ -134,15 +135,16 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The principal a request's token names: 401 without a token, or with one that is unknown,
-/// expired or revoked.
+/// expired or revoked, or whose parent (the token that minted it) is revoked: revoking a token
+/// revokes its whole tree, and a child minted while its parent was being revoked is refused too.
 pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, ControlError> {
     let token = bearer(headers).ok_or_else(|| {
         ControlError::Unauthorized("a token is required: Authorization: Bearer <token>".into())
     })?;
     let row: Option<TokenOwner> = sqlx::query_as(
         "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id, t.id, \
-         u.disabled_at, u.is_runtime FROM tokens t JOIN users u ON u.id = t.user_id \
-         WHERE t.digest = $1",
+         u.disabled_at, u.is_runtime, p.revoked_at FROM tokens t JOIN users u ON u.id = t.user_id \
+         LEFT JOIN tokens p ON p.id = t.parent_id WHERE t.digest = $1",
     )
     .bind(digest(token))
     .fetch_optional(db.pool())
@@ -158,8 +160,12 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
         token_id,
         disabled_at,
         runtime,
+        parent_revoked_at,
     ) = row.ok_or_else(invalid)?;
-    if revoked_at.is_some() || expires_at.is_some_and(|t| t <= now_ms()) {
+    if revoked_at.is_some()
+        || parent_revoked_at.is_some()
+        || expires_at.is_some_and(|t| t <= now_ms())
+    {
         return Err(invalid());
     }
     if disabled_at.is_some() {
@@ -178,17 +184,20 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
     })
 }
 
-/// Issues a token for a user; returns `(token id, token)`. The token is not stored.
+/// Issues a token for a user, minted by the token `parent` (none for a user's first token);
+/// returns `(token id, token)`. The token is not stored.
 pub async fn issue_token(
     db: &Db,
     user_id: &str,
     name: &str,
     expires_at: Option<i64>,
+    parent: Option<&str>,
 ) -> Result<(String, String), ControlError> {
     let id = new_id();
     let token = new_secret(TOKEN_PREFIX);
     sqlx::query(
-        "INSERT INTO tokens (id, user_id, name, digest, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO tokens (id, user_id, name, digest, created_at, expires_at, parent_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(user_id)
@@ -196,9 +205,57 @@ pub async fn issue_token(
     .bind(digest(&token))
     .bind(now_ms())
     .bind(expires_at)
+    .bind(parent)
     .execute(db.pool())
     .await?;
     Ok((id, token))
+}
+
+/// Revokes the token `id` of `user_id` and every token minted from it, down the tree; returns
+/// the ids revoked now (the token first), or `None` when the user has no such token not yet
+/// revoked.
+pub async fn revoke_tree(
+    db: &Db,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<Vec<String>>, ControlError> {
+    let mut tx = db.begin().await?;
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let mut revoked = vec![id.to_string()];
+    let mut frontier = vec![id.to_string()];
+    while let Some(parent) = frontier.pop() {
+        let children: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_at FROM tokens WHERE parent_id = $1")
+                .bind(&parent)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (child, revoked_at) in children {
+            if revoked_at.is_none() {
+                sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&child)
+                    .execute(&mut *tx)
+                    .await?;
+                revoked.push(child.clone());
+            }
+            // An already revoked child's children were revoked with it, unless they were minted
+            // in the same moment: walk them too.
+            frontier.push(child);
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(revoked))
 }
 
 /// Issues a run's token: the submitting user's, acting only in the run's work group (at most as

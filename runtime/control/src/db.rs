@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "disabled users, runtime users, image claims, quotas",
         include_str!("../migrations/0008_security.sql"),
     ),
+    (
+        9,
+        "token parents",
+        include_str!("../migrations/0009_token_parents.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

@@ -72,6 +72,38 @@ pub struct Job {
     pub image: Option<String>,
     /// Registry credentials of the run's environment.
     pub registry: Option<RegistryCredentials>,
+    /// Whether a container host may pull the run's image from a registry host on the run's
+    /// behalf (the installation's address limits); `None`: any.
+    pub pulls: Option<RegistryGate>,
+}
+
+/// Decides whether an image may be pulled from a registry host (`host[:port]`) on a run's
+/// behalf: `Err(why)` refuses. The control plane's holds registries to the installation's
+/// address limits, so that no container host pulls from an internal address for a work group.
+#[derive(Clone)]
+pub struct RegistryGate(
+    pub std::sync::Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>,
+);
+
+impl RegistryGate {
+    /// Asks whether `registry` may be pulled from.
+    pub async fn check(&self, registry: &str) -> Result<(), String> {
+        (self.0)(registry.to_string()).await
+    }
+}
+
+impl std::fmt::Debug for RegistryGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegistryGate")
+    }
+}
+
+/// The registry host a container image reference names, as Docker reads it: the first
+/// component when it holds a `.` or a `:` or is `localhost`; `None` for Docker Hub's images.
+pub fn image_registry(image: &str) -> Option<&str> {
+    let (first, rest) = image.split_once('/')?;
+    (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost"))
+        .then_some(first)
 }
 
 /// Credentials for a registry, from an environment.
@@ -181,5 +213,26 @@ pub fn check_script(job: &Job) -> Result<PathBuf, ExecError> {
             "script '{}' is not in the run's code",
             job.script
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_names_its_registry_as_docker_reads_it() {
+        for (image, registry) in [
+            ("python:3.12", None),
+            ("library/python:3.12", None),
+            ("acme/python", None),
+            ("ghcr.io/acme/python:3", Some("ghcr.io")),
+            ("127.0.0.1:5000/x:1", Some("127.0.0.1:5000")),
+            ("localhost/kiln-python:onnx", Some("localhost")),
+            ("[::1]:5000/x", Some("[::1]:5000")),
+            ("localhost", None),
+        ] {
+            assert_eq!(image_registry(image), registry, "{image}");
+        }
     }
 }

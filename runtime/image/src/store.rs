@@ -238,40 +238,50 @@ impl OciStore {
     }
 
     /// Finds an image by tag, or by manifest digest (`sha256:...`, or `NAME@sha256:...`), and
-    /// reads its manifest, verified.
+    /// reads its manifest, verified. A digest answers only for an image manifest: one the index
+    /// lists, or an untagged blob that parses as one. Any other blob (a layer, a config) is
+    /// [`ImageError::NotFound`] like a digest the store lacks, so that a reference cannot tell
+    /// which files the store holds.
     pub fn resolve(&self, reference: &str) -> Result<(Descriptor, ImageManifest), ImageError> {
         let by_digest = reference
             .rsplit('@')
             .next()
             .filter(|d| d.starts_with("sha256:"));
         let index = self.read_index()?;
-        let found = match by_digest {
+        let not_found = || ImageError::NotFound(reference.to_string());
+        let listed = match by_digest {
             Some(digest) => {
                 let digest: Digest = digest.parse()?;
-                index
-                    .manifests
-                    .into_iter()
-                    .find(|m| m.digest == digest)
-                    .or_else(|| {
-                        let path = self.blob_path(&digest);
-                        let size = std::fs::metadata(path).ok()?.len();
-                        Some(Descriptor {
+                match index.manifests.into_iter().find(|m| m.digest == digest) {
+                    Some(listed) => listed,
+                    None => {
+                        let size = std::fs::metadata(self.blob_path(&digest))
+                            .map_err(|_| not_found())?
+                            .len();
+                        let descriptor = Descriptor {
                             media_type: OCI_MANIFEST.into(),
                             digest,
                             size,
                             artifact_type: None,
                             annotations: Default::default(),
-                        })
-                    })
+                        };
+                        if size > crate::MAX_MANIFEST_BYTES as u64 {
+                            return Err(not_found());
+                        }
+                        let bytes = self.read_blob(&descriptor)?;
+                        let manifest = ImageManifest::parse(&bytes).map_err(|_| not_found())?;
+                        return Ok((descriptor, manifest));
+                    }
+                }
             }
             None => index
                 .manifests
                 .into_iter()
-                .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(reference)),
+                .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(reference))
+                .ok_or_else(not_found)?,
         };
-        let descriptor = found.ok_or_else(|| ImageError::NotFound(reference.to_string()))?;
-        let manifest = ImageManifest::parse(&self.read_blob(&descriptor)?)?;
-        Ok((descriptor, manifest))
+        let manifest = ImageManifest::parse(&self.read_blob(&listed)?)?;
+        Ok((listed, manifest))
     }
 
     /// Removes a tag. Blobs stay until [`OciStore::gc`].
@@ -396,6 +406,44 @@ mod tests {
             store.remove("iris:1"),
             Err(ImageError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_digest_resolves_only_to_an_image_manifest() {
+        let store = temp_store("digests");
+        let manifest = image(&store, b"component");
+        let tagged = store.put_manifest(&manifest, "iris:1").expect("put");
+        // An untagged manifest still resolves by digest (a deployment pinned to it).
+        store.remove("iris:1").expect("untag");
+        assert_eq!(
+            store
+                .resolve(&format!("x@{}", tagged.digest))
+                .expect("untagged")
+                .0
+                .digest,
+            tagged.digest
+        );
+        // A layer, a config (JSON, but no manifest) and a digest nobody has: all not found.
+        let missing = format!("sha256:{}", "ab".repeat(32));
+        for digest in [
+            manifest.layers[0].digest.to_string(),
+            manifest.config.digest.to_string(),
+            store
+                .put_blob("application/json", br#"{"weights": [1, 2]}"#)
+                .expect("blob")
+                .digest
+                .to_string(),
+            missing,
+        ] {
+            assert!(
+                matches!(
+                    store.resolve(&format!("anything@{digest}")),
+                    Err(ImageError::NotFound(_))
+                ),
+                "{digest}: {:?}",
+                store.resolve(&format!("anything@{digest}")).map(|r| r.0)
+            );
+        }
     }
 
     #[test]

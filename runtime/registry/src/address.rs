@@ -13,29 +13,131 @@ pub struct AddressPolicy {
     allowed: Vec<(IpAddr, u8)>,
 }
 
-/// Whether `ip` is on the host itself or on an internal network.
+/// Whether `ip` is on the host itself or on an internal network. IPv6 forms that carry an IPv4
+/// address (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:AABB:CCDD::`, Teredo's
+/// server and client) are judged by that address; the deprecated IPv4-compatible `::a.b.c.d`,
+/// local-use NAT64 (`64:ff9b:1::/48`), site-local and multicast addresses are internal.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
+                || v4.is_multicast()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
+            let s = v6.segments();
+            let v4 = |high: u16, low: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(high) << 16) | u32::from(low),
+                ))
+            };
+            if let Some(mapped) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(mapped));
             }
-            let first = v6.segments()[0];
+            if s[..6] == [0; 6] {
+                // ::/96: unspecified, loopback and the deprecated IPv4-compatible form.
+                return true;
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_internal(v4(s[6], s[7]));
+            }
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+                return true;
+            }
+            if s[0] == 0x2002 {
+                return is_internal(v4(s[1], s[2]));
+            }
+            if s[0] == 0x2001 && s[1] == 0 {
+                return is_internal(v4(s[2], s[3])) || is_internal(v4(!s[6], !s[7]));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+        }
+    }
+}
+
+/// A network address a target names (`tcp://HOST:PORT`, `http://HOST:PORT`, a Spark master's
+/// `HOST:PORT`), parsed once by a URL parser into the host and port a client connects to.
+/// Userinfo, paths, queries and fragments are refused, as is any character a host and port
+/// cannot hold, so that no other parser can read another host out of the same text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The scheme as given, lower case.
+    pub scheme: String,
+    /// The host: a name, or an address (IPv6 without brackets).
+    pub host: String,
+    /// The port (the scheme's default when the text has none).
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `SCHEME://HOST[:PORT]` (an optional `/` after it) for one of `schemes`; `port` is
+    /// the default port.
+    pub fn parse(text: &str, schemes: &[&str], port: u16) -> Result<Endpoint, String> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| format!("'{text}' is not SCHEME://HOST:PORT"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(format!(
+                "'{text}': the scheme is one of {}",
+                schemes.join(", ")
+            ));
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty()
+            || !authority
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
+            return Err(format!(
+                "'{text}': only a host and a port may follow the scheme (no user, path, query or \
+                 fragment)"
+            ));
+        }
+        let url = reqwest::Url::parse(&format!("{scheme}://{authority}"))
+            .map_err(|e| format!("'{text}': {e}"))?;
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !matches!(url.path(), "" | "/")
+        {
+            return Err(format!(
+                "'{text}': only a host and a port may follow the scheme"
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(name)) => name.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(format!("'{text}' names no host")),
+        };
+        Ok(Endpoint {
+            scheme,
+            host,
+            port: url.port().unwrap_or(port),
+        })
+    }
+
+    /// `HOST:PORT`, with brackets around an IPv6 address.
+    pub fn authority(&self) -> String {
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
+            _ => format!("{}:{}", self.host, self.port),
         }
     }
 }
@@ -120,6 +222,34 @@ impl AddressPolicy {
     }
 }
 
+impl AddressPolicy {
+    /// Resolves an endpoint once and checks every address it resolves to; returns the address to
+    /// connect to, so that a client is handed the checked address and never resolves the name
+    /// again (no window for a DNS answer to change in between).
+    pub async fn pin(&self, endpoint: &Endpoint) -> Result<SocketAddr, String> {
+        let what = endpoint.authority();
+        if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+            return if self.permits(ip) {
+                Ok(SocketAddr::new(ip, endpoint.port))
+            } else {
+                Err(self.refusal(&what, ip))
+            };
+        }
+        let addresses: Vec<SocketAddr> =
+            tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+                .await
+                .map_err(|e| format!("cannot resolve {}: {e}", endpoint.host))?
+                .collect();
+        if let Some(refused) = addresses.iter().find(|a| !self.permits(a.ip())) {
+            return Err(self.refusal(&what, refused.ip()));
+        }
+        addresses
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{} resolves to no address", endpoint.host))
+    }
+}
+
 /// A DNS resolver for Kiln's registry client that drops addresses a policy refuses (so a name,
 /// or a redirect to one, cannot lead to an internal host).
 struct Guarded(Arc<AddressPolicy>);
@@ -194,10 +324,36 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            // IPv6 forms that carry an internal IPv4 address.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::",
+            "2001:0:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "fec0::1",
+            "ff02::1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
         ] {
             assert!(!none.permits(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:db8::1",
+        ] {
             assert!(none.permits(public.parse().unwrap()), "{public}");
         }
         let some = AddressPolicy::new(&["127.0.0.1".into(), "10.0.0.0/8".into()]).unwrap();
@@ -222,5 +378,77 @@ mod tests {
         );
         let loopback = AddressPolicy::new(&["127.0.0.0/8".into(), "::1".into()]).unwrap();
         assert!(loopback.check_host("localhost:5000").await.is_ok());
+    }
+
+    #[test]
+    fn endpoints_are_a_host_and_a_port_and_nothing_else() {
+        let parse = |text: &str| Endpoint::parse(text, &["tcp", "http"], 2375);
+        for (text, host, port) in [
+            ("tcp://1.1.1.1:2375", "1.1.1.1", 2375),
+            ("TCP://docker.example.com", "docker.example.com", 2375),
+            ("http://[2606:4700::1111]:2376/", "2606:4700::1111", 2376),
+            ("tcp://[::ffff:127.0.0.1]:1", "::ffff:127.0.0.1", 1),
+        ] {
+            let endpoint = parse(text).unwrap();
+            assert_eq!(
+                (endpoint.host.as_str(), endpoint.port),
+                (host, port),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse("tcp://[::1]:9").unwrap().authority(),
+            "[::1]:9".to_string()
+        );
+        for hostile in [
+            "tcp://127.0.0.1:2375#@1.1.1.1:2375",
+            "tcp://127.0.0.1:2375\\@1.1.1.1:2375",
+            "tcp://user:pw@1.1.1.1:2375",
+            "tcp://@1.1.1.1:2375",
+            "tcp://1.1.1.1:2375/v1.41",
+            "tcp://1.1.1.1:2375?x=1",
+            "tcp://1.1.1.1:2375%2f",
+            "tcp://1.1.1.1:2375 ",
+            "tcp://",
+            "tcp://:2375",
+            "tcp://1.1.1.1:99999",
+            "unix:///var/run/docker.sock",
+            "ftp://1.1.1.1",
+            "1.1.1.1:2375",
+        ] {
+            assert!(parse(hostile).is_err(), "{hostile}: {:?}", parse(hostile));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pinned_endpoint_is_the_checked_address() {
+        let none = AddressPolicy::default();
+        let pin = |text: &str| Endpoint::parse(text, &["tcp"], 2375).unwrap();
+        for refused in [
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2375",
+            "tcp://[::127.0.0.1]:2375",
+            "tcp://[::ffff:127.0.0.1]:2375",
+            "tcp://[64:ff9b::7f00:1]:2375",
+            "tcp://[2002:7f00:1::]:2375",
+            "tcp://0x7f.1:2375",
+            "tcp://2130706433:2375",
+        ] {
+            let why = none.pin(&pin(refused)).await.unwrap_err();
+            assert!(
+                why.contains("loopback, private or link-local"),
+                "{refused}: {why}"
+            );
+        }
+        let loopback = AddressPolicy::new(&["127.0.0.0/8".into(), "::1".into()]).unwrap();
+        let pinned = loopback.pin(&pin("tcp://localhost:2375")).await.unwrap();
+        assert!(
+            pinned.ip().is_loopback() && pinned.port() == 2375,
+            "{pinned}"
+        );
+        assert_eq!(
+            none.pin(&pin("tcp://1.1.1.1:2375")).await.unwrap(),
+            "1.1.1.1:2375".parse().unwrap()
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 mod address;
 
-pub use address::{AddressPolicy, is_internal};
+pub use address::{AddressPolicy, Endpoint, is_internal};
 use futures_util::StreamExt;
 use kiln_image::media::{OCI_INDEX, OCI_MANIFEST, WASM_LAYER};
 use kiln_image::{
@@ -50,13 +50,9 @@ pub struct RegistryOptions {
     pub insecure: Vec<String>,
     /// Largest blob Kiln pulls.
     pub max_blob_bytes: u64,
-    /// User name and password (basic auth, or exchanged for a bearer token).
-    pub username: Option<String>,
-    /// Password or token.
-    pub password: Option<String>,
-    /// The only registry host (`host[:port]`) the user name and password are sent to; any
-    /// registry when `None`.
-    pub credentials_host: Option<String>,
+    /// A user name and password, bound to the one registry host they are sent to (basic auth,
+    /// or exchanged for a bearer token at the token endpoint that registry names).
+    pub credentials: Option<Credentials>,
     /// Whether the Docker `config.json` of this process's user supplies credentials when the
     /// options have none. The CLI reads it, as Docker clients do; the control plane does not, so
     /// that no work group pulls with the host's credentials.
@@ -73,9 +69,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure: vec![],
             max_blob_bytes: 2 << 30,
-            username: None,
-            password: None,
-            credentials_host: None,
+            credentials: None,
             docker_config: true,
             attempts: 4,
             addresses: None,
@@ -115,16 +109,62 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
-/// Credentials for a registry: the options' user and password (when they are for this
-/// registry), else the Docker `config.json` (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`) when the options allow it, else anonymous.
+/// A user name and password for one registry host (`host[:port]`), and no other: the
+/// installation's (`--registry-host`, `--username`, `--password`) and a work group
+/// environment's alike. Every pull and push asks [`credentials`], so whatever reference a work
+/// group names, the password reaches only the host it was given for.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The registry host, `host[:port]` (`docker.io` and its aliases are one host).
+    pub host: String,
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"(hidden)")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Whether these credentials are for `registry` (`host[:port]`, as a reference names it).
+    pub fn are_for(&self, registry: &str) -> bool {
+        canonical_host(&self.host) == canonical_host(registry)
+    }
+}
+
+/// A registry host as compared for credentials: lower case, without a scheme or a trailing
+/// slash, Docker Hub's names as one.
+fn canonical_host(host: &str) -> String {
+    let host = host.trim();
+    let host = host
+        .strip_prefix("https://")
+        .or_else(|| host.strip_prefix("http://"))
+        .unwrap_or(host)
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "docker.io" | "registry-1.docker.io" | "index.docker.io" => "index.docker.io".into(),
+        _ => host,
+    }
+}
+
+/// Credentials for a registry: the options' credentials when they are for this registry's
+/// host, else the Docker `config.json` (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`, whose entries are per host) when the options allow it, else
+/// anonymous.
 pub fn credentials(registry: &str, options: &RegistryOptions) -> RegistryAuth {
-    let for_this = options
-        .credentials_host
-        .as_deref()
-        .is_none_or(|host| host.eq_ignore_ascii_case(registry));
-    if let (true, Some(user), Some(password)) = (for_this, &options.username, &options.password) {
-        return RegistryAuth::Basic(user.clone(), password.clone());
+    if let Some(given) = &options.credentials
+        && given.are_for(registry)
+    {
+        return RegistryAuth::Basic(given.username.clone(), given.password.clone());
     }
     if !options.docker_config {
         return RegistryAuth::Anonymous;
@@ -772,9 +812,53 @@ mod tests {
             is_loopback("127.0.0.1:5055") && is_loopback("localhost") && !is_loopback("ghcr.io")
         );
         let r = parse_reference("oci://127.0.0.1:5055/models/iris:1").expect("parse");
+        assert_eq!(r.resolve_registry(), "127.0.0.1:5055");
         assert_eq!(
             (r.registry(), r.repository(), r.tag()),
             ("127.0.0.1:5055", "models/iris", Some("1"))
         );
+    }
+
+    #[test]
+    fn credentials_go_to_their_host_and_no_other() {
+        let options = RegistryOptions {
+            credentials: Some(Credentials {
+                host: "Registry.Example.com:5000".into(),
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            docker_config: false,
+            ..RegistryOptions::default()
+        };
+        let basic = RegistryAuth::Basic("u".into(), "p".into());
+        for same in ["registry.example.com:5000", "REGISTRY.example.com:5000"] {
+            assert_eq!(credentials(same, &options), basic, "{same}");
+        }
+        for other in [
+            "registry.example.com",
+            "registry.example.com:5001",
+            "evil.example.com:5000",
+            "127.0.0.1:5000",
+            "registry.example.com:5000.evil.com",
+        ] {
+            assert_eq!(
+                credentials(other, &options),
+                RegistryAuth::Anonymous,
+                "{other}"
+            );
+        }
+        // Docker Hub's names are one host, as a reference resolves them.
+        let hub = RegistryOptions {
+            credentials: Some(Credentials {
+                host: "docker.io".into(),
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            docker_config: false,
+            ..RegistryOptions::default()
+        };
+        let reference = parse_reference("docker.io/library/python:3").expect("parse");
+        assert_eq!(credentials(reference.resolve_registry(), &hub), basic);
+        assert!(!format!("{:?}", hub.credentials).contains("\"p\""));
     }
 }

@@ -1825,47 +1825,6 @@ fn stolen_tokens_are_contained_by_revoking_and_disabling() {
     assert_eq!(whoami(&short_token).status, 401);
 }
 
-/// A loopback HTTP peer that records each request's head and answers it with what `answer`
-/// makes of it (one request per connection).
-struct Recorder {
-    addr: String,
-    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Recorder {
-    fn start(answer: impl Fn(&str) -> String + Send + 'static) -> Recorder {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut buffer = vec![0u8; 16 << 10];
-                let n = stream.read(&mut buffer).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                let answer = answer(&head);
-                // Recorded before it is answered: whoever got the answer finds it recorded.
-                seen.lock().unwrap().push(head);
-                let _ = stream.write_all(answer.as_bytes());
-            }
-        });
-        Recorder { addr, heads }
-    }
-
-    /// One that answers 401 with a challenge for basic credentials.
-    fn basic() -> Recorder {
-        Recorder::start(|_| {
-            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-        })
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
 #[test]
 fn images_and_registry_passwords_stay_in_their_work_group() {
     let (up, admin) = two_workgroups("control-images");
@@ -2049,22 +2008,6 @@ fn images_and_registry_passwords_stay_in_their_work_group() {
     );
     assert!(!carries(&other.heads()), "{:?}", other.heads());
     assert!(carries(&own.heads()), "{:?}", own.heads());
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -505,3 +505,110 @@ fn an_admin_contains_a_stolen_token_with_the_cli() {
     );
     assert_eq!(whoami(token), 403);
 }
+
+#[test]
+fn a_revoked_token_takes_every_token_minted_from_it() {
+    let dir = temp_dir("control-cli-token-tree");
+    let up = Up::start(&dir, &[]);
+    let admin_context = dir.join("admin.json");
+    let (ok, output) = kiln(
+        &admin_context,
+        &["login", "--url", &up.api, "--token", &up.admin()],
+    );
+    assert!(ok, "{output}");
+    let created = kiln_json(&admin_context, &["user", "create", "eve"]);
+    let root = created["token"]["token"].as_str().unwrap().to_string();
+    let root_id = created["token"]["id"].as_str().unwrap().to_string();
+    let whoami = |token: &str| up.api("GET", "/api/v1/whoami", Some(token), None).status;
+    let mint = |parent: &str, name: &str| {
+        let minted = up.ok(
+            "POST",
+            "/api/v1/tokens",
+            parent,
+            Some(&json!({ "name": name })),
+        );
+        (
+            minted["token"].as_str().unwrap().to_string(),
+            minted["id"].as_str().unwrap().to_string(),
+        )
+    };
+    // The thief mints a child from the stolen token, and a grandchild from that; eve has
+    // another child of her own.
+    let (child, child_id) = mint(&root, "child");
+    let (grandchild, grandchild_id) = mint(&child, "grandchild");
+    let (sibling, sibling_id) = mint(&root, "sibling");
+
+    // The admin sees the tree: JSON with each token's parent, text indented under it.
+    let listed = kiln_json(&admin_context, &["user", "tokens", "eve"]);
+    let parents: Vec<(String, Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["parent"].clone()))
+        .collect();
+    assert_eq!(
+        parents,
+        vec![
+            ("initial".to_string(), Value::Null),
+            ("child".to_string(), json!(root_id)),
+            ("grandchild".to_string(), json!(child_id)),
+            ("sibling".to_string(), json!(root_id)),
+        ],
+        "{listed}"
+    );
+    let (ok, text) = kiln(&admin_context, &["user", "tokens", "eve"]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, (prefix, id)) in lines.iter().zip([
+        ("", &root_id),
+        ("  └ ", &child_id),
+        ("    └ ", &grandchild_id),
+        ("  └ ", &sibling_id),
+    ]) {
+        assert!(line.starts_with(&format!("{prefix}{id}  ")), "{text}");
+    }
+
+    // Revoking the stolen child revokes the grandchild minted from it, and nothing else.
+    let (ok, said) = kiln(&admin_context, &["user", "revoke-token", "eve", &child_id]);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "revoked {child_id} and the 1 token(s) minted from it: {grandchild_id}"
+        )),
+        "{said}"
+    );
+    assert_eq!(whoami(&child), 401);
+    assert_eq!(whoami(&grandchild), 401);
+    assert_eq!(whoami(&root), 200);
+    assert_eq!(whoami(&sibling), 200);
+    // A revoked token mints nothing.
+    assert_eq!(
+        up.api(
+            "POST",
+            "/api/v1/tokens",
+            Some(&grandchild),
+            Some(&json!({ "name": "again" }))
+        )
+        .status,
+        401
+    );
+
+    // Eve sees the same tree with her own token, revoked ones marked, and revokes her root:
+    // the sibling goes with it.
+    let eve_context = dir.join("eve.json");
+    let (ok, output) = kiln(
+        &eve_context,
+        &["login", "--url", &up.api, "--token", &sibling],
+    );
+    assert!(ok, "{output}");
+    let (ok, text) = kiln(&eve_context, &["token", "list"]);
+    assert!(ok, "{text}");
+    let revoked: Vec<bool> = text.lines().map(|l| !l.ends_with("revoked -")).collect();
+    assert_eq!(revoked, vec![false, true, true, false], "{text}");
+    let (ok, said) = kiln(&eve_context, &["token", "revoke", &root_id]);
+    assert!(ok, "{said}");
+    assert!(said.contains(&sibling_id), "{said}");
+    assert_eq!(whoami(&root), 401);
+    assert_eq!(whoami(&sibling), 401);
+}

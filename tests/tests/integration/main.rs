@@ -3,6 +3,7 @@
 //! Run one module with `cargo test -p kiln-tests --test integration python::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod boundary;
 mod client;
 mod control;
 mod control_cli;

@@ -294,3 +294,65 @@ fn a_contributors_container_cannot_reach_the_control_planes_secrets() {
     let (id, log) = kiln_tests::runs::hostile_run(&lab, "docker");
     kiln_tests::runs::assert_contained(&log, &data, &id, false);
 }
+
+/// The Docker daemon pulls a run's image for the work group: the image's registry is held to
+/// the installation's address limits when it is pulled, as Kiln's own pulls are.
+#[test]
+fn a_run_image_on_an_internal_registry_is_not_pulled() {
+    let data = temp_dir("docker-internal-registry");
+    // Loopback is internal on this installation; the test's Docker host and its host network
+    // are allowed.
+    let docker = docker_host();
+    let up = Up::start(
+        &data,
+        &[
+            "--allow-network",
+            "10.255.255.254",
+            "--allow-docker-host",
+            &docker,
+            "--allow-docker-network",
+            "host",
+        ],
+    );
+    let lab = Lab::new(&up, &up.admin());
+    lab.push(&[("train.py", TRAIN_PY.as_bytes())]);
+    lab.experiment("train", "train.py");
+    // The attacker's "registry" on loopback records every request.
+    let registry = kiln_tests::Recorder::basic();
+    let port = registry.addr.rsplit(':').next().unwrap().to_string();
+    docker_target(
+        &lab,
+        "internal",
+        json!({ "image": format!("127.0.0.1:{port}/evil/python:3") }),
+    );
+    docker_target(&lab, "docker", json!({}));
+    lab.ok(
+        "POST",
+        &format!("{WG}/environments"),
+        Some(&json!({ "name": "env", "run_image": format!("localhost:{port}/evil/python:3") })),
+    );
+    for (body, named) in [
+        (json!({ "target": "internal" }), "127.0.0.1"),
+        (
+            json!({ "target": "docker", "environment": "env" }),
+            "127.0.0.1",
+        ),
+    ] {
+        let id = lab.submit("train", body.clone());
+        let run = lab.wait(&id, LONG);
+        assert_eq!(run["status"], "failed", "{body}: {run}");
+        let reason = run["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("its registry is not pulled from")
+                && reason.contains(&format!(
+                    "{named}, a loopback, private or link-local address"
+                )),
+            "{body}: {reason}"
+        );
+    }
+    assert_eq!(registry.heads(), Vec::<String>::new());
+    // An image the Docker host has is used as it is, whatever registry its name holds.
+    let id = lab.submit("train", json!({ "target": "docker" }));
+    let run = lab.wait(&id, LONG);
+    assert_eq!(run["status"], "completed", "{run}\n{}", lab.logs(&id));
+}

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use kiln_executor::{
-    ExecError, Executor, Job, Output, PrepareLog, RegistryCredentials, Status, Target, check_script,
+    ExecError, Executor, Job, Output, PrepareLog, Status, Target, check_script, image_registry,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -117,12 +117,13 @@ fn code_archive(code: &Path, helpers: &Path) -> Result<Vec<u8>, ExecError> {
         .map_err(|e| ExecError::Failed(format!("cannot archive the run's code: {e}")))
 }
 
-/// Makes sure the host has `image`, pulling it when it does not.
+/// Makes sure the host has `image`, pulling it when it does not, from a registry the job's
+/// gate lets it pull from.
 async fn ensure_image(
     docker: &Docker,
     host: &str,
     image: &str,
-    registry: Option<&RegistryCredentials>,
+    job: &Job,
     prepare: &PrepareLog,
 ) -> Result<(), ExecError> {
     match docker.inspect_image(image).await {
@@ -130,6 +131,15 @@ async fn ensure_image(
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(api_error(host, "inspecting the image", e)),
     }
+    if let (Some(gate), Some(registry)) = (&job.pulls, image_registry(image)) {
+        gate.check(registry).await.map_err(|why| {
+            ExecError::Invalid(format!(
+                "image '{image}' is not on the Docker host {host}, and its registry is not \
+                 pulled from: {why}"
+            ))
+        })?;
+    }
+    let registry = job.registry.as_ref();
     let _ = prepare
         .send(Bytes::from(format!("kiln: pulling {image}\n")))
         .await;
@@ -225,7 +235,7 @@ impl Executor for DockerExecutor {
                 .ping()
                 .await
                 .map_err(|e| api_error(&host, "ping", e))?;
-            ensure_image(&docker, &host, image, job.registry.as_ref(), prepare).await?;
+            ensure_image(&docker, &host, image, job, prepare).await?;
 
             let name = container_name(&job.run_id);
             // A container left by an attempt that never started is replaced.

@@ -10,6 +10,7 @@ use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use kiln_registry::Endpoint;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -86,20 +87,20 @@ fn check_target(kind: &str, config: &Map<String, Value>) -> Result<(), ControlEr
     Ok(())
 }
 
-/// Checks where a target reaches against the installation's limits: its Docker host and
-/// network, its Spark master. Refused with 403 and the limit named.
+/// Checks where a target reaches against the installation's limits (403 with the limit named):
+/// its Docker host and network, its Spark master (the registry of its image is checked when a
+/// run pulls it: [`registry_gate`]). Returns the settings to hand
+/// to the executor: a Docker host given as `tcp://` or `http://` is parsed once, resolved once
+/// and pinned to the checked address (`tcp://IP:PORT`), so that the client connects to the
+/// address that was checked and parses nothing that could mean another host.
 pub async fn check_reach(
     control: &ControlPlane,
     kind: &str,
     config: &Map<String, Value>,
-) -> Result<(), ControlError> {
+) -> Result<Map<String, Value>, ControlError> {
     let limits = &control.settings().targets;
     let refuse = |m: String| Err(ControlError::Forbidden(m));
-    let host_of = |url: &str| -> Option<String> {
-        let rest = url.split_once("://").map_or(url, |(_, r)| r);
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        (!host.is_empty()).then(|| host.rsplit_once('@').map_or(host, |(_, h)| h).to_string())
-    };
+    let mut pinned = config.clone();
     match kind {
         "docker" => {
             if let Some(host) = config.get("host").and_then(Value::as_str)
@@ -112,14 +113,13 @@ pub async fn check_reach(
                          allow it: kiln up --allow-docker-host {host})"
                     ));
                 }
-                let Some(address) = host_of(host) else {
-                    return Err(ControlError::Invalid(format!(
-                        "invalid Docker host '{host}'"
-                    )));
+                let endpoint = Endpoint::parse(host, &["tcp", "http"], 2375)
+                    .map_err(|why| ControlError::Invalid(format!("invalid Docker host: {why}")))?;
+                let address = match limits.addresses.pin(&endpoint).await {
+                    Ok(address) => address,
+                    Err(why) => return refuse(format!("Docker host: {why}")),
                 };
-                if let Err(why) = limits.addresses.check_host(&address).await {
-                    return refuse(format!("Docker host: {why}"));
-                }
+                pinned.insert("host".into(), Value::String(format!("tcp://{address}")));
             }
             if let Some(network) = config.get("network").and_then(Value::as_str)
                 && !["bridge", "none", "default"].contains(&network)
@@ -134,22 +134,42 @@ pub async fn check_reach(
         }
         "spark" => {
             let master = config.get("master").and_then(Value::as_str).unwrap_or("");
-            let hosts: Vec<String> = if let Some(list) = master.strip_prefix("spark://") {
-                list.split(',').map(str::to_string).collect()
-            } else if let Some(url) = master.strip_prefix("k8s://") {
-                host_of(url).into_iter().collect()
-            } else {
-                Vec::new()
-            };
-            for host in hosts {
-                if let Err(why) = limits.addresses.check_host(&host).await {
+            let endpoints: Vec<Result<Endpoint, String>> =
+                if let Some(list) = master.strip_prefix("spark://") {
+                    list.split(',')
+                        .map(|h| Endpoint::parse(&format!("spark://{h}"), &["spark"], 7077))
+                        .collect()
+                } else if let Some(url) = master.strip_prefix("k8s://") {
+                    vec![Endpoint::parse(url, &["https", "http"], 443)]
+                } else {
+                    Vec::new()
+                };
+            for endpoint in endpoints {
+                let endpoint = endpoint
+                    .map_err(|why| ControlError::Invalid(format!("invalid Spark master: {why}")))?;
+                if let Err(why) = limits.addresses.pin(&endpoint).await {
                     return refuse(format!("Spark master: {why}"));
                 }
             }
         }
         _ => {}
     }
-    Ok(())
+    Ok(pinned)
+}
+
+/// The gate a container host's pulls for a work group's runs go through: the registry a run
+/// image names (a docker target's `image`, an environment's `run_image`) is held to the
+/// installation's address limits, checked when the image is pulled (an image the host has is
+/// not pulled). Docker Hub's images name no registry host.
+pub fn registry_gate(control: &ControlPlane) -> kiln_executor::RegistryGate {
+    let policy = control.settings().targets.addresses.clone();
+    kiln_executor::RegistryGate(std::sync::Arc::new(move |registry: String| {
+        let policy = policy.clone();
+        Box::pin(async move {
+            let endpoint = Endpoint::parse(&format!("https://{registry}"), &["https"], 443)?;
+            policy.pin(&endpoint).await.map(|_| ())
+        })
+    }))
 }
 
 /// Whether `host` is the Docker host of the installation itself.
@@ -231,9 +251,14 @@ pub async fn test_target(
         })?;
     let executor = crate::runs::executor_for(&control, &target)?;
     // A target made before the installation's limits changed is checked again: the test is no
-    // port probe.
-    check_reach(&control, &target.kind, &target.config).await?;
-    let checked = executor.check(&target).await;
+    // port probe. The executor is handed the checked address.
+    let config = check_reach(&control, &target.kind, &target.config).await?;
+    let checked = executor
+        .check(&kiln_executor::Target {
+            config,
+            ..target.clone()
+        })
+        .await;
     let (reachable, message) = match checked {
         Ok(message) => (true, message),
         Err(e) => (false, e.to_string()),
@@ -520,15 +545,16 @@ pub async fn delete(
     ))
 }
 
-/// The registry credentials of an environment, opened, for the server's own use (pulls).
+/// The registry credentials of an environment, opened, for the server's own use (pulls), bound
+/// to the environment's registry host.
 pub async fn registry_credentials(
     control: &ControlPlane,
     workgroup_id: &str,
     environment: &str,
-) -> Result<Option<(String, String, String)>, ControlError> {
+) -> Result<Option<kiln_registry::Credentials>, ControlError> {
     /// id, registry host, user name, sealed password.
-    type Credentials = (String, Option<String>, Option<String>, Option<String>);
-    let row: Option<Credentials> = sqlx::query_as(
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT id, registry, registry_username, registry_password_sealed FROM environments \
          WHERE workgroup_id = $1 AND name = $2",
     )
@@ -542,14 +568,18 @@ pub async fn registry_credentials(
     let password = control
         .secrets()
         .open(&sealed, &format!("environment:{id}:registry_password"))?;
-    Ok(Some((host, user, password)))
+    Ok(Some(kiln_registry::Credentials {
+        host,
+        username: user,
+        password,
+    }))
 }
 
 /// What a run takes from its environment: the image for docker targets, the registry
-/// credentials `(host, user, password)`, and the targets it allows (none listed: any).
+/// credentials, and the targets it allows (none listed: any).
 pub(crate) struct RunEnvironment {
     pub image: Option<String>,
-    pub credentials: Option<(String, String, String)>,
+    pub credentials: Option<kiln_registry::Credentials>,
     pub targets: Vec<String>,
 }
 

@@ -139,9 +139,31 @@ async fn resolve(
     } else {
         (text.to_string(), None)
     };
+    // Which image the name means is settled first, then whether this work group may use it,
+    // and only then is the image read: a digest or tag the work group may not use gets the
+    // missing-image answer whatever it names (another work group's image, a layer, a config).
+    let local = registry.is_none();
     let opened = tokio::task::spawn_blocking({
         let name = name.clone();
-        move || open_image(&store, &name)
+        move || {
+            let (descriptor, _) = store.resolve(&name)?;
+            Ok::<_, kiln_image::ImageError>((descriptor.digest.to_string(), store, name))
+        }
+    })
+    .await
+    .map_err(|e| ControlError::Internal(e.to_string()))?;
+    let (digest, store, name) = opened.map_err(|e| match e {
+        kiln_image::ImageError::NotFound(_) => not_in_store(text),
+        other => ControlError::Invalid(format!("image '{text}' cannot be deployed: {other}")),
+    })?;
+    // A registry image was claimed by its pull; a local one must be this work group's or the
+    // installation's.
+    if local && !may_use(control, workgroup_id, &digest).await? {
+        return Err(not_in_store(text));
+    }
+    let opened = tokio::task::spawn_blocking({
+        let pinned = format!("{}@{digest}", name.split('@').next().unwrap_or(&name));
+        move || open_image(&store, &pinned)
     })
     .await
     .map_err(|e| ControlError::Internal(e.to_string()))?;
@@ -150,11 +172,6 @@ async fn resolve(
         other => ControlError::Invalid(format!("image '{text}' cannot be deployed: {other}")),
     })?;
     let digest = image.manifest_digest.to_string();
-    // A registry image was claimed by its pull; a local one must be this work group's or the
-    // installation's.
-    if registry.is_none() && !may_use(control, workgroup_id, &digest).await? {
-        return Err(not_in_store(text));
-    }
     let repository = name.split('@').next().unwrap_or(&name).to_string();
     Ok((
         format!("{repository}@{digest}"),
@@ -186,25 +203,21 @@ pub async fn create(
                         "environment '{environment}' has no registry credentials"
                     ))
                 })?;
-                // The password goes to the environment's registry and nowhere else.
+                // The password goes to the environment's registry and nowhere else: a
+                // reference to another registry is refused rather than pulled anonymously.
                 let text = reference.strip_prefix("oci://").unwrap_or(reference);
                 let host = kiln_registry::is_registry_reference(text)
                     .then(|| kiln_registry::parse_reference(text).ok())
                     .flatten()
                     .map(|r| r.resolve_registry().to_string());
-                if host
-                    .as_deref()
-                    .is_none_or(|h| !h.eq_ignore_ascii_case(&credentials.0))
-                {
+                if host.as_deref().is_none_or(|h| !credentials.are_for(h)) {
                     return Err(ControlError::Invalid(format!(
                         "environment '{environment}' holds credentials for the registry {}, and \
                          '{reference}' is not an image of that registry",
-                        credentials.0
+                        credentials.host
                     )));
                 }
-                options.username = Some(credentials.1);
-                options.password = Some(credentials.2);
-                options.credentials_host = Some(credentials.0);
+                options.credentials = Some(credentials);
             }
             let (pinned, digest, registry, kind) =
                 resolve(&control, &scope.workgroup()?.id, reference, &options).await?;

@@ -219,6 +219,15 @@ pub async fn delete(
     ))
 }
 
+/// The answer for a scorer component that is no file, no built-in scorer and no image this work
+/// group may use: one answer, so that nothing about other work groups' images can be probed.
+fn not_usable(component: &str) -> ControlError {
+    ControlError::Invalid(format!(
+        "image build: scorer component '{component}' is neither a .wasm file, nor a built-in \
+         scorer, nor an image of this work group"
+    ))
+}
+
 /// Builds the image of a manifest into the local store; returns `(pinned reference, digest,
 /// manifest id)`.
 pub(crate) async fn build(
@@ -242,15 +251,35 @@ pub(crate) async fn build(
     let store_dir = control.settings().store_dir.clone();
     let open = || kiln_image::OciStore::open(&store_dir);
     // A registry component is pulled with this work group's access first (and claimed when the
-    // pull brings it in); the build then finds it in the store.
+    // pull brings it in); the build then finds it in the store. A store component must be one
+    // this work group may use before the build reads it, and one it may not use answers as a
+    // missing one does, whatever its digest names.
     if let Ok((recipe, _)) = ModelManifest::read(&space.dir.join("kiln.toml")) {
+        let python = recipe.scorer.is_python();
         let component = recipe.scorer.component;
+        let store =
+            open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
         if kiln_registry::is_registry_reference(&component) {
-            let store =
-                open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
             let text = component.strip_prefix("oci://").unwrap_or(&component);
             super::images::pull_for(control, &wg.id, &store, text, &control.settings().registry)
                 .await?;
+        } else if !python
+            && !kiln_build::is_component_path(&component, &space.dir)
+            && kiln_build::builtin_scorer(&component).is_none()
+        {
+            let resolved = tokio::task::spawn_blocking({
+                let component = component.clone();
+                move || store.resolve(&component).map(|(d, _)| d.digest.to_string())
+            })
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
+            let usable = match resolved {
+                Ok(digest) => super::images::may_use(control, &wg.id, &digest).await?,
+                Err(_) => false,
+            };
+            if !usable {
+                return Err(not_usable(&component));
+            }
         }
     }
     let sources = kiln_build::Sources {
@@ -276,10 +305,7 @@ pub(crate) async fn build(
         && kiln_build::builtin_scorer(&component).is_none()
         && !super::images::may_use(control, &wg.id, digest).await?
     {
-        return Err(ControlError::Invalid(format!(
-            "image build: scorer component '{component}' is neither a .wasm file, nor a built-in \
-             scorer, nor an image of this work group"
-        )));
+        return Err(not_usable(&component));
     }
     let store = open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
     // One tag per work group and image name, so work groups never overwrite each other's tags.

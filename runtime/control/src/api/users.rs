@@ -17,7 +17,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// id, name, created, expires, revoked.
-type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
+type TokenRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
@@ -67,7 +74,7 @@ pub async fn create(
         .execute(control.db().pool())
         .await
         .map_err(ControlError::exists("user", &body.name))?;
-    let (token_id, token) = issue_token(control.db(), &id, "initial", None).await?;
+    let (token_id, token) = issue_token(control.db(), &id, "initial", None, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -150,13 +157,14 @@ pub async fn update(
 fn tokens_json(rows: Vec<TokenRow>) -> Value {
     let items: Vec<Value> = rows
         .into_iter()
-        .map(|(id, name, created, expires, revoked)| {
+        .map(|(id, name, created, expires, revoked, parent)| {
             json!({
                 "id": id,
                 "name": name,
                 "created": time(created),
                 "expires": expires.map(time),
                 "revoked": revoked.map(time),
+                "parent": parent,
             })
         })
         .collect();
@@ -165,29 +173,22 @@ fn tokens_json(rows: Vec<TokenRow>) -> Value {
 
 async fn tokens_of(control: &ControlPlane, user_id: &str) -> Result<Vec<TokenRow>, ControlError> {
     Ok(sqlx::query_as(
-        "SELECT id, name, created_at, expires_at, revoked_at FROM tokens WHERE user_id = $1 \
-         ORDER BY created_at, id",
+        "SELECT id, name, created_at, expires_at, revoked_at, parent_id FROM tokens \
+         WHERE user_id = $1 ORDER BY created_at, id",
     )
     .bind(user_id)
     .fetch_all(control.db().pool())
     .await?)
 }
 
+/// Revokes a token of `user_id` and every token minted from it.
 async fn revoke(control: &ControlPlane, user_id: &str, token: &str) -> Reply {
-    let done = sqlx::query(
-        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(token)
-    .bind(user_id)
-    .execute(control.db().pool())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!("token '{token}' not found")));
-    }
+    let revoked = crate::auth::revoke_tree(control.db(), user_id, token)
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("token '{token}' not found")))?;
     Ok((
         StatusCode::OK,
-        Json(json!({ "id": token, "revoked": true })),
+        Json(json!({ "id": token, "revoked": true, "children_revoked": &revoked[1..] })),
     ))
 }
 
@@ -261,9 +262,10 @@ pub async fn create_token(
     };
     let (id, token) = issue_token(
         control.db(),
-        &scope.principal()?.user_id,
+        &caller.user_id,
         &body.name,
         expires_at,
+        Some(&caller.token_id),
     )
     .await?;
     Ok((

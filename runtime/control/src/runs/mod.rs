@@ -400,10 +400,7 @@ impl Runner {
             run.id.clone(),
             run.log_bytes.max(0) as u64,
         );
-        let target = match resolve_target(&self.control, &run.workgroup_id, &run.target)
-            .await
-            .and_then(|t| executor_for(&self.control, &t).map(|e| (t, e)))
-        {
+        let target = match self.reachable_target(&run).await {
             Ok(found) => found,
             Err(e) => {
                 writer.note(&format!("failed: {e}")).await;
@@ -585,6 +582,20 @@ impl Runner {
         .await;
     }
 
+    /// The run's target with its executor, checked against the installation's limits (at the
+    /// start and at every adoption), its Docker host pinned to the checked address.
+    async fn reachable_target(
+        &self,
+        run: &RunRecord,
+    ) -> Result<(Target, Arc<dyn Executor>), ControlError> {
+        let target = resolve_target(&self.control, &run.workgroup_id, &run.target).await?;
+        let executor = executor_for(&self.control, &target)?;
+        let config =
+            crate::api::environments::check_reach(&self.control, &target.kind, &target.config)
+                .await?;
+        Ok((Target { config, ..target }, executor))
+    }
+
     /// Checks out the code, issues the run's token and has the executor start it; what the
     /// executor prints while preparing goes to the log. Returns the handle.
     async fn prepare(
@@ -595,7 +606,6 @@ impl Runner {
         work: &std::path::Path,
         writer: &mut LogWriter,
     ) -> Result<String, ControlError> {
-        crate::api::environments::check_reach(&self.control, &target.kind, &target.config).await?;
         let code = work.join("code");
         let _ = tokio::fs::remove_dir_all(&code).await;
         let repository = crate::api::projects::repository(&self.control, &run.project_id);
@@ -661,13 +671,12 @@ impl Runner {
         let (image, registry) = match environment {
             Some(env) => (
                 env.image,
-                env.credentials.map(|(host, username, password)| {
-                    kiln_executor::RegistryCredentials {
-                        host,
-                        username,
-                        password,
-                    }
-                }),
+                env.credentials
+                    .map(|given| kiln_executor::RegistryCredentials {
+                        host: given.host,
+                        username: given.username,
+                        password: given.password,
+                    }),
             ),
             None => (None, None),
         };
@@ -684,6 +693,7 @@ impl Runner {
             helpers,
             image,
             registry,
+            pulls: Some(crate::api::environments::registry_gate(&self.control)),
         };
         let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
         let submitting = async move {
