@@ -249,8 +249,8 @@ pub async fn revoke_tree(
                     .await?;
                 revoked.push(child.clone());
             }
-            // An already revoked child's children were revoked with it, unless they were minted
-            // in the same moment: walk them too.
+            // An already revoked child may still have live children (minted while it was being
+            // revoked): walk them too.
             frontier.push(child);
         }
     }

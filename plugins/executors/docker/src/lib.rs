@@ -139,7 +139,6 @@ async fn ensure_image(
             ))
         })?;
     }
-    let registry = job.registry.as_ref();
     let _ = prepare
         .send(Bytes::from(format!("kiln: pulling {image}\n")))
         .await;
@@ -148,8 +147,10 @@ async fn ensure_image(
         ..Default::default()
     };
     // The environment's credentials go only to its own registry.
-    let credentials = registry
-        .filter(|r| image.split('/').next() == Some(r.host.as_str()))
+    let credentials = job
+        .registry
+        .as_ref()
+        .filter(|r| image_registry(image) == Some(r.host.as_str()))
         .map(|r| DockerCredentials {
             username: Some(r.username.clone()),
             password: Some(r.password.clone()),

@@ -102,6 +102,19 @@ pub(crate) async fn pull_for(
     Ok(pulled)
 }
 
+/// The manifest digest a store name (a tag, or `NAME@sha256:...`) resolves to, read off the
+/// async workers: which image a name means is settled by this before whether a work group may
+/// use it, and only then is the image read.
+pub(crate) async fn digest_in_store(
+    store: &OciStore,
+    name: &str,
+) -> Result<Result<String, kiln_image::ImageError>, ControlError> {
+    let (store, name) = (store.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || store.resolve(&name).map(|(d, _)| d.digest.to_string()))
+        .await
+        .map_err(|e| ControlError::Internal(e.to_string()))
+}
+
 /// The message for a local reference that does not resolve in the work group: the same whether
 /// the store lacks it or another work group holds it, so that nothing can be probed.
 fn not_in_store(text: &str) -> ControlError {
@@ -142,23 +155,16 @@ async fn resolve(
     // Which image the name means is settled first, then whether this work group may use it,
     // and only then is the image read: a digest or tag the work group may not use gets the
     // missing-image answer whatever it names (another work group's image, a layer, a config).
-    let local = registry.is_none();
-    let opened = tokio::task::spawn_blocking({
-        let name = name.clone();
-        move || {
-            let (descriptor, _) = store.resolve(&name)?;
-            Ok::<_, kiln_image::ImageError>((descriptor.digest.to_string(), store, name))
-        }
-    })
-    .await
-    .map_err(|e| ControlError::Internal(e.to_string()))?;
-    let (digest, store, name) = opened.map_err(|e| match e {
+    let not_deployable = |e: kiln_image::ImageError| match e {
         kiln_image::ImageError::NotFound(_) => not_in_store(text),
         other => ControlError::Invalid(format!("image '{text}' cannot be deployed: {other}")),
-    })?;
+    };
+    let digest = digest_in_store(&store, &name)
+        .await?
+        .map_err(not_deployable)?;
     // A registry image was claimed by its pull; a local one must be this work group's or the
     // installation's.
-    if local && !may_use(control, workgroup_id, &digest).await? {
+    if registry.is_none() && !may_use(control, workgroup_id, &digest).await? {
         return Err(not_in_store(text));
     }
     let opened = tokio::task::spawn_blocking({
@@ -167,10 +173,7 @@ async fn resolve(
     })
     .await
     .map_err(|e| ControlError::Internal(e.to_string()))?;
-    let image = opened.map_err(|e| match e {
-        kiln_image::ImageError::NotFound(_) => not_in_store(text),
-        other => ControlError::Invalid(format!("image '{text}' cannot be deployed: {other}")),
-    })?;
+    let image = opened.map_err(not_deployable)?;
     let digest = image.manifest_digest.to_string();
     let repository = name.split('@').next().unwrap_or(&name).to_string();
     Ok((

@@ -267,13 +267,7 @@ pub(crate) async fn build(
             && !kiln_build::is_component_path(&component, &space.dir)
             && kiln_build::builtin_scorer(&component).is_none()
         {
-            let resolved = tokio::task::spawn_blocking({
-                let component = component.clone();
-                move || store.resolve(&component).map(|(d, _)| d.digest.to_string())
-            })
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
-            let usable = match resolved {
+            let usable = match super::images::digest_in_store(&store, &component).await? {
                 Ok(digest) => super::images::may_use(control, &wg.id, &digest).await?,
                 Err(_) => false,
             };
