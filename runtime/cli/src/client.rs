@@ -2,7 +2,7 @@
 //! deployment`, and `kiln image register`. Each command is one or two REST calls; `--output
 //! json` prints the server's JSON as it is.
 
-use crate::images::Output;
+use crate::args::Output;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};

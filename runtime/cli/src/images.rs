@@ -1,60 +1,11 @@
 //! `kiln image build|list|inspect|rm` and `kiln scorer`, with the store flags and output format
 //! the image and manifest commands share.
 
-use crate::transfer::RegistryArgs;
+use crate::args::{Output, Sources};
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
-use kiln_image::{ImageError, ModelManifest, OciStore, open_image};
+use clap::Subcommand;
+use kiln_image::{ImageError, ModelManifest, open_image};
 use std::path::{Path, PathBuf};
-
-/// Output format of commands that list or show.
-#[derive(Clone, Copy, Default, ValueEnum)]
-pub enum Output {
-    /// For people.
-    #[default]
-    Text,
-    /// For programs.
-    Json,
-}
-
-/// Where the local image store lives.
-#[derive(Args, Clone)]
-pub struct StoreArgs {
-    /// The local OCI image-layout store (default: ~/.local/share/kiln/store).
-    #[arg(long, env = "KILN_STORE", global = true)]
-    pub store: Option<PathBuf>,
-}
-
-impl StoreArgs {
-    /// The store's directory.
-    pub fn dir(&self) -> Result<PathBuf> {
-        match &self.store {
-            Some(path) => Ok(path.clone()),
-            None => default_store().context("set --store or KILN_STORE: no home directory"),
-        }
-    }
-
-    /// Opens (creating) the store.
-    pub fn open(&self) -> Result<OciStore> {
-        Ok(OciStore::open(self.dir()?)?)
-    }
-}
-
-/// Where images come from: the local store, and registries for references that name one.
-#[derive(Args, Clone)]
-pub struct Sources {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-}
-
-fn default_store() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(base.join("kiln").join("store"))
-}
 
 /// `kiln image ...`.
 #[derive(Subcommand)]

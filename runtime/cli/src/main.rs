@@ -2,6 +2,7 @@
 //! as WebAssembly components. `kiln serve` loads scoring components and serves them as HTTP
 //! prediction endpoints, with Prometheus metrics on a separate listener.
 
+mod args;
 mod client;
 mod config;
 mod endpoints;
@@ -42,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         command: manifests::ManifestCommand,
         #[command(flatten)]
-        sources: images::Sources,
+        sources: args::Sources,
     },
     /// Push an image from the local store to an OCI registry.
     Push(transfer::PushArgs),
@@ -152,7 +153,7 @@ enum Command {
         #[command(subcommand)]
         command: images::ScorerCommand,
         #[command(flatten)]
-        sources: images::Sources,
+        sources: args::Sources,
     },
     /// Build, list, inspect and remove images in the local store; register one with the
     /// control plane.
@@ -160,7 +161,7 @@ enum Command {
         #[command(subcommand)]
         command: images::ImageCommand,
         #[command(flatten)]
-        sources: images::Sources,
+        sources: args::Sources,
     },
 }
 

@@ -1,7 +1,8 @@
 //! `kiln manifest create|validate`: write a model manifest from a model's files, and check one
 //! against its component and files as `kiln image build` would.
 
-use crate::images::{Progress, Sources, check_manifest, path_relative_to, runtime};
+use crate::args::Sources;
+use crate::images::{Progress, check_manifest, path_relative_to, runtime};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use kiln_image::{ImageError, ModelManifest, SampleTable};

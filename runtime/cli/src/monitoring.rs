@@ -85,7 +85,7 @@ pub enum MonitorCommand {
         config: String,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
-        output: crate::images::Output,
+        output: crate::args::Output,
     },
 }
 
@@ -134,7 +134,7 @@ pub fn command(command: MonitorCommand) -> Result<()> {
         MonitorLimits::default(),
     ))?;
     match output {
-        crate::images::Output::Json => {
+        crate::args::Output::Json => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&kiln_monitor::reports_json(&reports))?

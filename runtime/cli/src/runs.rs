@@ -2,8 +2,8 @@
 //! first, so the run is pinned to exactly what was there), list and show runs with what they
 //! logged, follow their logs live, cancel them.
 
+use crate::args::Output;
 use crate::client::{Api, Connection, ProjectArg, runtime, s, tar_of_tree};
-use crate::images::Output;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};

@@ -1,8 +1,8 @@
 //! `kiln serve`: flags and the config file turned into the node's [`ServeConfig`]; the node
 //! ([`kiln_node::serve`]) loads, serves and shuts down.
 
+use crate::args::StoreArgs;
 use crate::config::{self, FileConfig};
-use crate::images::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use kiln_api::Limits;
@@ -128,7 +128,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
-    registry: crate::transfer::RegistryArgs,
+    registry: crate::args::RegistryArgs,
     #[command(flatten)]
     monitoring: crate::monitoring::MonitorArgs,
     #[command(flatten)]

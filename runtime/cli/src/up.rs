@@ -2,8 +2,8 @@
 //! artifacts in a data directory, the local OCI store), with the management API, prediction
 //! endpoints and metrics on their own listeners.
 
-use crate::images::StoreArgs;
-use crate::transfer::RegistryArgs;
+use crate::args::RegistryArgs;
+use crate::args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use kiln_control::{ArtifactStore, ControlPlane, Db, SecretBox, Settings};

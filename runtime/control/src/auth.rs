@@ -3,7 +3,7 @@
 //! user and prints its token once, and administrators create the other users.
 
 use crate::ControlError;
-use crate::db::{Db, new_id, now_ms};
+use crate::db::{Db, fill_random, new_id, now_ms};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -28,13 +28,6 @@ type TokenOwner = (
 pub const TOKEN_PREFIX: &str = "kiln_";
 /// Prefix of deployment keys.
 pub const KEY_PREFIX: &str = "kdk_";
-
-/// Fills `bytes` from the operating system's random source.
-pub fn fill_random(bytes: &mut [u8]) {
-    // The OS source failing means no secret can be made safely: stop rather than go on weakly.
-    #[allow(clippy::expect_used)]
-    getrandom::fill(bytes).expect("the operating system's random source failed");
-}
 
 /// A new secret: `prefix` and 256 random bits, base64url.
 pub fn new_secret(prefix: &str) -> String {

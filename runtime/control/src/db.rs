@@ -232,8 +232,15 @@ pub fn now_ms() -> i64 {
 /// A new random identifier (128 bits, hex).
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
-    crate::auth::fill_random(&mut bytes);
+    fill_random(&mut bytes);
     hex::encode(bytes)
+}
+
+/// Fills `bytes` from the operating system's random source.
+pub fn fill_random(bytes: &mut [u8]) {
+    // The OS source failing means no secret can be made safely: stop rather than go on weakly.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(bytes).expect("the operating system's random source failed");
 }
 
 #[cfg(test)]

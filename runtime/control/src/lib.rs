@@ -17,6 +17,7 @@ pub mod routes;
 pub mod runs;
 pub mod secrets;
 pub mod store;
+pub mod uploads;
 
 pub use artifacts::ArtifactStore;
 pub use db::{Backend, Db};

@@ -50,7 +50,7 @@ impl SecretBox {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                crate::auth::fill_random(&mut key);
+                crate::db::fill_random(&mut key);
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
@@ -101,7 +101,7 @@ impl SecretBox {
     /// Seals `plaintext` for the record and field named by `context`.
     pub fn seal(&self, plaintext: &str, context: &str) -> Result<String, ControlError> {
         let mut nonce = [0u8; 12];
-        crate::auth::fill_random(&mut nonce);
+        crate::db::fill_random(&mut nonce);
         let sealed = self
             .cipher
             .encrypt(

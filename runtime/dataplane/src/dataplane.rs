@@ -1,6 +1,7 @@
 //! The one dataplane behind every protocol: it finds the deployment, checks tensors against the
 //! model's metadata, calls the model, checks what came back, and records metrics.
 
+use crate::infer::{InferRequest, InferResponse};
 use crate::registry::{Deployment, DeploymentRegistry};
 use crate::{ApiError, tensor};
 use axum::body::Body;
@@ -31,32 +32,6 @@ impl Default for ServerLimits {
             max_elements: 4 << 20,
         }
     }
-}
-
-/// A prediction request once a protocol adapter has translated it.
-#[derive(Debug, Default)]
-pub struct InferRequest {
-    /// The client's request id, echoed back.
-    pub id: Option<String>,
-    /// Input tensors.
-    pub inputs: Vec<Tensor>,
-    /// Outputs to return, all when `None`.
-    pub outputs: Option<Vec<String>>,
-    /// A shorter deadline the client asked for (`kiln-deadline-ms`).
-    pub deadline: Option<std::time::Duration>,
-}
-
-/// The model's answer.
-#[derive(Debug)]
-pub struct InferResponse {
-    /// Deployment name.
-    pub model_name: String,
-    /// Deployment version.
-    pub model_version: String,
-    /// The request's id.
-    pub id: Option<String>,
-    /// Output tensors, in metadata order (or the requested order).
-    pub outputs: Vec<Tensor>,
 }
 
 /// Deployments, server limits and readiness.

@@ -8,17 +8,18 @@
 //! `Model` owns load and predict.
 
 mod dataplane;
-mod endpoint;
 mod error;
+mod infer;
 pub mod listener;
 pub mod protocol;
 mod registry;
 mod server;
 pub mod tensor;
 
-pub use dataplane::{Dataplane, InferRequest, InferResponse, SampleError, ServerLimits};
-pub use endpoint::{DEPLOYMENT_HEADER, Endpoint, Route};
+pub use dataplane::{Dataplane, SampleError, ServerLimits};
 pub use error::ApiError;
+pub use infer::{InferRequest, InferResponse};
 pub use listener::{ListenerLimits, Tls, serve};
+pub use registry::endpoint::{DEPLOYMENT_HEADER, Endpoint, Route};
 pub use registry::{Deployment, DeploymentRegistry};
 pub use server::{AppState, metrics_router, router};

@@ -1,7 +1,7 @@
 //! The HTTP routes of the prediction listener and of the metrics listener.
 
-use crate::endpoint::{DEPLOYMENT_HEADER, Endpoint};
 use crate::protocol::{mlflow, score, v1, v2};
+use crate::registry::endpoint::{DEPLOYMENT_HEADER, Endpoint};
 use crate::{ApiError, Dataplane, Deployment};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};

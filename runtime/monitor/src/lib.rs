@@ -10,11 +10,13 @@
 
 mod plan;
 mod sketch;
+mod values;
 
 pub use plan::{
     MAX_TABULAR_WIDTH, Plan, Role, Slot, is_label, prediction_baseline, tabular_columns,
 };
-pub use sketch::{NA_F16, NA_F32, NA_F64, Sketch, labels, numbers};
+pub use sketch::{NA_F16, NA_F32, NA_F64, Sketch};
+pub use values::{labels, numbers};
 
 use kiln_engine::{
     CompiledMonitor, FeatureKind as WitKind, FeatureReport, ModelMetadata, MonitorError,

@@ -301,7 +301,7 @@ pub fn prediction_baseline(
             };
             if is_label(spec.datatype) {
                 let values = tensors().flat_map(|t| {
-                    crate::sketch::labels(&t.data)
+                    crate::values::labels(&t.data)
                         .into_iter()
                         .skip(column)
                         .step_by(width)
@@ -311,7 +311,7 @@ pub fn prediction_baseline(
                 features.push(FeatureBaseline::categorical(name, values));
             } else {
                 let values = tensors().flat_map(|t| {
-                    crate::sketch::numbers(&t.data)
+                    crate::values::numbers(&t.data)
                         .into_iter()
                         .skip(column)
                         .step_by(width)

@@ -1,12 +1,14 @@
 //! Deployments: an image served as a web service, with limits, keys and a status the runtime
 //! reports. Names are unique in the installation: they are the `{model}` of prediction URLs.
 
-use super::{JsonBody, Page, time};
+use super::keys::{KeyName, rotate_key};
+use super::{JsonBody, Page, quotas, time};
 use crate::access::Scope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
 use crate::store::DeploymentSettings;
+use crate::store::endpoints::{self, urls};
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -73,8 +75,6 @@ async fn image_of(
     })
 }
 
-use super::endpoints::urls;
-
 /// `POST .../workgroups/{workgroup}/deployments`: returns its two keys, once.
 pub async fn create(
     State(control): State<ControlPlane>,
@@ -102,8 +102,8 @@ pub async fn create(
             )));
         }
     }
-    super::endpoints::check_free(&control, "endpoints", &body.name).await?;
-    super::quotas::check(
+    endpoints::check_free(&control, "endpoints", &body.name).await?;
+    quotas::check(
         &control,
         &wg.id,
         &wg.name,
@@ -141,7 +141,7 @@ pub async fn create(
     .map_err(ControlError::exists("deployment", &body.name))?;
     let weight = match &body.endpoint {
         Some(endpoint) => {
-            Some(super::endpoints::attach_deployment(&control, &wg.id, endpoint, &body.name).await?)
+            Some(endpoints::attach_deployment(&control, &wg.id, endpoint, &body.name).await?)
         }
         None => None,
     };
@@ -255,7 +255,7 @@ pub async fn delete(
     Extension(scope): Extension<Scope>,
     Path((_, _, deployment)): Path<(String, String, String)>,
 ) -> Reply {
-    super::endpoints::release_deployment(&control, &scope.workgroup()?.id, &deployment).await?;
+    endpoints::release_deployment(&control, &scope.workgroup()?.id, &deployment).await?;
     let done = sqlx::query("DELETE FROM deployments WHERE workgroup_id = $1 AND name = $2")
         .bind(&scope.workgroup()?.id)
         .bind(&deployment)
@@ -312,7 +312,7 @@ pub async fn update(
         settings.scale = scale;
     }
     if body.limits.is_some() || body.scale.is_some() {
-        super::quotas::check(
+        quotas::check(
             &control,
             &wg.id,
             &wg.name,
@@ -362,34 +362,6 @@ pub struct Regenerate {
     key: KeyName,
 }
 
-/// A deployment or endpoint key.
-#[derive(Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyName {
-    /// The first key.
-    Primary,
-    /// The second key.
-    Secondary,
-}
-
-impl KeyName {
-    /// Its digest's column.
-    pub fn column(self) -> &'static str {
-        match self {
-            KeyName::Primary => "primary_key_digest",
-            KeyName::Secondary => "secondary_key_digest",
-        }
-    }
-
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyName::Primary => "primary",
-            KeyName::Secondary => "secondary",
-        }
-    }
-}
-
 /// `POST .../deployments/{deployment}/keys`: a new primary or secondary key (shown once); the
 /// other keeps working, so clients can move over without a failed request.
 pub async fn regenerate_key(
@@ -399,41 +371,4 @@ pub async fn regenerate_key(
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Reply {
     rotate_key(&control, &scope, "deployment", &deployment, body.key).await
-}
-
-/// A new `key` for the deployment or endpoint (`kind`) `name` of the scope's work group, shown
-/// once; the other key keeps working.
-pub async fn rotate_key(
-    control: &ControlPlane,
-    scope: &Scope,
-    kind: &'static str,
-    name: &str,
-    key: KeyName,
-) -> Reply {
-    let table = match kind {
-        "endpoint" => "endpoints",
-        _ => "deployments",
-    };
-    let value = new_secret(KEY_PREFIX);
-    let column = key.column();
-    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE {table} SET {column} = $1, generation = generation + 1, updated_at = $2 \
-         WHERE workgroup_id = $3 AND name = $4"
-    )))
-    .bind(digest(&value))
-    .bind(now_ms())
-    .bind(&scope.workgroup()?.id)
-    .bind(name)
-    .execute(control.db().pool())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ControlError::NotFound(format!("{kind} '{name}' not found")));
-    }
-    control.notify_runtime();
-    Ok((
-        StatusCode::OK,
-        Json(
-            json!({ "name": name, "key": key.as_str(), "value": value, "note": "shown once: store it now" }),
-        ),
-    ))
 }

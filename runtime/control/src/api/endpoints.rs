@@ -6,6 +6,7 @@
 //!
 //! Endpoint and deployment names share the prediction URLs, so neither may take the other's.
 
+use super::keys::{KeyName, rotate_key};
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
@@ -24,6 +25,9 @@ pub use kiln_api::endpoint::{MAX_MIRROR_PERCENT, Traffic};
 pub use kiln_api::{DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, Weighted};
 
 pub use crate::store::endpoints::EndpointSettings;
+use crate::store::endpoints::{
+    check_free, endpoint_row, event, parse, store_settings, urls, workgroup_deployments,
+};
 pub use runtime::{desired, rollback};
 
 mod runtime;
@@ -76,75 +80,6 @@ pub struct EndpointUpdate {
     public: Option<bool>,
 }
 
-/// Prediction URLs of an endpoint or deployment named `name`.
-pub fn urls(control: &ControlPlane, name: &str) -> Value {
-    let base = control.settings().prediction_url.trim_end_matches('/');
-    json!({
-        "infer": format!("{base}/v2/models/{name}/infer"),
-        "ready": format!("{base}/v2/models/{name}/ready"),
-        "score": format!("{base}/deployments/{name}/score"),
-        "invocations": format!("{base}/deployments/{name}/invocations"),
-    })
-}
-
-async fn workgroup_deployments(
-    control: &ControlPlane,
-    workgroup: &str,
-) -> Result<Vec<String>, ControlError> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT name FROM deployments WHERE workgroup_id = $1")
-            .bind(workgroup)
-            .fetch_all(control.db().pool())
-            .await?;
-    Ok(rows.into_iter().map(|(n,)| n).collect())
-}
-
-/// Refuses a name a deployment (for endpoints) or an endpoint (for deployments) already has.
-pub async fn check_free(
-    control: &ControlPlane,
-    table: &'static str,
-    name: &str,
-) -> Result<(), ControlError> {
-    let sql = match table {
-        "deployments" => "SELECT name FROM deployments WHERE name = $1",
-        _ => "SELECT name FROM endpoints WHERE name = $1",
-    };
-    let taken: Option<(String,)> = sqlx::query_as(sql)
-        .bind(name)
-        .fetch_optional(control.db().pool())
-        .await?;
-    match taken {
-        Some(_) => Err(ControlError::Conflict(format!(
-            "'{name}' is already the name of {}: endpoints and deployments share prediction URLs",
-            if table == "deployments" {
-                "a deployment"
-            } else {
-                "an endpoint"
-            }
-        ))),
-        None => Ok(()),
-    }
-}
-
-async fn event(
-    control: &ControlPlane,
-    endpoint_id: &str,
-    kind: &str,
-    message: &str,
-) -> Result<(), ControlError> {
-    sqlx::query(
-        "INSERT INTO endpoint_events (id, endpoint_id, kind, message, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(new_id())
-    .bind(endpoint_id)
-    .bind(kind)
-    .bind(message)
-    .bind(now_ms())
-    .execute(control.db().pool())
-    .await?;
-    Ok(())
-}
-
 /// `POST .../workgroups/{workgroup}/endpoints`: returns its two keys, once.
 pub async fn create(
     State(control): State<ControlPlane>,
@@ -192,29 +127,6 @@ pub async fn create(
     view["keys"] =
         json!({ "primary": primary, "secondary": secondary, "note": "shown once: store them now" });
     Ok((StatusCode::CREATED, Json(view)))
-}
-
-/// id, name, public, settings, generation, updated.
-type Row = (String, String, i64, String, i64, i64);
-
-async fn endpoint_row(
-    control: &ControlPlane,
-    workgroup: &str,
-    name: &str,
-) -> Result<Row, ControlError> {
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, name, public, settings, generation, updated_at FROM endpoints \
-         WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(workgroup)
-    .bind(name)
-    .fetch_optional(control.db().pool())
-    .await?;
-    row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
-}
-
-fn parse(endpoint: &str, settings: &str) -> Result<EndpointSettings, ControlError> {
-    EndpointSettings::parse(endpoint, settings)
 }
 
 /// The endpoint with its split and each deployment's state.
@@ -413,7 +325,7 @@ pub async fn delete(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Regenerate {
-    key: super::deployments::KeyName,
+    key: KeyName,
 }
 
 /// `POST .../endpoints/{endpoint}/keys`: a new primary or secondary key (shown once); the other
@@ -424,7 +336,7 @@ pub async fn regenerate_key(
     Path((_, _, endpoint)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Reply {
-    super::deployments::rotate_key(&control, &scope, "endpoint", &endpoint, body.key).await
+    rotate_key(&control, &scope, "endpoint", &endpoint, body.key).await
 }
 
 /// `GET .../endpoints/{endpoint}/events`: newest first, at most 100.
@@ -449,122 +361,4 @@ pub async fn events(
         StatusCode::OK,
         Json(json!({ "items": items, "next": null })),
     ))
-}
-
-/// Writes an endpoint's settings (and its public flag, when given) as a new generation, provided
-/// nobody changed it since `generation` was read: optimistic concurrency, where `false` means
-/// somebody did and the caller reads again or gives up.
-async fn store_settings(
-    control: &ControlPlane,
-    id: &str,
-    generation: i64,
-    settings: &EndpointSettings,
-    public: Option<i64>,
-) -> Result<bool, ControlError> {
-    let sql = if public.is_some() {
-        "UPDATE endpoints SET settings = $1, updated_at = $2, public = $3, \
-         generation = generation + 1 WHERE id = $4 AND generation = $5"
-    } else {
-        "UPDATE endpoints SET settings = $1, updated_at = $2, \
-         generation = generation + 1 WHERE id = $3 AND generation = $4"
-    };
-    let mut query = sqlx::query(sql)
-        .bind(json!(settings).to_string())
-        .bind(now_ms());
-    if let Some(public) = public {
-        query = query.bind(public);
-    }
-    let done = query
-        .bind(id)
-        .bind(generation)
-        .execute(control.db().pool())
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Before a deployment is deleted: refused while an endpoint sends it traffic or mirrors to it;
-/// otherwise it leaves the endpoints that list it at weight 0.
-pub async fn release_deployment(
-    control: &ControlPlane,
-    workgroup: &str,
-    deployment: &str,
-) -> Result<(), ControlError> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, settings, generation FROM endpoints WHERE workgroup_id = $1",
-    )
-    .bind(workgroup)
-    .fetch_all(control.db().pool())
-    .await?;
-    for (id, name, stored, generation) in rows {
-        let mut settings = parse(&name, &stored)?;
-        if !settings.traffic.contains_key(deployment) {
-            continue;
-        }
-        let weight = settings.traffic[deployment];
-        if weight > 0
-            || settings
-                .mirror
-                .as_ref()
-                .is_some_and(|m| m.deployment == deployment)
-        {
-            return Err(ControlError::Conflict(format!(
-                "endpoint '{name}' routes {weight}% of its traffic{} to deployment '{deployment}': \
-                 set its weight to 0 first",
-                if settings.mirror.is_some() {
-                    " or its mirror"
-                } else {
-                    ""
-                }
-            )));
-        }
-        settings.forget(deployment);
-        if !store_settings(control, &id, generation, &settings, None).await? {
-            return Err(ControlError::Conflict(format!(
-                "endpoint '{name}' changed meanwhile: try again"
-            )));
-        }
-        event(
-            control,
-            &id,
-            "traffic",
-            &format!("deployment {deployment} removed"),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Adds a new deployment to an endpoint: at 100% when the endpoint routes nothing yet,
-/// otherwise at 0% (shift traffic to it afterwards).
-pub async fn attach_deployment(
-    control: &ControlPlane,
-    workgroup: &str,
-    endpoint: &str,
-    deployment: &str,
-) -> Result<u32, ControlError> {
-    for _ in 0..5 {
-        let (id, _, _, stored, generation, _) = endpoint_row(control, workgroup, endpoint).await?;
-        let mut settings = parse(endpoint, &stored)?;
-        let weight = if settings.traffic.values().sum::<u32>() == 0 {
-            100
-        } else {
-            0
-        };
-        let mut traffic = settings.traffic.clone();
-        traffic.insert(deployment.to_string(), weight);
-        settings.set_traffic(traffic);
-        if store_settings(control, &id, generation, &settings, None).await? {
-            event(
-                control,
-                &id,
-                "traffic",
-                &format!("deployment {deployment} added at {weight}%"),
-            )
-            .await?;
-            return Ok(weight);
-        }
-    }
-    Err(ControlError::Conflict(format!(
-        "endpoint '{endpoint}' kept changing: try again"
-    )))
 }

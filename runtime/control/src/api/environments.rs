@@ -6,11 +6,11 @@ use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
+use crate::runs::targets::{self, check_reach};
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use kiln_registry::Endpoint;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -87,97 +87,6 @@ fn check_target(kind: &str, config: &Map<String, Value>) -> Result<(), ControlEr
     Ok(())
 }
 
-/// Checks where a target reaches against the installation's limits (403 with the limit named):
-/// its Docker host and network, its Spark master (the registry of its image is checked when a
-/// run pulls it: [`registry_gate`]). Returns the settings to hand
-/// to the executor: a Docker host given as `tcp://` or `http://` is parsed once, resolved once
-/// and pinned to the checked address (`tcp://IP:PORT`), so that the client connects to the
-/// address that was checked and parses nothing that could mean another host.
-pub async fn check_reach(
-    control: &ControlPlane,
-    kind: &str,
-    config: &Map<String, Value>,
-) -> Result<Map<String, Value>, ControlError> {
-    let limits = &control.settings().targets;
-    let refuse = |m: String| Err(ControlError::Forbidden(m));
-    let mut pinned = config.clone();
-    match kind {
-        "docker" => {
-            if let Some(host) = config.get("host").and_then(Value::as_str)
-                && !limits.docker_hosts.iter().any(|h| h == host)
-                && !is_installation_docker_host(host)
-            {
-                if host.starts_with("unix://") || !host.contains("://") {
-                    return refuse(format!(
-                        "Docker host '{host}' is not allowed on this installation (an admin can \
-                         allow it: kiln up --allow-docker-host {host})"
-                    ));
-                }
-                let endpoint = Endpoint::parse(host, &["tcp", "http"], 2375)
-                    .map_err(|why| ControlError::Invalid(format!("invalid Docker host: {why}")))?;
-                let address = match limits.addresses.pin(&endpoint).await {
-                    Ok(address) => address,
-                    Err(why) => return refuse(format!("Docker host: {why}")),
-                };
-                pinned.insert("host".into(), Value::String(format!("tcp://{address}")));
-            }
-            if let Some(network) = config.get("network").and_then(Value::as_str)
-                && !["bridge", "none", "default"].contains(&network)
-                && !limits.docker_networks.iter().any(|n| n == network)
-            {
-                return refuse(format!(
-                    "Docker network '{network}' is not allowed on this installation: a container \
-                     on it would share the host's or another container's network (an admin can \
-                     allow it: kiln up --allow-docker-network {network})"
-                ));
-            }
-        }
-        "spark" => {
-            let master = config.get("master").and_then(Value::as_str).unwrap_or("");
-            let endpoints: Vec<Result<Endpoint, String>> =
-                if let Some(list) = master.strip_prefix("spark://") {
-                    list.split(',')
-                        .map(|h| Endpoint::parse(&format!("spark://{h}"), &["spark"], 7077))
-                        .collect()
-                } else if let Some(url) = master.strip_prefix("k8s://") {
-                    vec![Endpoint::parse(url, &["https", "http"], 443)]
-                } else {
-                    Vec::new()
-                };
-            for endpoint in endpoints {
-                let endpoint = endpoint
-                    .map_err(|why| ControlError::Invalid(format!("invalid Spark master: {why}")))?;
-                if let Err(why) = limits.addresses.pin(&endpoint).await {
-                    return refuse(format!("Spark master: {why}"));
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(pinned)
-}
-
-/// The gate a container host's pulls for a work group's runs go through: the registry a run
-/// image names (a docker target's `image`, an environment's `run_image`) is held to the
-/// installation's address limits, checked when the image is pulled (an image the host has is
-/// not pulled). Docker Hub's images name no registry host.
-pub fn registry_gate(control: &ControlPlane) -> kiln_executor::RegistryGate {
-    let policy = control.settings().targets.addresses.clone();
-    kiln_executor::RegistryGate(std::sync::Arc::new(move |registry: String| {
-        let policy = policy.clone();
-        Box::pin(async move {
-            let endpoint = Endpoint::parse(&format!("https://{registry}"), &["https"], 443)?;
-            policy.pin(&endpoint).await.map(|_| ())
-        })
-    }))
-}
-
-/// Whether `host` is the Docker host of the installation itself.
-fn is_installation_docker_host(host: &str) -> bool {
-    let own = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    host == own
-}
-
 /// `POST .../targets`.
 pub async fn create_target(
     State(control): State<ControlPlane>,
@@ -243,13 +152,13 @@ pub async fn test_target(
     Extension(scope): Extension<Scope>,
     Path((_, _, target)): Path<(String, String, String)>,
 ) -> Reply {
-    let target = crate::runs::resolve_target(&control, &scope.workgroup()?.id, &target)
+    let target = targets::resolve_target(&control, &scope.workgroup()?.id, &target)
         .await
         .map_err(|e| match e {
             ControlError::Invalid(m) => ControlError::NotFound(m),
             other => other,
         })?;
-    let executor = crate::runs::executor_for(&control, &target)?;
+    let executor = targets::executor_for(&control, &target)?;
     // A target made before the installation's limits changed is checked again: the test is no
     // port probe. The executor is handed the checked address.
     let config = check_reach(&control, &target.kind, &target.config).await?;
@@ -543,64 +452,4 @@ pub async fn delete(
         StatusCode::OK,
         Json(json!({ "name": environment, "deleted": true })),
     ))
-}
-
-/// The registry credentials of an environment, opened, for the server's own use (pulls), bound
-/// to the environment's registry host.
-pub async fn registry_credentials(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    environment: &str,
-) -> Result<Option<kiln_registry::Credentials>, ControlError> {
-    /// id, registry host, user name, sealed password.
-    type Row = (String, Option<String>, Option<String>, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, registry, registry_username, registry_password_sealed FROM environments \
-         WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(workgroup_id)
-    .bind(environment)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let Some((id, Some(host), Some(user), Some(sealed))) = row else {
-        return Ok(None);
-    };
-    let password = control
-        .secrets()
-        .open(&sealed, &format!("environment:{id}:registry_password"))?;
-    Ok(Some(kiln_registry::Credentials {
-        host,
-        username: user,
-        password,
-    }))
-}
-
-/// What a run takes from its environment: the image for docker targets, the registry
-/// credentials, and the targets it allows (none listed: any).
-pub(crate) struct RunEnvironment {
-    pub image: Option<String>,
-    pub credentials: Option<kiln_registry::Credentials>,
-    pub targets: Vec<String>,
-}
-
-/// The environment `name` of a work group, for a run.
-pub(crate) async fn run_environment(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    name: &str,
-) -> Result<RunEnvironment, ControlError> {
-    let row: Option<(Option<String>, String)> = sqlx::query_as(
-        "SELECT run_image, targets FROM environments WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(workgroup_id)
-    .bind(name)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let (image, targets) =
-        row.ok_or_else(|| ControlError::Invalid(format!("environment '{name}' not found")))?;
-    Ok(RunEnvironment {
-        image,
-        credentials: registry_credentials(control, workgroup_id, name).await?,
-        targets: serde_json::from_str(&targets).unwrap_or_default(),
-    })
 }

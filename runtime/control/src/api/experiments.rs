@@ -2,11 +2,11 @@
 //! An experiment made by a tracking client (the mlflow package) has no script: its runs are
 //! logged to, not executed. Runs are in [`super::runs`].
 
-use super::projects::project_id;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::names::{check_artifact_path, check_name};
+use crate::store::projects::project_id;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -18,7 +18,9 @@ type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
 /// Checks the name of a target a run or an experiment names.
 pub(crate) fn check_target(target: &str) -> Result<(), ControlError> {
-    if crate::runs::BUILT_IN_TARGETS.contains(&target) || check_name("target", target).is_ok() {
+    if crate::runs::targets::BUILT_IN_TARGETS.contains(&target)
+        || check_name("target", target).is_ok()
+    {
         Ok(())
     } else {
         Err(ControlError::Invalid(format!("invalid target '{target}'")))

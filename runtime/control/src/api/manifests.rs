@@ -8,6 +8,7 @@ use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
+use crate::store::images;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -261,14 +262,13 @@ pub(crate) async fn build(
             open().map_err(|e| ControlError::Unavailable(format!("local image store: {e}")))?;
         if kiln_registry::is_registry_reference(&component) {
             let text = component.strip_prefix("oci://").unwrap_or(&component);
-            super::images::pull_for(control, &wg.id, &store, text, &control.settings().registry)
-                .await?;
+            images::pull_for(control, &wg.id, &store, text, &control.settings().registry).await?;
         } else if !python
             && !kiln_build::is_component_path(&component, &space.dir)
             && kiln_build::builtin_scorer(&component).is_none()
         {
-            let usable = match super::images::digest_in_store(&store, &component).await? {
-                Ok(digest) => super::images::may_use(control, &wg.id, &digest).await?,
+            let usable = match images::digest_in_store(&store, &component).await? {
+                Ok(digest) => images::may_use(control, &wg.id, &digest).await?,
                 Err(_) => false,
             };
             if !usable {
@@ -297,7 +297,7 @@ pub(crate) async fn build(
     if let Some(source) = &checked.source
         && let Some((_, digest)) = source.rsplit_once('@')
         && kiln_build::builtin_scorer(&component).is_none()
-        && !super::images::may_use(control, &wg.id, digest).await?
+        && !images::may_use(control, &wg.id, digest).await?
     {
         return Err(not_usable(&component));
     }
@@ -314,7 +314,7 @@ pub(crate) async fn build(
         .rsplit_once(':')
         .map_or(tag.as_str(), |(r, _)| r)
         .to_string();
-    super::images::claim(control, &wg.id, descriptor.digest.as_str()).await?;
+    images::claim(control, &wg.id, descriptor.digest.as_str()).await?;
     Ok((
         format!("{repository}@{}", descriptor.digest),
         descriptor.digest.to_string(),

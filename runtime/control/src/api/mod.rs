@@ -6,6 +6,7 @@ pub mod endpoints;
 pub mod environments;
 pub mod experiments;
 pub mod images;
+pub mod keys;
 pub mod manifests;
 pub mod mlflow;
 pub mod models;

@@ -7,11 +7,12 @@ use super::{JsonBody, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::store::DeploymentSettings;
+use crate::store::settings::{RetrainPolicy, StoredPolicy};
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
@@ -23,33 +24,6 @@ const KEEP_WINDOWS: i64 = 12;
 /// fields come from the image's `[monitoring]`, then the runtime's defaults.
 pub use kiln_api::{DriftUpload, MonitoringSettings};
 
-/// When to retrain: an experiment submitted as a run once an alert holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrainPolicy {
-    /// Project of the work group.
-    pub project: String,
-    /// Experiment of that project, run at the head of `main`.
-    pub experiment: String,
-    /// Windows in a row with an alert before a run is submitted (default 3).
-    #[serde(default = "default_windows")]
-    pub windows: u32,
-    /// Seconds after a submitted run during which no other is (default 3600).
-    #[serde(default = "default_cooldown")]
-    pub cooldown_s: u64,
-    /// Target (default: the experiment's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-fn default_windows() -> u32 {
-    3
-}
-
-fn default_cooldown() -> u64 {
-    3600
-}
-
 /// `PUT .../deployments/{deployment}/monitoring`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,14 +33,6 @@ pub struct MonitoringUpdate {
     /// The retraining policy; `null` or absent removes it.
     #[serde(default)]
     retrain: Option<RetrainPolicy>,
-}
-
-/// The stored policy: what the user gave, with who set it (runs are submitted as them).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredPolicy {
-    #[serde(flatten)]
-    policy: RetrainPolicy,
-    owner: String,
 }
 
 async fn deployment_row(
@@ -427,7 +393,7 @@ impl ControlPlane {
             )),
             Some((project_id, experiment_id, script, args, default_target)) => {
                 let target = policy.target.clone().unwrap_or(default_target);
-                let repository = super::projects::repository(self, &project_id);
+                let repository = crate::store::projects::repository(self, &project_id);
                 let files = tokio::task::spawn_blocking(move || repository.files("main"))
                     .await
                     .map_err(|e| ControlError::Internal(e.to_string()))?;

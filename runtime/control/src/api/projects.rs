@@ -1,11 +1,12 @@
 //! Projects: the logical container for the work of a solution, inside a work group.
 
-use super::models::require_tar;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::git::Repository;
 use crate::names::check_name;
+use crate::store::projects::{project_id, repository, repository_dir};
+use crate::uploads::{extract, require_tar, spool_upload, tar_index};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -13,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 type Reply = Result<(StatusCode, Json<Value>), ControlError>;
 
@@ -130,32 +130,6 @@ pub async fn delete(
     ))
 }
 
-fn repository_dir(control: &ControlPlane, project_id: &str) -> PathBuf {
-    control
-        .settings()
-        .projects_dir
-        .join(format!("{project_id}.git"))
-}
-
-/// The id of project `name` in the scope's work group.
-pub(crate) async fn project_id(
-    control: &ControlPlane,
-    scope: &Scope,
-    name: &str,
-) -> Result<String, ControlError> {
-    sqlx::query_scalar("SELECT id FROM projects WHERE workgroup_id = $1 AND name = $2")
-        .bind(&scope.workgroup()?.id)
-        .bind(name)
-        .fetch_optional(control.db().pool())
-        .await?
-        .ok_or_else(|| ControlError::NotFound(format!("project '{name}' not found")))
-}
-
-/// The repository of a project.
-pub(crate) fn repository(control: &ControlPlane, project_id: &str) -> Repository {
-    Repository::open(repository_dir(control, project_id))
-}
-
 /// A push's message.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +151,7 @@ pub async fn push(
     let id = project_id(&control, &scope, &project).await?;
     // The archive goes to a file, and each of its files from there into the tree git commits:
     // a push is never whole in memory.
-    let spooled = super::models::spool_upload(&control, body).await?;
+    let spooled = spool_upload(&control, body).await?;
     let message = info
         .message
         .filter(|m| !m.trim().is_empty())
@@ -195,7 +169,7 @@ pub async fn push(
         .join(".scratch")
         .join(new_id());
     let result = tokio::task::spawn_blocking(move || {
-        let index = super::models::tar_index(spooled.path())?;
+        let index = tar_index(spooled.path())?;
         if let Some((path, _, _)) = index
             .iter()
             .find(|(p, _, _)| p.split('/').any(|segment| segment == ".git"))
@@ -205,7 +179,7 @@ pub async fn push(
             )));
         }
         let count = index.len();
-        let extracted = super::models::extract(spooled.path(), &index, &scratch.join("tree"));
+        let extracted = extract(spooled.path(), &index, &scratch.join("tree"));
         let sha = extracted.and_then(|()| repository.commit_work_tree(&author, &message, &scratch));
         let _ = std::fs::remove_dir_all(&scratch);
         sha.map(|sha| (sha, count))

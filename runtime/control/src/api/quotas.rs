@@ -7,7 +7,6 @@
 //! groups are not affected.
 
 use super::JsonBody;
-use super::deployments::{Limits, ScaleSettings};
 use crate::access::Scope;
 use crate::db::now_ms;
 use crate::store::DeploymentSettings;
@@ -15,6 +14,7 @@ use crate::{ControlError, ControlPlane};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use kiln_api::{Limits, ScaleSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

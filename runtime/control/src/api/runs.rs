@@ -3,12 +3,12 @@
 //! followed live.
 
 use super::experiments::{check_args, check_target, experiment_id};
-use super::projects::{project_id, repository};
 use super::{JsonBody, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::names::{check_artifact_path, check_name};
-use crate::runs::{is_final, log, tracking};
+use crate::runs::{is_final, log, targets, tracking};
+use crate::store::projects::{project_id, repository};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -178,11 +178,9 @@ pub async fn submit(
             .await?;
     let target = body.target.unwrap_or(default_target);
     check_target(&target)?;
-    crate::runs::resolve_target(&control, &scope.workgroup()?.id, &target).await?;
+    targets::resolve_target(&control, &scope.workgroup()?.id, &target).await?;
     if let Some(environment) = &body.environment {
-        let found =
-            super::environments::run_environment(&control, &scope.workgroup()?.id, environment)
-                .await?;
+        let found = targets::run_environment(&control, &scope.workgroup()?.id, environment).await?;
         if !found.targets.is_empty() && !found.targets.contains(&target) {
             return Err(ControlError::Invalid(format!(
                 "target '{target}' is not one of environment '{environment}' ({})",

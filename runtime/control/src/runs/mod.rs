@@ -13,6 +13,7 @@
 //! the reason "lost on restart". No run is silently forgotten.
 
 pub mod log;
+pub mod targets;
 pub mod tracking;
 
 use crate::auth::{issue_run_token, revoke_token};
@@ -22,10 +23,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use kiln_executor::{ExecError, Executor, Job, Status, Target};
 use log::LogWriter;
-use serde_json::Map;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use targets::{executor_for, resolve_target};
 use tokio::sync::{mpsc, watch};
 
 /// Kiln's Python tracking helper (`sdk/python/kiln_tracking.py`), on every run's `PYTHONPATH`.
@@ -38,9 +39,6 @@ pub const FINAL: &[&str] = &["completed", "failed", "canceled"];
 pub fn is_final(status: &str) -> bool {
     FINAL.contains(&status)
 }
-
-/// Target kinds that exist in every work group under their own name, with default settings.
-pub const BUILT_IN_TARGETS: &[&str] = &["local", "docker", "spark"];
 
 /// Runs a target starts at once unless its `concurrency` says otherwise.
 const DEFAULT_CONCURRENCY: u64 = 2;
@@ -62,48 +60,6 @@ const DEFAULT_TIMEOUT_S: i64 = 7 * 24 * 3600;
 enum Stop {
     Canceled(String),
     TimedOut(i64),
-}
-
-/// The target a work group calls `name`: one it configured, or a built-in kind.
-pub async fn resolve_target(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    name: &str,
-) -> Result<Target, ControlError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT kind, config FROM targets WHERE workgroup_id = $1 AND name = $2")
-            .bind(workgroup_id)
-            .bind(name)
-            .fetch_optional(control.db().pool())
-            .await?;
-    match row {
-        Some((kind, config)) => Ok(Target {
-            name: name.to_string(),
-            kind,
-            config: serde_json::from_str(&config).unwrap_or_default(),
-        }),
-        None if BUILT_IN_TARGETS.contains(&name) => Ok(Target {
-            name: name.to_string(),
-            kind: name.to_string(),
-            config: Map::new(),
-        }),
-        None => Err(ControlError::Invalid(format!(
-            "target '{name}' not found: add it with `kiln target add` (built in: local, docker, spark)"
-        ))),
-    }
-}
-
-/// The executor for a target, or a clear error.
-pub fn executor_for(
-    control: &ControlPlane,
-    target: &Target,
-) -> Result<Arc<dyn Executor>, ControlError> {
-    control.executor(&target.kind).ok_or_else(|| {
-        ControlError::Unavailable(format!(
-            "this control plane has no executor for '{}' targets",
-            target.kind
-        ))
-    })
 }
 
 /// An executor's error as the control plane's.
@@ -590,9 +546,7 @@ impl Runner {
     ) -> Result<(Target, Arc<dyn Executor>), ControlError> {
         let target = resolve_target(&self.control, &run.workgroup_id, &run.target).await?;
         let executor = executor_for(&self.control, &target)?;
-        let config =
-            crate::api::environments::check_reach(&self.control, &target.kind, &target.config)
-                .await?;
+        let config = targets::check_reach(&self.control, &target.kind, &target.config).await?;
         Ok((Target { config, ..target }, executor))
     }
 
@@ -608,7 +562,7 @@ impl Runner {
     ) -> Result<String, ControlError> {
         let code = work.join("code");
         let _ = tokio::fs::remove_dir_all(&code).await;
-        let repository = crate::api::projects::repository(&self.control, &run.project_id);
+        let repository = crate::store::projects::repository(&self.control, &run.project_id);
         let (commit, dir) = (run.commit.clone(), code.clone());
         tokio::task::spawn_blocking(move || repository.checkout(&commit, &dir))
             .await
@@ -663,10 +617,7 @@ impl Runner {
             })?;
         let environment = match run.environment.as_str() {
             "" => None,
-            name => Some(
-                crate::api::environments::run_environment(&self.control, &run.workgroup_id, name)
-                    .await?,
-            ),
+            name => Some(targets::run_environment(&self.control, &run.workgroup_id, name).await?),
         };
         let (image, registry) = match environment {
             Some(env) => (
@@ -693,7 +644,7 @@ impl Runner {
             helpers,
             image,
             registry,
-            pulls: Some(crate::api::environments::registry_gate(&self.control)),
+            pulls: Some(targets::registry_gate(&self.control)),
         };
         let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
         let submitting = async move {

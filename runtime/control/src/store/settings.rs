@@ -1,8 +1,7 @@
 //! A deployment's `settings` column: its limits, scale, monitoring and retraining policy.
 
 use crate::ControlError;
-use crate::api::deployments::{Limits, ScaleSettings};
-use crate::api::monitoring::{MonitoringSettings, StoredPolicy};
+use kiln_api::{Limits, MonitoringSettings, ScaleSettings};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A deployment's settings as stored. Unset limits and scale fields come from the image, then
@@ -22,6 +21,43 @@ pub struct DeploymentSettings {
     /// The retraining policy, with who set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain: Option<StoredPolicy>,
+}
+
+/// When to retrain: an experiment submitted as a run once an alert holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainPolicy {
+    /// Project of the work group.
+    pub project: String,
+    /// Experiment of that project, run at the head of `main`.
+    pub experiment: String,
+    /// Windows in a row with an alert before a run is submitted (default 3).
+    #[serde(default = "default_windows")]
+    pub windows: u32,
+    /// Seconds after a submitted run during which no other is (default 3600).
+    #[serde(default = "default_cooldown")]
+    pub cooldown_s: u64,
+    /// Target (default: the experiment's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn default_windows() -> u32 {
+    3
+}
+
+fn default_cooldown() -> u64 {
+    3600
+}
+
+/// The stored policy: what the user gave, with who set it (runs are submitted as them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    #[serde(flatten)]
+    /// The policy as given.
+    pub policy: RetrainPolicy,
+    /// The user who set it.
+    pub owner: String,
 }
 
 fn null_is_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -106,7 +142,7 @@ mod tests {
 
     #[test]
     fn an_endpoints_column_parses_or_names_the_endpoint() {
-        use crate::api::endpoints::EndpointSettings;
+        use crate::store::endpoints::EndpointSettings;
         let stored: EndpointSettings =
             parse_column("endpoint", "flowers", r#"{"traffic": {"iris": 100}}"#).unwrap();
         assert_eq!(stored.traffic.get("iris"), Some(&100));

@@ -9,7 +9,7 @@ pub mod score;
 pub mod v1;
 pub mod v2;
 
-use crate::dataplane::InferRequest;
+use crate::infer::InferRequest;
 use crate::{ApiError, Dataplane, Deployment, tensor};
 use axum::body::Body;
 use axum::http::{HeaderMap, header};

@@ -2,7 +2,7 @@
 //! translation only; the dataplane decides.
 
 use super::{content_type, reject_content_encoding};
-use crate::dataplane::{InferRequest, InferResponse};
+use crate::infer::{InferRequest, InferResponse};
 use crate::{ApiError, Dataplane, tensor};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

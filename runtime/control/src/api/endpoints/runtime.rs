@@ -1,8 +1,9 @@
 //! The endpoints' side of the runtime contract: every endpoint as nodes route it, and a node's
 //! finding that a rollout breached its policy, which moves the weight back.
 
-use super::{Reply, describe, event, parse, store_settings};
+use super::{Reply, describe};
 use crate::api::JsonBody;
+use crate::store::endpoints::{event, parse, store_settings};
 use crate::{ControlError, ControlPlane};
 use axum::Json;
 use axum::extract::{Path, State};

@@ -339,7 +339,7 @@ async fn project(
     let name = params
         .get("project")
         .ok_or_else(|| ControlError::Internal("route without {project}".into()))?;
-    let id = super::projects::project_id(control, scope, name).await?;
+    let id = crate::store::projects::project_id(control, scope, name).await?;
     Ok(Project {
         id,
         name: name.clone(),

@@ -1,7 +1,9 @@
 //! The deployments a runtime serves, by name: each owns its version, model and metrics.
 
+pub mod endpoint;
+
 use crate::ApiError;
-use crate::endpoint::Endpoint;
+use endpoint::Endpoint;
 use kiln_engine::Model;
 use kiln_metrics::DeploymentMetrics;
 use std::collections::HashMap;

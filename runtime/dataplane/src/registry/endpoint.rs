@@ -6,8 +6,8 @@
 //! targets one deployment of the endpoint. A mirror copies its share of requests to one
 //! deployment in the background; its answers are discarded.
 
+use super::{Deployment, DeploymentRegistry};
 use crate::ApiError;
-use crate::registry::{Deployment, DeploymentRegistry};
 use axum::http::HeaderMap;
 use kiln_metrics::RouteMetrics;
 use std::sync::Arc;
