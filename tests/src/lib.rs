@@ -777,6 +777,20 @@ impl Up {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Everything logged, once a line containing `needle` has arrived (or after 10 s without
+    /// one): the server writes a line before it answers, but the thread reading its output may
+    /// not have read it yet when the answer is in.
+    pub fn log_with(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.log()
+    }
+
     /// The process id of `kiln up`.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()

@@ -8,6 +8,8 @@
 //!   settings, and what the node reports back (status, drift).
 //! - [`endpoint`]: an endpoint as a node should route it, its mirror and rollback policy, and
 //!   the node's rollback finding.
+//! - [`manage`]: the management API's requests and answers (users and tokens so far), which
+//!   the control plane returns, `kiln-client` reads and the CLI prints.
 //!
 //! A crate that links this one links no database, no HTTP stack and no WebAssembly engine, so
 //! a runtime node, the control plane and clients agree on the contract without sharing code
@@ -16,6 +18,7 @@
 pub mod deployment;
 pub mod endpoint;
 mod limits;
+pub mod manage;
 
 pub use deployment::{
     DesiredDeployment, DriftUpload, MonitoringSettings, ScaleSettings, ServingState, StatusReport,

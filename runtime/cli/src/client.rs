@@ -1,140 +1,34 @@
-//! The CLI of the management API: `kiln login`, `kiln user|token|team|workgroup|project|model|
-//! deployment`, and `kiln image register`. Each command is one or two REST calls; `--output
-//! json` prints the server's JSON as it is.
+//! The CLI of the management API not yet over typed calls: `kiln team|workgroup|project|model|
+//! deployment|target|env`, and `kiln image register`. Each command is one or two REST calls;
+//! `--output json` prints the server's JSON as it is. (`commands/` has the typed ones.)
 
 use crate::args::Output;
+use crate::context::Session;
+pub(crate) use crate::context::{Connection, runtime};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// Where the API is and who is calling; flags, else environment, else the login context.
-#[derive(Args, Clone, Default)]
-pub struct Connection {
-    /// Management API URL (default: the login context's).
-    #[arg(long, env = "KILN_URL", global = true)]
-    url: Option<String>,
-    /// API token (default: the login context's).
-    #[arg(long, env = "KILN_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
-    /// Team (default: the login context's).
-    #[arg(long, env = "KILN_TEAM", global = true)]
-    team: Option<String>,
-    /// Work group (default: the login context's).
-    #[arg(long, env = "KILN_WORKGROUP", global = true)]
-    workgroup: Option<String>,
-    #[arg(long, value_enum, default_value_t, global = true)]
-    output: Output,
-}
-
-impl Connection {
-    /// The output format asked for.
-    pub(crate) fn output(&self) -> Output {
-        self.output
-    }
-}
-
-/// The login context file (`~/.config/kiln/context.json`, mode 0600).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginContext {
-    url: String,
-    token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    team: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    workgroup: Option<String>,
-}
-
-fn context_path() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("KILN_CONTEXT") {
-        return Ok(PathBuf::from(path));
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .context("set KILN_CONTEXT: no home directory")?;
-    Ok(base.join("kiln").join("context.json"))
-}
-
-fn read_context() -> Result<Option<LoginContext>> {
-    let path = context_path()?;
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("invalid {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn write_context(context: &LoginContext) -> Result<PathBuf> {
-    let path = context_path()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(&serde_json::to_vec_pretty(context)?)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
-}
-
-/// A connection resolved against the context file.
+/// Untyped calls of the management API, for the commands not yet over `kiln-client`'s typed
+/// methods (`commands/` has the typed ones).
 pub(crate) struct Api {
-    client: kiln_client::Client,
-    team: Option<String>,
-    workgroup: Option<String>,
-    output: Output,
+    session: Session,
 }
 
 impl Api {
     pub(crate) fn new(connection: &Connection) -> Result<Api> {
-        let context = read_context()?.unwrap_or_default();
-        let url = connection
-            .url
-            .clone()
-            .or(Some(context.url).filter(|u| !u.is_empty()))
-            .context("no API URL: run `kiln login --url URL --token TOKEN`, or give --url")?;
-        let token = connection
-            .token
-            .clone()
-            .or(Some(context.token).filter(|t| !t.is_empty()))
-            .context("no token: run `kiln login`, or give --token or KILN_TOKEN")?;
         Ok(Api {
-            client: kiln_client::Client::new(&url, &token),
-            team: connection.team.clone().or(context.team),
-            workgroup: connection.workgroup.clone().or(context.workgroup),
-            output: connection.output,
+            session: Session::new(connection)?,
         })
     }
 
     pub(crate) fn team(&self) -> Result<String> {
-        self.team
-            .clone()
-            .context("no team: give --team, set KILN_TEAM, or `kiln login --team`")
+        self.session.team()
     }
 
     pub(crate) fn workgroup_path(&self) -> Result<String> {
-        let workgroup = self.workgroup.clone().context(
-            "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
-        )?;
-        Ok(format!(
-            "/api/v1/teams/{}/workgroups/{workgroup}",
-            self.team()?
-        ))
+        self.session.workgroup_path()
     }
 
     pub(crate) async fn call(
@@ -143,7 +37,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
-        let mut request = self.client.request(method.clone(), path);
+        let mut request = self.session.client.request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -157,7 +51,7 @@ impl Api {
         method: &reqwest::Method,
         path: &str,
     ) -> Result<Value> {
-        let response = self.client.send(request, method, path).await?;
+        let response = self.session.client.send(request, method, path).await?;
         let text = response.text().await.unwrap_or_default();
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
@@ -170,6 +64,7 @@ impl Api {
         archive: Vec<u8>,
     ) -> Result<Value> {
         let request = self
+            .session
             .client
             .request(reqwest::Method::POST, path)
             .query(query)
@@ -181,8 +76,8 @@ impl Api {
     /// GETs a response to read as it comes (logs), after checking its status.
     pub(crate) async fn stream(&self, path: &str) -> Result<reqwest::Response> {
         let method = reqwest::Method::GET;
-        let request = self.client.request(method.clone(), path);
-        Ok(self.client.send(request, &method, path).await?)
+        let request = self.session.client.request(method.clone(), path);
+        Ok(self.session.client.send(request, &method, path).await?)
     }
 
     /// GETs raw bytes, after checking the status.
@@ -213,7 +108,7 @@ impl Api {
 
     /// Prints a result: JSON as received, or the text a person wants.
     pub(crate) fn show(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
-        match self.output {
+        match self.session.output {
             Output::Json => println!("{value}"),
             Output::Text => println!("{}", text(value)),
         }
@@ -221,7 +116,7 @@ impl Api {
 
     /// Prints a list: JSON as received, else one line per item.
     pub(crate) fn show_list(&self, value: &Value, line: impl Fn(&Value) -> String) {
-        match self.output {
+        match self.session.output {
             Output::Json => println!("{value}"),
             Output::Text => {
                 for item in value["items"].as_array().into_iter().flatten() {
@@ -246,96 +141,6 @@ pub(crate) fn s(value: &Value, key: &str) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
-}
-
-/// `kiln login`.
-#[derive(Args)]
-pub struct LoginArgs {
-    /// Management API URL, e.g. http://127.0.0.1:8070.
-    #[arg(long)]
-    url: String,
-    /// API token (KILN_TOKEN also works).
-    #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
-    token: String,
-    /// Default team.
-    #[arg(long)]
-    team: Option<String>,
-    /// Default work group.
-    #[arg(long)]
-    workgroup: Option<String>,
-}
-
-/// Checks the token and writes the context file.
-pub fn login(args: LoginArgs) -> Result<()> {
-    let api = Api {
-        client: kiln_client::Client::new(&args.url, &args.token),
-        team: None,
-        workgroup: None,
-        output: Output::Text,
-    };
-    let me = runtime()?.block_on(api.get("/api/v1/whoami"))?;
-    let path = write_context(&LoginContext {
-        url: api.client.url().to_string(),
-        token: args.token,
-        team: args.team,
-        workgroup: args.workgroup,
-    })?;
-    println!(
-        "logged in to {} as {} (context in {})",
-        api.client.url(),
-        s(&me, "name"),
-        path.display()
-    );
-    Ok(())
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// `kiln user ...` (administrators).
-#[derive(Subcommand)]
-pub enum UserCommand {
-    /// Create a user; prints its first token once.
-    Create {
-        name: String,
-        /// Make it an installation administrator.
-        #[arg(long, conflicts_with = "runtime")]
-        admin: bool,
-        /// A runtime node's user: its tokens reach the runtime routes and nothing else (give
-        /// `kiln serve --control` this token, not an admin's).
-        #[arg(long)]
-        runtime: bool,
-    },
-    /// List users.
-    List,
-    /// Disable a user: every token of theirs answers 401 until they are enabled again.
-    Disable { name: String },
-    /// Enable a disabled user again.
-    Enable { name: String },
-    /// A user's tokens (never their values).
-    Tokens { name: String },
-    /// Revoke one of a user's tokens (by id, from `kiln user tokens`).
-    RevokeToken { name: String, id: String },
-}
-
-/// `kiln token ...` (the caller's own).
-#[derive(Subcommand)]
-pub enum TokenCommand {
-    /// Create a token (printed once).
-    Create {
-        name: String,
-        /// Lifetime in seconds (default: until revoked).
-        #[arg(long)]
-        expires_in_seconds: Option<u64>,
-    },
-    /// List tokens (never their values).
-    List,
-    /// Revoke a token by id.
-    Revoke { id: String },
 }
 
 /// `kiln team ...`.
@@ -841,182 +646,6 @@ fn drift_lines(report: &Value) -> String {
     out
 }
 
-/// Runs `kiln user ...`.
-pub fn user(command: UserCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        match command {
-            UserCommand::Create {
-                name,
-                admin,
-                runtime,
-            } => {
-                let v = api
-                    .post(
-                        "/api/v1/users",
-                        json!({ "name": name, "admin": admin, "runtime": runtime }),
-                    )
-                    .await?;
-                api.show(&v, |v| {
-                    format!(
-                        "created user {}; token (shown once): {}",
-                        s(v, "name"),
-                        s(&v["token"], "token")
-                    )
-                });
-            }
-            UserCommand::List => {
-                let v = api.get("/api/v1/users").await?;
-                api.show_list(&v, |i| {
-                    format!(
-                        "{}{}",
-                        s(i, "name"),
-                        if i["admin"] == json!(true) {
-                            " (admin)"
-                        } else {
-                            ""
-                        }
-                    ) + if i["disabled"].is_string() {
-                        " (disabled)"
-                    } else {
-                        ""
-                    }
-                });
-            }
-            UserCommand::Disable { name } => {
-                let v = api
-                    .patch(
-                        &format!("/api/v1/users/{name}"),
-                        json!({ "disabled": true }),
-                    )
-                    .await?;
-                api.show(&v, |v| format!("disabled user {}", s(v, "name")));
-            }
-            UserCommand::Enable { name } => {
-                let v = api
-                    .patch(
-                        &format!("/api/v1/users/{name}"),
-                        json!({ "disabled": false }),
-                    )
-                    .await?;
-                api.show(&v, |v| format!("enabled user {}", s(v, "name")));
-            }
-            UserCommand::Tokens { name } => {
-                let v = api.get(&format!("/api/v1/users/{name}/tokens")).await?;
-                api.show(&v, token_tree);
-            }
-            UserCommand::RevokeToken { name, id } => {
-                let v = api
-                    .delete(&format!("/api/v1/users/{name}/tokens/{id}"))
-                    .await?;
-                api.show(&v, |v| format!("{} of {name}", revoked_tree(v)));
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Tokens as a tree, each under the token that minted it:
-///
-/// ```text
-/// ID  NAME  expires -  revoked -
-///   └ ID  NAME  expires ...  revoked ...
-/// ```
-fn token_tree(value: &Value) -> String {
-    let items: Vec<&Value> = value["items"].as_array().into_iter().flatten().collect();
-    let known: std::collections::HashSet<&str> =
-        items.iter().filter_map(|t| t["id"].as_str()).collect();
-    let is_root = |t: &Value| t["parent"].as_str().is_none_or(|p| !known.contains(p));
-    // Depth first, children in the order they were listed (oldest first).
-    let mut stack: Vec<(usize, &Value)> = items
-        .iter()
-        .rev()
-        .filter(|t| is_root(t))
-        .map(|t| (0, *t))
-        .collect();
-    let mut lines = Vec::new();
-    while let Some((depth, token)) = stack.pop() {
-        let branch = if depth == 0 {
-            String::new()
-        } else {
-            format!("{}└ ", "  ".repeat(depth))
-        };
-        lines.push(format!(
-            "{branch}{}  {}  expires {}  revoked {}",
-            s(token, "id"),
-            s(token, "name"),
-            s(token, "expires"),
-            s(token, "revoked")
-        ));
-        let id = token["id"].as_str();
-        stack.extend(
-            items
-                .iter()
-                .rev()
-                .filter(|t| t["parent"].as_str().is_some() && t["parent"].as_str() == id)
-                .map(|t| (depth + 1, *t)),
-        );
-    }
-    lines.join("\n")
-}
-
-/// What a revocation revoked: the token, and the tokens minted from it.
-fn revoked_tree(value: &Value) -> String {
-    let children: Vec<String> = value["children_revoked"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
-    if children.is_empty() {
-        format!("revoked {}", s(value, "id"))
-    } else {
-        format!(
-            "revoked {} and the {} token(s) minted from it: {}",
-            s(value, "id"),
-            children.len(),
-            children.join(", ")
-        )
-    }
-}
-
-/// Runs `kiln token ...`.
-pub fn token(command: TokenCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        match command {
-            TokenCommand::Create {
-                name,
-                expires_in_seconds,
-            } => {
-                let v = api
-                    .post(
-                        "/api/v1/tokens",
-                        json!({ "name": name, "expires_in_seconds": expires_in_seconds }),
-                    )
-                    .await?;
-                api.show(&v, |v| {
-                    format!(
-                        "token {} ({}), shown once: {}",
-                        s(v, "name"),
-                        s(v, "id"),
-                        s(v, "token")
-                    )
-                });
-            }
-            TokenCommand::List => {
-                let v = api.get("/api/v1/tokens").await?;
-                api.show(&v, token_tree);
-            }
-            TokenCommand::Revoke { id } => {
-                let v = api.delete(&format!("/api/v1/tokens/{id}")).await?;
-                api.show(&v, revoked_tree);
-            }
-        }
-        Ok(())
-    })
-}
-
 /// Runs `kiln team ...`.
 pub fn team(command: TeamCommand, connection: &Connection) -> Result<()> {
     let api = Api::new(connection)?;
@@ -1062,7 +691,7 @@ pub fn team(command: TeamCommand, connection: &Connection) -> Result<()> {
                         "{} is {} of team {}",
                         s(v, "user"),
                         s(v, "role"),
-                        api.team.clone().unwrap_or_default()
+                        api.team().unwrap_or_default()
                     )
                 });
             }

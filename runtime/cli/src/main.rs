@@ -4,7 +4,9 @@
 
 mod args;
 mod client;
+mod commands;
 mod config;
+mod context;
 mod endpoints;
 mod images;
 mod manifests;
@@ -52,41 +54,41 @@ enum Command {
     /// Start the control plane and a runtime on this machine, on embedded defaults.
     Up(Box<up::UpArgs>),
     /// Check a token against a control plane and remember both (and a default team/work group).
-    Login(client::LoginArgs),
+    Login(context::LoginArgs),
     /// Users of the control plane (administrators).
     User {
         #[command(subcommand)]
-        command: client::UserCommand,
+        command: commands::users::UserCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Your API tokens.
     Token {
         #[command(subcommand)]
-        command: client::TokenCommand,
+        command: commands::users::TokenCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Teams and their members.
     Team {
         #[command(subcommand)]
         command: client::TeamCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Work groups (the security boundary) and their members.
     Workgroup {
         #[command(subcommand)]
         command: client::WorkgroupCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Projects of a work group.
     Project {
         #[command(subcommand)]
         command: client::ProjectCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Experiments of a project: named entry points.
     Experiment {
@@ -95,7 +97,7 @@ enum Command {
         #[command(flatten)]
         project: client::ProjectArg,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Runs: submit a script from a project directory, follow its logs, cancel it.
     Run {
@@ -104,28 +106,28 @@ enum Command {
         #[command(flatten)]
         project: client::ProjectArg,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Models, their versions and aliases.
     Model {
         #[command(subcommand)]
         command: client::ModelCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Execution targets of a work group.
     Target {
         #[command(subcommand)]
         command: client::TargetCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Environments: registry and credentials, artifact store, targets, runtime nodes.
     Env {
         #[command(subcommand)]
         command: client::EnvCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Endpoints: stable prediction URLs routing to deployments by weight, with mirroring and
     /// automatic rollback.
@@ -133,14 +135,14 @@ enum Command {
         #[command(subcommand)]
         command: endpoints::EndpointCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Deployments: images served as prediction endpoints.
     Deployment {
         #[command(subcommand)]
         command: client::DeploymentCommand,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: context::Connection,
     },
     /// Drift monitor components: run one on histograms given as JSON.
     Monitor {
@@ -189,15 +191,15 @@ fn main() -> std::process::ExitCode {
         Command::Scorer { command, sources } => images::scorer(command, &sources),
         Command::Up(args) => up::run(*args),
         Command::Monitor { command } => monitoring::command(command),
-        Command::Login(args) => client::login(args),
+        Command::Login(args) => context::login(args),
         Command::User {
             command,
             connection,
-        } => client::user(command, &connection),
+        } => commands::users::user(command, &connection),
         Command::Token {
             command,
             connection,
-        } => client::token(command, &connection),
+        } => commands::users::token(command, &connection),
         Command::Team {
             command,
             connection,

@@ -1,6 +1,7 @@
 //! A typed client of Kiln's REST API: one [`Client`] (base URL, bearer token, HTTP client) with
-//! typed errors ([`Error`]), listings read page by page ([`Client::all`]), and the runtime
-//! contract of [`kiln_api`] (what a runtime node reads and reports).
+//! typed errors ([`Error`]), listings read page by page ([`Client::all`]), the runtime
+//! contract of [`kiln_api`] (what a runtime node reads and reports), and the management API
+//! in [`kiln_api::manage`]'s types, a module per noun (users and tokens so far).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), kiln_client::Error> {
@@ -15,6 +16,9 @@ use kiln_api::{
     DesiredDeployment, DesiredEndpoint, DriftUpload, Page, RollbackReport, StatusReport,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
+
+mod users;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -188,6 +192,20 @@ impl Client {
         body: &(impl Serialize + ?Sized),
     ) -> Result<T, Error> {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// `PATCH path` with `body`, the answer as `T`.
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, Error> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `DELETE path`, the answer as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.call(Method::DELETE, path, None::<&()>).await
     }
 
     /// One page of a listing: `path` with `after` as its cursor (and any query already in it).

@@ -204,53 +204,6 @@ pub async fn issue_token(
     Ok((id, token))
 }
 
-/// Revokes the token `id` of `user_id` and every token minted from it, down the tree; returns
-/// the ids revoked now (the token first), or `None` when the user has no such token not yet
-/// revoked.
-pub async fn revoke_tree(
-    db: &Db,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<Vec<String>>, ControlError> {
-    let mut tx = db.begin().await?;
-    let now = now_ms();
-    let done = sqlx::query(
-        "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(None);
-    }
-    let mut revoked = vec![id.to_string()];
-    let mut frontier = vec![id.to_string()];
-    while let Some(parent) = frontier.pop() {
-        let children: Vec<(String, Option<i64>)> =
-            sqlx::query_as("SELECT id, revoked_at FROM tokens WHERE parent_id = $1")
-                .bind(&parent)
-                .fetch_all(&mut *tx)
-                .await?;
-        for (child, revoked_at) in children {
-            if revoked_at.is_none() {
-                sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&child)
-                    .execute(&mut *tx)
-                    .await?;
-                revoked.push(child.clone());
-            }
-            // An already revoked child may still have live children (minted while it was being
-            // revoked): walk them too.
-            frontier.push(child);
-        }
-    }
-    tx.commit().await?;
-    Ok(Some(revoked))
-}
-
 /// Issues a run's token: the submitting user's, acting only in the run's work group (at most as
 /// a contributor) until `expires_at`; revoked when the run ends.
 pub async fn issue_run_token(

@@ -80,6 +80,11 @@ pub struct Db {
 impl Db {
     /// Connects (creating a SQLite file if needed) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Db, ControlError> {
+        Db::open(url, 0).await
+    }
+
+    /// [`Db::connect`] with at most `connections` connections (0: the backend's default).
+    async fn open(url: &str, connections: u32) -> Result<Db, ControlError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -93,9 +98,21 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| ControlError::Invalid(format!("database URL: {e}")))?;
-        let pool = AnyPoolOptions::new()
+        let mut pool = AnyPoolOptions::new();
+        if connections == 1 {
+            // A memory database lives as long as its one connection.
+            pool = pool
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .min_connections(1);
+        }
+        let pool = pool
             // PostgreSQL allows 100 connections by default, shared by every process using it.
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
+            .max_connections(match (connections, backend) {
+                (0, Backend::Sqlite) => 8,
+                (0, Backend::Postgres) => 10,
+                (n, _) => n,
+            })
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -117,6 +134,12 @@ impl Db {
         let db = Db { pool, backend };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// A fresh SQLite database in memory, on one connection kept for the pool's life (a
+    /// memory database is its connection's): the store's unit tests run on it.
+    pub async fn memory() -> Result<Db, ControlError> {
+        Db::open("sqlite::memory:", 1).await
     }
 
     /// The backend.

@@ -10,6 +10,7 @@ pub mod api;
 pub mod artifacts;
 pub mod auth;
 pub mod db;
+pub mod domain;
 mod error;
 pub mod git;
 pub mod names;

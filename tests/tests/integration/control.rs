@@ -1593,11 +1593,8 @@ fn a_deployment_that_cannot_start_fails_alone_with_its_reason() {
         Some(&body),
     );
     assert_eq!(gone.status, 404, "{}", gone.error());
-    assert!(
-        up.log().contains("do not parse"),
-        "the server logs why: {}",
-        up.log()
-    );
+    let log = up.log_with("do not parse");
+    assert!(log.contains("do not parse"), "the server logs why: {log}");
 }
 
 #[test]
@@ -2960,11 +2957,8 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
         None,
     );
     assert_eq!(corrupt.status, 500);
-    assert!(
-        up.log().contains("does not match its recorded sha256"),
-        "{}",
-        up.log()
-    );
+    let log = up.log_with("does not match its recorded sha256");
+    assert!(log.contains("does not match its recorded sha256"), "{log}");
     {
         use std::io::{Seek, Write};
         let mut file = std::fs::OpenOptions::new()

@@ -50,7 +50,10 @@ fn an_idle_deployment_scales_to_zero_and_the_next_request_starts_one() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(up.log().contains("idle: instances released"));
+    assert!(
+        up.log_with("idle: instances released")
+            .contains("idle: instances released")
+    );
     let before = up.metric(starts).unwrap();
     // The next request wakes it: one cold start, and the answer is right.
     let reply = predict();

@@ -20,6 +20,8 @@ pub mod tracking;
 pub mod users;
 pub mod workgroups;
 
+pub use crate::domain::time;
+
 use crate::ControlError;
 use axum::extract::{FromRequest, Request};
 use serde::Deserialize;
@@ -70,26 +72,18 @@ impl Page {
         };
         json!({ "items": items, "next": next })
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339 text, for responses.
-pub fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+    /// The typed page of rows fetched with [`Page::fetch`]: at most `limit` items, and the
+    /// cursor (`key` of the last item) when more follow.
+    pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> &str) -> kiln_api::Page<T> {
+        let limit = self.limit.unwrap_or(100).clamp(1, 1000) as usize;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|i| key(i).to_string())
+        } else {
+            None
+        };
+        kiln_api::Page { items, next }
+    }
 }
 
 #[cfg(test)]

@@ -5,5 +5,6 @@ pub mod endpoints;
 pub mod images;
 pub mod projects;
 pub mod settings;
+pub mod users;
 
 pub use settings::DeploymentSettings;
