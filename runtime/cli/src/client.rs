@@ -143,33 +143,6 @@ pub(crate) fn s(value: &Value, key: &str) -> String {
     }
 }
 
-/// `kiln team ...`.
-#[derive(Subcommand)]
-pub enum TeamCommand {
-    /// Create a team (you become its owner).
-    Create {
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// List your teams.
-    List,
-    /// Show a team.
-    Show { name: String },
-    /// Delete a team.
-    Delete { name: String },
-    /// Add a member or change a role (member, admin, owner).
-    AddMember {
-        user: String,
-        #[arg(long)]
-        role: String,
-    },
-    /// Remove a member.
-    RemoveMember { user: String },
-    /// List members.
-    Members,
-}
-
 /// `kiln workgroup ...`.
 #[derive(Subcommand)]
 pub enum WorkgroupCommand {
@@ -644,72 +617,6 @@ fn drift_lines(report: &Value) -> String {
         ));
     }
     out
-}
-
-/// Runs `kiln team ...`.
-pub fn team(command: TeamCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        match command {
-            TeamCommand::Create { name, description } => {
-                let v = api
-                    .post(
-                        "/api/v1/teams",
-                        json!({ "name": name, "description": description }),
-                    )
-                    .await?;
-                api.show(&v, |v| format!("created team {}", s(v, "name")));
-            }
-            TeamCommand::List => {
-                let v = api.get("/api/v1/teams").await?;
-                api.show_list(&v, |i| format!("{}  ({})", s(i, "name"), s(i, "role")));
-            }
-            TeamCommand::Show { name } => {
-                let v = api.get(&format!("/api/v1/teams/{name}")).await?;
-                api.show(&v, |v| {
-                    format!(
-                        "{}: {} (your role: {})",
-                        s(v, "name"),
-                        s(v, "description"),
-                        s(v, "role")
-                    )
-                });
-            }
-            TeamCommand::Delete { name } => {
-                let v = api.delete(&format!("/api/v1/teams/{name}")).await?;
-                api.show(&v, |_| format!("deleted team {name}"));
-            }
-            TeamCommand::AddMember { user, role } => {
-                let v = api
-                    .put(
-                        &format!("/api/v1/teams/{}/members/{user}", api.team()?),
-                        json!({ "role": role }),
-                    )
-                    .await?;
-                api.show(&v, |v| {
-                    format!(
-                        "{} is {} of team {}",
-                        s(v, "user"),
-                        s(v, "role"),
-                        api.team().unwrap_or_default()
-                    )
-                });
-            }
-            TeamCommand::RemoveMember { user } => {
-                let v = api
-                    .delete(&format!("/api/v1/teams/{}/members/{user}", api.team()?))
-                    .await?;
-                api.show(&v, |_| format!("removed {user}"));
-            }
-            TeamCommand::Members => {
-                let v = api
-                    .get(&format!("/api/v1/teams/{}/members", api.team()?))
-                    .await?;
-                api.show_list(&v, |i| format!("{}  {}", s(i, "user"), s(i, "role")));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Runs `kiln workgroup ...`.

@@ -72,7 +72,7 @@ enum Command {
     /// Teams and their members.
     Team {
         #[command(subcommand)]
-        command: client::TeamCommand,
+        command: commands::teams::TeamCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -203,7 +203,7 @@ fn main() -> std::process::ExitCode {
         Command::Team {
             command,
             connection,
-        } => client::team(command, &connection),
+        } => commands::teams::team(command, &connection),
         Command::Workgroup {
             command,
             connection,

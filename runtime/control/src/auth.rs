@@ -6,7 +6,7 @@ use crate::ControlError;
 use crate::db::{Db, fill_random, new_id, now_ms};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// user id, user name, admin flag, token expiry, token revocation, token work group, token id,
@@ -63,59 +63,7 @@ pub struct Principal {
     pub token_expires: Option<i64>,
 }
 
-/// A role in a team.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TeamRole {
-    /// Sees the team and the work groups it has a role in.
-    Member,
-    /// Manages members and work groups; owner of every work group of the team.
-    Admin,
-    /// Admin, and may delete the team and name other owners.
-    Owner,
-}
-
-/// A role in a work group, the security boundary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkgroupRole {
-    /// Reads everything in the work group.
-    Reader,
-    /// Reads and writes projects, models, images and deployments.
-    Contributor,
-    /// Contributor, and manages members and deletes the work group.
-    Owner,
-}
-
-impl TeamRole {
-    /// Parses a stored role.
-    pub fn parse(text: &str) -> Option<TeamRole> {
-        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
-    }
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TeamRole::Member => "member",
-            TeamRole::Admin => "admin",
-            TeamRole::Owner => "owner",
-        }
-    }
-}
-
-impl WorkgroupRole {
-    /// Parses a stored role.
-    pub fn parse(text: &str) -> Option<WorkgroupRole> {
-        serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
-    }
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkgroupRole::Reader => "reader",
-            WorkgroupRole::Contributor => "contributor",
-            WorkgroupRole::Owner => "owner",
-        }
-    }
-}
+pub use kiln_api::manage::{TeamRole, WorkgroupRole};
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -290,14 +238,5 @@ mod tests {
         assert!(a.starts_with("kiln_") && a.len() == 5 + 43, "{a}");
         assert_eq!(digest("x"), digest("x"));
         assert_eq!(digest("x").len(), 64);
-    }
-
-    #[test]
-    fn roles_order_and_parse() {
-        assert!(TeamRole::Owner > TeamRole::Admin && TeamRole::Admin > TeamRole::Member);
-        assert!(WorkgroupRole::Owner > WorkgroupRole::Contributor);
-        assert_eq!(TeamRole::parse("admin"), Some(TeamRole::Admin));
-        assert_eq!(WorkgroupRole::parse("reader"), Some(WorkgroupRole::Reader));
-        assert_eq!(WorkgroupRole::parse("root"), None);
     }
 }

@@ -9,6 +9,9 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A write transaction ([`Db::begin`]).
+pub type Tx = Transaction<'static, Any>;
+
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

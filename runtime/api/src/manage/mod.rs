@@ -5,7 +5,11 @@
 //! Requests refuse unknown fields (a typo is a 400 naming the field, not a silent default);
 //! answers accept them, so an older client keeps reading a newer server.
 
+mod roles;
+pub mod teams;
 pub mod users;
+
+pub use roles::{TeamRole, WorkgroupRole};
 
 use serde::{Deserialize, Serialize};
 

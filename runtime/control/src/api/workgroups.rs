@@ -1,6 +1,5 @@
 //! Work groups, the unit of sharing and the security boundary, and their members.
 
-use super::teams::user_id;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::auth::{TeamRole, WorkgroupRole};
@@ -185,7 +184,7 @@ pub async fn put_member(
     JsonBody(body): JsonBody<Membership>,
 ) -> Reply {
     let (team, wg) = (scope.team()?, scope.workgroup()?);
-    let user_id = user_id(&control, &user).await?;
+    let user_id = crate::store::users::user_id(control.db(), &user).await?;
     let in_team: Option<String> =
         sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
             .bind(&team.id)
@@ -238,7 +237,7 @@ pub async fn delete_member(
     Path((_, _, user)): Path<(String, String, String)>,
 ) -> Reply {
     let wg = scope.workgroup()?;
-    let user_id = user_id(&control, &user).await?;
+    let user_id = crate::store::users::user_id(control.db(), &user).await?;
     let done =
         sqlx::query("DELETE FROM workgroup_members WHERE workgroup_id = $1 AND user_id = $2")
             .bind(&wg.id)

@@ -5,6 +5,7 @@ pub mod endpoints;
 pub mod images;
 pub mod projects;
 pub mod settings;
+pub mod teams;
 pub mod users;
 
 pub use settings::DeploymentSettings;

@@ -80,6 +80,11 @@ pub async fn user_named(db: &Db, name: &str) -> Result<UserRow, ControlError> {
         .ok_or_else(|| ControlError::NotFound(format!("user '{name}' not found")))
 }
 
+/// The id of the user named `name` (404 when there is none).
+pub async fn user_id(db: &Db, name: &str) -> Result<String, ControlError> {
+    Ok(user_named(db, name).await?.id)
+}
+
 /// Disables the user `id` from `at`, or enables it again (`None`).
 pub async fn set_disabled(db: &Db, id: &str, at: Option<i64>) -> Result<(), ControlError> {
     sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
