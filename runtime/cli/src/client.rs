@@ -23,10 +23,6 @@ impl Api {
         })
     }
 
-    pub(crate) fn team(&self) -> Result<String> {
-        self.session.team()
-    }
-
     pub(crate) fn workgroup_path(&self) -> Result<String> {
         self.session.workgroup_path()
     }
@@ -141,33 +137,6 @@ pub(crate) fn s(value: &Value, key: &str) -> String {
         Value::Null => "-".into(),
         other => other.to_string(),
     }
-}
-
-/// `kiln workgroup ...`.
-#[derive(Subcommand)]
-pub enum WorkgroupCommand {
-    /// Create a work group in the team.
-    Create {
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// List work groups you have a role in.
-    List,
-    /// Show a work group.
-    Show { name: String },
-    /// Delete a work group.
-    Delete { name: String },
-    /// Give a team member a role (reader, contributor, owner).
-    AddMember {
-        user: String,
-        #[arg(long)]
-        role: String,
-    },
-    /// Remove a member.
-    RemoveMember { user: String },
-    /// List members.
-    Members,
 }
 
 /// `kiln project ...`.
@@ -617,63 +586,6 @@ fn drift_lines(report: &Value) -> String {
         ));
     }
     out
-}
-
-/// Runs `kiln workgroup ...`.
-pub fn workgroup(command: WorkgroupCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        let team = format!("/api/v1/teams/{}/workgroups", api.team()?);
-        match command {
-            WorkgroupCommand::Create { name, description } => {
-                let v = api
-                    .post(&team, json!({ "name": name, "description": description }))
-                    .await?;
-                api.show(&v, |v| format!("created work group {}", s(v, "name")));
-            }
-            WorkgroupCommand::List => {
-                let v = api.get(&team).await?;
-                api.show_list(&v, |i| format!("{}  ({})", s(i, "name"), s(i, "role")));
-            }
-            WorkgroupCommand::Show { name } => {
-                let v = api.get(&format!("{team}/{name}")).await?;
-                api.show(&v, |v| {
-                    format!(
-                        "{}: {} (your role: {})",
-                        s(v, "name"),
-                        s(v, "description"),
-                        s(v, "role")
-                    )
-                });
-            }
-            WorkgroupCommand::Delete { name } => {
-                let v = api.delete(&format!("{team}/{name}")).await?;
-                api.show(&v, |_| format!("deleted work group {name}"));
-            }
-            WorkgroupCommand::AddMember { user, role } => {
-                let v = api
-                    .put(
-                        &format!("{}/members/{user}", api.workgroup_path()?),
-                        json!({ "role": role }),
-                    )
-                    .await?;
-                api.show(&v, |v| format!("{} is {}", s(v, "user"), s(v, "role")));
-            }
-            WorkgroupCommand::RemoveMember { user } => {
-                let v = api
-                    .delete(&format!("{}/members/{user}", api.workgroup_path()?))
-                    .await?;
-                api.show(&v, |_| format!("removed {user}"));
-            }
-            WorkgroupCommand::Members => {
-                let v = api
-                    .get(&format!("{}/members", api.workgroup_path()?))
-                    .await?;
-                api.show_list(&v, |i| format!("{}  {}", s(i, "user"), s(i, "role")));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Runs `kiln project ...`.

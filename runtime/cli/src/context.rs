@@ -130,6 +130,13 @@ impl Session {
             .context("no team: give --team, set KILN_TEAM, or `kiln login --team`")
     }
 
+    /// The work group: flag, environment or login context.
+    pub(crate) fn workgroup(&self) -> Result<String> {
+        self.workgroup.clone().context(
+            "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
+        )
+    }
+
     /// The work group's API path.
     pub(crate) fn workgroup_path(&self) -> Result<String> {
         let workgroup = self.workgroup.clone().context(

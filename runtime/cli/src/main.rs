@@ -79,7 +79,7 @@ enum Command {
     /// Work groups (the security boundary) and their members.
     Workgroup {
         #[command(subcommand)]
-        command: client::WorkgroupCommand,
+        command: commands::workgroups::WorkgroupCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -207,7 +207,7 @@ fn main() -> std::process::ExitCode {
         Command::Workgroup {
             command,
             connection,
-        } => client::workgroup(command, &connection),
+        } => commands::workgroups::workgroup(command, &connection),
         Command::Project {
             command,
             connection,

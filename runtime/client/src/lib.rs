@@ -19,6 +19,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 
 mod teams;
 mod users;
+mod workgroups;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,8 +1,8 @@
 //! Teams and their members.
 
 use crate::{Client, Error, segment};
-use kiln_api::manage::teams::{NewTeam, Removed, Team, TeamMember, TeamMembership};
-use kiln_api::manage::{Deleted, TeamRole};
+use kiln_api::manage::teams::{NewTeam, Team, TeamMember, TeamMembership};
+use kiln_api::manage::{Deleted, Removed, TeamRole};
 
 impl Client {
     /// Creates a team; the caller becomes its owner.

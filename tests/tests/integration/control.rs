@@ -3011,20 +3011,24 @@ fn artifacts_stream_to_and_from_the_store_in_bounded_memory() {
         "peak memory grew by {grown_mib} MiB for a 128 MiB push"
     );
     drop(tree);
-    // Over the limit: 413, and nothing stored.
+    // Over the limit: 413, and nothing stored. The server answers and closes as soon as the
+    // limit is passed, so a client still sending may see its connection break instead of
+    // reading the answer; when it reads one, it is the 413.
     let over = vec![7u8; 301 << 20];
-    let refused = call(
+    let refused = try_call(
         "PUT",
         &url("over.bin"),
         &[("Authorization", &bearer)],
         Some(&over),
     );
-    assert_eq!(
-        refused.status,
-        413,
-        "{}",
-        String::from_utf8_lossy(&refused.body)
-    );
+    if let Some(refused) = refused {
+        assert_eq!(
+            refused.status,
+            413,
+            "{}",
+            String::from_utf8_lossy(&refused.body)
+        );
+    }
     let missing = call("GET", &url("over.bin"), &[("Authorization", &bearer)], None);
     assert_eq!(missing.status, 404);
 }

@@ -8,6 +8,7 @@
 mod roles;
 pub mod teams;
 pub mod users;
+pub mod workgroups;
 
 pub use roles::{TeamRole, WorkgroupRole};
 
@@ -23,4 +24,13 @@ pub struct Deleted {
     pub name: String,
     /// Always true.
     pub deleted: bool,
+}
+
+/// The answer to removing a member (from a team, or a work group).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Removed {
+    /// The user's name.
+    pub user: String,
+    /// Always true.
+    pub removed: bool,
 }

@@ -43,12 +43,3 @@ pub struct TeamMembership {
     /// The role.
     pub role: TeamRole,
 }
-
-/// The answer to removing a member (from a team, or a work group).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Removed {
-    /// The user's name.
-    pub user: String,
-    /// Always true.
-    pub removed: bool,
-}

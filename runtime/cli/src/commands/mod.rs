@@ -3,6 +3,7 @@
 
 pub mod teams;
 pub mod users;
+pub mod workgroups;
 
 use crate::args::Output;
 use anyhow::Result;

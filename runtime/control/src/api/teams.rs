@@ -8,8 +8,8 @@ use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use kiln_api::manage::Deleted;
-use kiln_api::manage::teams::{NewTeam, Removed, Team, TeamMember, TeamMembership};
+use kiln_api::manage::teams::{NewTeam, Team, TeamMember, TeamMembership};
+use kiln_api::manage::{Deleted, Removed};
 
 type Reply<T> = Result<(StatusCode, Json<T>), ControlError>;
 

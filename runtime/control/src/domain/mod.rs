@@ -4,6 +4,7 @@
 
 pub mod teams;
 pub mod users;
+pub mod workgroups;
 
 /// Milliseconds since the epoch as RFC 3339 text, for responses.
 pub fn time(ms: i64) -> String {

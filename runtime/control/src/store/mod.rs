@@ -7,5 +7,6 @@ pub mod projects;
 pub mod settings;
 pub mod teams;
 pub mod users;
+pub mod workgroups;
 
 pub use settings::DeploymentSettings;
