@@ -232,7 +232,7 @@ async fn up(args: UpArgs) -> Result<()> {
                 docker_hosts: args.allow_docker_hosts.clone(),
                 docker_networks: args.allow_docker_networks.clone(),
             },
-            quota: kiln_control::api::quotas::Quota {
+            quota: kiln_api::manage::quotas::Quota {
                 deployments: args.quota_deployments,
                 instances: args.quota_instances,
                 memory_mb: args.quota_memory_mb,

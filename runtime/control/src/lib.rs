@@ -65,7 +65,7 @@ pub struct Settings {
     /// Where targets may reach, set by the installation admin.
     pub targets: TargetLimits,
     /// The quota of a work group an admin set none for.
-    pub quota: api::quotas::Quota,
+    pub quota: kiln_api::manage::quotas::Quota,
     /// The sandbox that compiles Python scorers for image builds, when the host has one.
     pub build_sandbox: Option<kiln_executor::sandbox::Sandbox>,
 }

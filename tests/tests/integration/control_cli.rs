@@ -314,6 +314,45 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
         !ok && output.contains("403") && output.contains("contributor"),
         "{output}"
     );
+    // The work group's quota: its readers read it, an installation admin sets it, `default`
+    // returns a limit to the installation's, and a value that is neither is refused.
+    let quota = kiln_json(&rita, &["workgroup", "quota"]);
+    let (ok, output) = kiln(&rita, &["workgroup", "quota", "--deployments", "9"]);
+    assert!(!ok && output.contains("403"), "{output}");
+    let set = kiln_json(
+        &context,
+        &[
+            "workgroup",
+            "quota",
+            "--deployments",
+            "9",
+            "--memory-mb",
+            "4096",
+        ],
+    );
+    assert_eq!(
+        (&set["deployments"], &set["memory_mb"]),
+        (&json!(9), &json!(4096))
+    );
+    assert_eq!(set["instances"], quota["instances"], "{set}");
+    assert_eq!(kiln_json(&rita, &["workgroup", "quota"]), set);
+    let reset = kiln_json(
+        &context,
+        &[
+            "workgroup",
+            "quota",
+            "--deployments",
+            "default",
+            "--memory-mb",
+            "default",
+        ],
+    );
+    assert_eq!(reset, quota);
+    let (ok, output) = kiln(&context, &["workgroup", "quota", "--instances", "lots"]);
+    assert!(
+        !ok && output.contains("neither a number nor 'default'"),
+        "{output}"
+    );
 
     // Execution targets and an environment, from the CLI.
     let target = kiln_json(

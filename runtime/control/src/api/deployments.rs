@@ -2,10 +2,11 @@
 //! reports. Names are unique in the installation: they are the `{model}` of prediction URLs.
 
 use super::keys::{KeyName, rotate_key};
-use super::{JsonBody, Page, quotas, time};
+use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
 use crate::db::{new_id, now_ms};
+use crate::domain::quotas;
 use crate::names::check_name;
 use crate::store::DeploymentSettings;
 use crate::store::endpoints::{self, urls};
@@ -104,9 +105,9 @@ pub async fn create(
     }
     endpoints::check_free(&control, "endpoints", &body.name).await?;
     quotas::check(
-        &control,
-        &wg.id,
-        &wg.name,
+        control.db(),
+        &control.settings().quota,
+        (&wg.id, &wg.name),
         &body.name,
         &body.limits,
         &body.scale,
@@ -313,9 +314,9 @@ pub async fn update(
     }
     if body.limits.is_some() || body.scale.is_some() {
         quotas::check(
-            &control,
-            &wg.id,
-            &wg.name,
+            control.db(),
+            &control.settings().quota,
+            (&wg.id, &wg.name),
             &deployment,
             &settings.limits,
             &settings.scale,

@@ -4,6 +4,7 @@
 pub mod endpoints;
 pub mod images;
 pub mod projects;
+pub mod quotas;
 pub mod settings;
 pub mod teams;
 pub mod users;
