@@ -627,12 +627,26 @@ impl Up {
 
     /// [`Up::start`] with extra environment variables.
     pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
+        Up::launch(None, data, args, env)
+    }
+
+    /// [`Up::start`] run from the directory `cwd`, so that a relative `data` is relative to it.
+    pub fn start_in(cwd: &Path, data: &Path, args: &[&str]) -> Up {
+        Up::launch(Some(cwd), data, args, &[])
+    }
+
+    fn launch(cwd: Option<&Path>, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         // A first start prints the bootstrap token (stdout) before the listen line (stderr);
         // the two streams are read by two threads, so give the token a moment to arrive (two
         // processes starting together on one directory print only one token between them).
-        let fresh =
-            !data.join("kiln.db").exists() && !args.iter().any(|a| a.starts_with("--database-url"));
-        let mut child = Command::new(kiln_bin())
+        let seen_from = cwd.map_or_else(|| data.to_path_buf(), |cwd| cwd.join(data));
+        let fresh = !seen_from.join("kiln.db").exists()
+            && !args.iter().any(|a| a.starts_with("--database-url"));
+        let mut command = Command::new(kiln_bin());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .envs(env.iter().copied())
             .arg("up")
             .args(["--data-dir", data.to_str().unwrap()])

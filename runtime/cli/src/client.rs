@@ -139,36 +139,6 @@ pub(crate) fn s(value: &Value, key: &str) -> String {
     }
 }
 
-/// `kiln project ...`.
-#[derive(Subcommand)]
-pub enum ProjectCommand {
-    /// Create a project.
-    Create {
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// List projects.
-    List,
-    /// Show a project.
-    Show { name: String },
-    /// Delete a project.
-    Delete { name: String },
-    /// Commit a working tree to the project's repository (what .gitignore ignores is left out).
-    Push {
-        /// The project.
-        name: String,
-        /// The working tree.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-        /// Commit message.
-        #[arg(long, short = 'm')]
-        message: Option<String>,
-    },
-    /// History of the project's main branch.
-    Log { name: String },
-}
-
 /// `kiln experiment ...` (in `--project`).
 #[derive(Subcommand)]
 pub enum ExperimentCommand {
@@ -586,61 +556,6 @@ fn drift_lines(report: &Value) -> String {
         ));
     }
     out
-}
-
-/// Runs `kiln project ...`.
-pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        let base = format!("{}/projects", api.workgroup_path()?);
-        match command {
-            ProjectCommand::Create { name, description } => {
-                let v = api
-                    .post(&base, json!({ "name": name, "description": description }))
-                    .await?;
-                api.show(&v, |v| format!("created project {}", s(v, "name")));
-            }
-            ProjectCommand::List => {
-                let v = api.get(&base).await?;
-                api.show_list(&v, |i| s(i, "name"));
-            }
-            ProjectCommand::Show { name } => {
-                let v = api.get(&format!("{base}/{name}")).await?;
-                api.show(&v, |v| format!("{}: {}", s(v, "name"), s(v, "description")));
-            }
-            ProjectCommand::Delete { name } => {
-                let v = api.delete(&format!("{base}/{name}")).await?;
-                api.show(&v, |_| format!("deleted project {name}"));
-            }
-            ProjectCommand::Push { name, dir, message } => {
-                let (archive, count) = tar_of_tree(&dir)?;
-                let query: Vec<(&str, String)> =
-                    message.map(|m| ("message", m)).into_iter().collect();
-                let v = api
-                    .post_tar(&format!("{base}/{name}/commits"), &query, archive)
-                    .await?;
-                api.show(&v, |v| {
-                    format!(
-                        "pushed {count} file(s) to {name}: commit {}",
-                        s(v, "commit")
-                    )
-                });
-            }
-            ProjectCommand::Log { name } => {
-                let v = api.get(&format!("{base}/{name}/commits")).await?;
-                api.show_list(&v, |i| {
-                    format!(
-                        "{}  {}  {}  {}",
-                        &s(i, "commit")[..12.min(s(i, "commit").len())],
-                        s(i, "time"),
-                        s(i, "author"),
-                        s(i, "message")
-                    )
-                });
-            }
-        }
-        Ok(())
-    })
 }
 
 /// A tar of a working tree: every file `.gitignore` (and `.git/info/exclude`, `.ignore`) does not

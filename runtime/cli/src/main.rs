@@ -86,7 +86,7 @@ enum Command {
     /// Projects of a work group.
     Project {
         #[command(subcommand)]
-        command: client::ProjectCommand,
+        command: commands::projects::ProjectCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -211,7 +211,7 @@ fn main() -> std::process::ExitCode {
         Command::Project {
             command,
             connection,
-        } => client::project(command, &connection),
+        } => commands::projects::project(command, &connection),
         Command::Model {
             command,
             connection,

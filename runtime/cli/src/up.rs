@@ -124,6 +124,10 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(dir) => dir,
         None => default_data_dir().context("set --data-dir or KILN_DATA_DIR: no home directory")?,
     };
+    // Absolute from here on: git runs in other directories (a push's scratch tree), and a
+    // relative path would name another place there.
+    let data = std::path::absolute(&data)
+        .with_context(|| format!("cannot resolve the data directory {}", data.display()))?;
     // What Kiln writes is its own: the data directory is 0700, and files it creates (the
     // database, the key, artifacts) are 0600.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));

@@ -17,6 +17,7 @@ use kiln_api::{
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 
+mod projects;
 mod quotas;
 mod teams;
 mod users;

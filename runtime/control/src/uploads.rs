@@ -23,13 +23,13 @@ pub(crate) fn require_tar(headers: &HeaderMap, what: &str) -> Result<(), Control
 }
 
 /// An upload written to a file under the data directory; removed when dropped.
-pub(crate) struct Spooled {
+pub struct Spooled {
     path: std::path::PathBuf,
 }
 
 impl Spooled {
     /// The file the upload was written to.
-    pub(crate) fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 }

@@ -3089,3 +3089,45 @@ fn a_removed_deployment_leaves_no_metric_series() {
     }
     assert!(series("stays") >= stays, "the other deployment lost series");
 }
+
+/// `kiln up --data-dir data` (a relative path, as a new user types it) keeps working where the
+/// server runs git in another directory: a project push commits, and the data is under the
+/// directory `kiln up` was started from.
+#[test]
+fn a_relative_data_directory_serves_project_pushes() {
+    let dir = temp_dir("control-relative");
+    let up = Up::start_in(&dir, std::path::Path::new("data"), &[]);
+    let admin = up.admin();
+    up.ok(
+        "POST",
+        "/api/v1/teams",
+        &admin,
+        Some(&json!({ "name": "t" })),
+    );
+    up.ok(
+        "POST",
+        "/api/v1/teams/t/workgroups",
+        &admin,
+        Some(&json!({ "name": "a" })),
+    );
+    let projects = "/api/v1/teams/t/workgroups/a/projects";
+    up.ok("POST", projects, &admin, Some(&json!({ "name": "p" })));
+    let bearer = format!("Bearer {admin}");
+    let pushed = call(
+        "POST",
+        &format!("{}{projects}/p/commits?message=relative", up.api),
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-tar"),
+        ],
+        Some(&tar_of(&[("train.py", b"print(1)\n")])),
+    );
+    assert_eq!(pushed.status, 201, "{}", pushed.error());
+    assert_eq!(pushed.json()["files"], 1);
+    let log = up.ok("GET", &format!("{projects}/p/commits"), &admin, None);
+    assert_eq!(log["items"][0]["message"], "relative", "{log}");
+    assert!(
+        dir.join("data/kiln.db").exists(),
+        "the data directory is under the start directory"
+    );
+}
