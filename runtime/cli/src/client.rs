@@ -139,30 +139,6 @@ pub(crate) fn s(value: &Value, key: &str) -> String {
     }
 }
 
-/// `kiln experiment ...` (in `--project`).
-#[derive(Subcommand)]
-pub enum ExperimentCommand {
-    /// Create an experiment: a named entry point of the project.
-    Create {
-        name: String,
-        /// The script, a path in the project.
-        #[arg(long)]
-        script: String,
-        /// Default execution target.
-        #[arg(long, default_value = "local")]
-        target: String,
-        /// Default arguments.
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
-    /// List experiments.
-    List,
-    /// Show an experiment.
-    Show { name: String },
-    /// Delete an experiment and its runs.
-    Delete { name: String },
-}
-
 /// `kiln target ...`.
 #[derive(Subcommand)]
 pub enum TargetCommand {
@@ -590,68 +566,6 @@ pub(crate) fn tar_of_tree(dir: &Path) -> Result<(Vec<u8>, usize)> {
         bail!("nothing to push in {}", dir.display());
     }
     Ok((builder.into_inner()?, count))
-}
-
-/// Runs `kiln experiment ...`.
-pub fn experiment(
-    command: ExperimentCommand,
-    project: &ProjectArg,
-    connection: &Connection,
-) -> Result<()> {
-    let api = Api::new(connection)?;
-    runtime()?.block_on(async {
-        let base = format!(
-            "{}/projects/{}/experiments",
-            api.workgroup_path()?,
-            project.name()?
-        );
-        match command {
-            ExperimentCommand::Create {
-                name,
-                script,
-                target,
-                args,
-            } => {
-                let v = api
-                    .post(
-                        &base,
-                        json!({ "name": name, "script": script, "target": target, "args": args }),
-                    )
-                    .await?;
-                api.show(&v, |v| {
-                    format!(
-                        "created experiment {} ({} on {})",
-                        s(v, "name"),
-                        s(v, "script"),
-                        s(v, "target")
-                    )
-                });
-            }
-            ExperimentCommand::List => {
-                let v = api.get(&base).await?;
-                api.show_list(&v, |i| {
-                    format!("{}  {}  {}", s(i, "name"), s(i, "script"), s(i, "target"))
-                });
-            }
-            ExperimentCommand::Show { name } => {
-                let v = api.get(&format!("{base}/{name}")).await?;
-                api.show(&v, |v| {
-                    format!(
-                        "{}: {} {} on {}",
-                        s(v, "name"),
-                        s(v, "script"),
-                        v["args"],
-                        s(v, "target")
-                    )
-                });
-            }
-            ExperimentCommand::Delete { name } => {
-                let v = api.delete(&format!("{base}/{name}")).await?;
-                api.show(&v, |_| format!("deleted experiment {name}"));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// A tar of a file or of a directory's regular files (paths relative to it; symlinks refused).

@@ -93,7 +93,7 @@ enum Command {
     /// Experiments of a project: named entry points.
     Experiment {
         #[command(subcommand)]
-        command: client::ExperimentCommand,
+        command: commands::experiments::ExperimentCommand,
         #[command(flatten)]
         project: client::ProjectArg,
         #[command(flatten)]
@@ -220,7 +220,7 @@ fn main() -> std::process::ExitCode {
             command,
             project,
             connection,
-        } => client::experiment(command, &project, &connection),
+        } => commands::experiments::experiment(command, &project, &connection),
         Command::Run {
             command,
             project,

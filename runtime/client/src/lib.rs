@@ -17,6 +17,9 @@ use kiln_api::{
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 
+pub use experiments::ProjectPath;
+
+mod experiments;
 mod projects;
 mod quotas;
 mod teams;

@@ -2,12 +2,13 @@
 //! [`crate::runs`]), listed, shown with what they logged, canceled, and their logs read or
 //! followed live.
 
-use super::experiments::{check_args, check_target, experiment_id};
 use super::{JsonBody, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
+use crate::domain::experiments::{check_args, check_target};
 use crate::names::{check_artifact_path, check_name};
 use crate::runs::{is_final, log, targets, tracking};
+use crate::store::experiments::experiment_id;
 use crate::store::projects::{project_id, repository};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
@@ -170,7 +171,7 @@ pub async fn submit(
     JsonBody(body): JsonBody<NewRun>,
 ) -> Reply {
     let project_id = project_id(&control, &scope, &project).await?;
-    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let experiment_id = experiment_id(control.db(), &project_id, &experiment).await?;
     let (default_script, default_args, default_target): (String, String, String) =
         sqlx::query_as("SELECT script, args, target FROM experiments WHERE id = $1")
             .bind(&experiment_id)
@@ -362,7 +363,7 @@ pub async fn list_for_experiment(
     Query(filter): Query<RunFilter>,
 ) -> Reply {
     let project_id = project_id(&control, &scope, &project).await?;
-    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let experiment_id = experiment_id(control.db(), &project_id, &experiment).await?;
     // Newest first: the cursor is the number of the last run shown.
     let before: i64 = match &filter.after {
         Some(after) => after
@@ -425,7 +426,7 @@ pub async fn get_by_number(
         .parse()
         .map_err(|_| ControlError::NotFound(format!("run '{run}' not found")))?;
     let project_id = project_id(&control, &scope, &project).await?;
-    let experiment_id = experiment_id(&control, &project_id, &experiment).await?;
+    let experiment_id = experiment_id(control.db(), &project_id, &experiment).await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{RUN_SELECT} WHERE r.experiment_id = $1 AND r.number = $2"
     )))

@@ -2,6 +2,7 @@
 //! in one place, and a value that does not parse is a clear error, never a silent default.
 
 pub mod endpoints;
+pub mod experiments;
 pub mod images;
 pub mod projects;
 pub mod quotas;
