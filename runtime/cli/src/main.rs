@@ -118,14 +118,14 @@ enum Command {
     /// Execution targets of a work group.
     Target {
         #[command(subcommand)]
-        command: client::TargetCommand,
+        command: commands::targets::TargetCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
     /// Environments: registry and credentials, artifact store, targets, runtime nodes.
     Env {
         #[command(subcommand)]
-        command: client::EnvCommand,
+        command: commands::targets::EnvCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -237,11 +237,11 @@ fn main() -> std::process::ExitCode {
         Command::Target {
             command,
             connection,
-        } => client::target(command, &connection),
+        } => commands::targets::target(command, &connection),
         Command::Env {
             command,
             connection,
-        } => client::env(command, &connection),
+        } => commands::targets::env(command, &connection),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

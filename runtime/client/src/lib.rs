@@ -22,6 +22,7 @@ pub use experiments::ProjectPath;
 mod experiments;
 mod projects;
 mod quotas;
+mod targets;
 mod teams;
 mod users;
 mod workgroups;

@@ -2,6 +2,7 @@
 //! installation's limits on where a target reaches, and a run's environment (its image, its
 //! registry credentials, the targets it allows).
 
+use crate::store::targets as store;
 use crate::{ControlError, ControlPlane};
 use kiln_executor::{Executor, Target};
 use kiln_registry::Endpoint;
@@ -17,17 +18,11 @@ pub async fn resolve_target(
     workgroup_id: &str,
     name: &str,
 ) -> Result<Target, ControlError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT kind, config FROM targets WHERE workgroup_id = $1 AND name = $2")
-            .bind(workgroup_id)
-            .bind(name)
-            .fetch_optional(control.db().pool())
-            .await?;
-    match row {
-        Some((kind, config)) => Ok(Target {
+    match store::find_target(control.db(), workgroup_id, name).await? {
+        Some(row) => Ok(Target {
             name: name.to_string(),
-            kind,
-            config: serde_json::from_str(&config).unwrap_or_default(),
+            kind: row.kind,
+            config: serde_json::from_str(&row.config).unwrap_or_default(),
         }),
         None if BUILT_IN_TARGETS.contains(&name) => Ok(Target {
             name: name.to_string(),
@@ -151,17 +146,15 @@ pub async fn registry_credentials(
     workgroup_id: &str,
     environment: &str,
 ) -> Result<Option<kiln_registry::Credentials>, ControlError> {
-    /// id, registry host, user name, sealed password.
-    type Row = (String, Option<String>, Option<String>, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, registry, registry_username, registry_password_sealed FROM environments \
-         WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(workgroup_id)
-    .bind(environment)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let Some((id, Some(host), Some(user), Some(sealed))) = row else {
+    let row = store::find_environment(control.db(), workgroup_id, environment).await?;
+    let Some(store::EnvironmentRow {
+        id,
+        registry: Some(host),
+        registry_username: Some(user),
+        registry_password_sealed: Some(sealed),
+        ..
+    }) = row
+    else {
         return Ok(None);
     };
     let password = control
@@ -188,18 +181,12 @@ pub(crate) async fn run_environment(
     workgroup_id: &str,
     name: &str,
 ) -> Result<RunEnvironment, ControlError> {
-    let row: Option<(Option<String>, String)> = sqlx::query_as(
-        "SELECT run_image, targets FROM environments WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(workgroup_id)
-    .bind(name)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let (image, targets) =
-        row.ok_or_else(|| ControlError::Invalid(format!("environment '{name}' not found")))?;
+    let row = store::find_environment(control.db(), workgroup_id, name)
+        .await?
+        .ok_or_else(|| ControlError::Invalid(format!("environment '{name}' not found")))?;
     Ok(RunEnvironment {
-        image,
+        image: row.run_image,
         credentials: registry_credentials(control, workgroup_id, name).await?,
-        targets: serde_json::from_str(&targets).unwrap_or_default(),
+        targets: serde_json::from_str(&row.targets).unwrap_or_default(),
     })
 }

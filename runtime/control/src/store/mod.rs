@@ -7,6 +7,7 @@ pub mod images;
 pub mod projects;
 pub mod quotas;
 pub mod settings;
+pub mod targets;
 pub mod teams;
 pub mod users;
 pub mod workgroups;
