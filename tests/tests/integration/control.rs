@@ -1691,8 +1691,11 @@ fn artifacts_go_to_an_s3_compatible_store_and_other_clouds_are_accepted() {
 
 /// Admin-created team `t` with work groups `a` and `b` on a fresh `kiln up`.
 fn two_workgroups(tag: &str) -> (Up, String) {
-    let dir = temp_dir(tag);
-    let up = Up::start(&dir, &[]);
+    with_two_workgroups(Up::start(&temp_dir(tag), &[]))
+}
+
+/// Team `t` with work groups `a` and `b` on `up`, and the admin's token.
+fn with_two_workgroups(up: Up) -> (Up, String) {
     let admin = up.admin();
     up.ok(
         "POST",
@@ -3096,20 +3099,7 @@ fn a_removed_deployment_leaves_no_metric_series() {
 #[test]
 fn a_relative_data_directory_serves_project_pushes() {
     let dir = temp_dir("control-relative");
-    let up = Up::start_in(&dir, std::path::Path::new("data"), &[]);
-    let admin = up.admin();
-    up.ok(
-        "POST",
-        "/api/v1/teams",
-        &admin,
-        Some(&json!({ "name": "t" })),
-    );
-    up.ok(
-        "POST",
-        "/api/v1/teams/t/workgroups",
-        &admin,
-        Some(&json!({ "name": "a" })),
-    );
+    let (up, admin) = with_two_workgroups(Up::start_in(&dir, std::path::Path::new("data"), &[]));
     let projects = "/api/v1/teams/t/workgroups/a/projects";
     up.ok("POST", projects, &admin, Some(&json!({ "name": "p" })));
     let bearer = format!("Bearer {admin}");

@@ -108,16 +108,7 @@ mod tests {
 
     #[tokio::test]
     async fn experiments_round_trip_their_arguments() {
-        let db = Db::memory().await.unwrap();
-        for sql in [
-            "INSERT INTO teams (id, name, description, created_at) VALUES ('t1', 'acme', '', 0)",
-            "INSERT INTO workgroups (id, team_id, name, description, created_at) \
-             VALUES ('w1', 't1', 'lab', '', 0)",
-            "INSERT INTO projects (id, workgroup_id, name, description, created_at) \
-             VALUES ('p1', 'w1', 'iris', '', 0)",
-        ] {
-            sqlx::query(sql).execute(db.pool()).await.unwrap();
-        }
+        let db = crate::store::fixture().await;
         let args = ["--c", "a b", "ü"];
         let created = create(
             &db,

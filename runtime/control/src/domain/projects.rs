@@ -168,7 +168,6 @@ pub async fn files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
 
     #[test]
     fn a_commit_message_is_printable_and_bounded() {
@@ -190,27 +189,14 @@ mod tests {
 
     #[tokio::test]
     async fn projects_are_stored_per_work_group_by_name() {
-        let db = Db::memory().await.unwrap();
-        sqlx::query(
-            "INSERT INTO teams (id, name, description, created_at) VALUES ('t1', 'acme', '', 0)",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO workgroups (id, team_id, name, description, created_at) \
-             VALUES ('w1', 't1', 'lab', '', 0), ('w2', 't1', 'prod', '', 0)",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
+        let db = crate::store::fixture().await;
         let row = |id: &str, name: &str| ProjectRow {
             id: id.into(),
             name: name.into(),
             description: format!("{name}!"),
             created_at: 0,
         };
-        store::insert(&db, "w1", &row("p1", "iris")).await.unwrap();
+        // The fixture has project iris (p1) in lab (w1).
         store::insert(&db, "w1", &row("p2", "digits"))
             .await
             .unwrap();
@@ -231,7 +217,7 @@ mod tests {
         let shown = project(store::named(&db, "w1", "iris").await.unwrap());
         assert_eq!(
             (shown.description.as_str(), shown.created.as_str()),
-            ("iris!", "1970-01-01T00:00:00.000Z")
+            ("", "1970-01-01T00:00:00.000Z")
         );
         store::delete(&db, "p1").await.unwrap();
         let gone = store::named(&db, "w1", "iris").await.unwrap_err();

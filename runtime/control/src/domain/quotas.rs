@@ -266,23 +266,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_quota_is_stored_per_work_group_and_charges_the_others() {
-        let db = Db::memory().await.unwrap();
+        let db = crate::store::fixture().await;
         let defaults = Quota::default();
         // No row: the defaults.
         assert_eq!(quota_of(&db, &defaults, "w1").await.unwrap(), defaults);
-        sqlx::query(
-            "INSERT INTO teams (id, name, description, created_at) VALUES ('t1', 'acme', '', 0)",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO workgroups (id, team_id, name, description, created_at) \
-             VALUES ('w1', 't1', 'lab', '', 0), ('w2', 't1', 'prod', '', 0)",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
         let one = QuotaChange {
             deployments: Some(Some(1)),
             ..QuotaChange::default()

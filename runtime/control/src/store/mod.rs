@@ -13,3 +13,20 @@ pub mod users;
 pub mod workgroups;
 
 pub use settings::DeploymentSettings;
+
+/// For unit tests: a database in memory with team `t1` (`acme`), its work groups `w1` (`lab`)
+/// and `w2` (`prod`), and project `p1` (`iris`) in `w1`.
+#[cfg(test)]
+pub(crate) async fn fixture() -> crate::db::Db {
+    let db = crate::db::Db::memory().await.unwrap();
+    for sql in [
+        "INSERT INTO teams (id, name, description, created_at) VALUES ('t1', 'acme', '', 0)",
+        "INSERT INTO workgroups (id, team_id, name, description, created_at) \
+         VALUES ('w1', 't1', 'lab', '', 0), ('w2', 't1', 'prod', '', 0)",
+        "INSERT INTO projects (id, workgroup_id, name, description, created_at) \
+         VALUES ('p1', 'w1', 'iris', '', 0)",
+    ] {
+        sqlx::query(sql).execute(db.pool()).await.unwrap();
+    }
+    db
+}
