@@ -139,9 +139,7 @@ impl Session {
 
     /// The work group's API path.
     pub(crate) fn workgroup_path(&self) -> Result<String> {
-        let workgroup = self.workgroup.clone().context(
-            "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
-        )?;
+        let workgroup = self.workgroup()?;
         Ok(format!(
             "/api/v1/teams/{}/workgroups/{workgroup}",
             self.team()?

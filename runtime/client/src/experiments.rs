@@ -1,6 +1,6 @@
 //! Experiments of a project.
 
-use crate::{Client, Error, segment};
+use crate::{Client, Error, under};
 use kiln_api::manage::Deleted;
 use kiln_api::manage::experiments::{Experiment, NewExperiment};
 
@@ -9,16 +9,13 @@ pub type ProjectPath<'a> = (&'a str, &'a str, &'a str);
 
 /// The path of a project's experiments, or of one of them.
 fn path((team, workgroup, project): ProjectPath<'_>, experiment: Option<&str>) -> String {
-    let base = format!(
-        "/api/v1/teams/{}/workgroups/{}/projects/{}/experiments",
-        segment(team),
-        segment(workgroup),
-        segment(project)
-    );
-    match experiment {
-        Some(name) => format!("{base}/{}", segment(name)),
-        None => base,
-    }
+    under(
+        format!(
+            "{}/experiments",
+            crate::projects::path(team, workgroup, Some(project))
+        ),
+        experiment,
+    )
 }
 
 impl Client {

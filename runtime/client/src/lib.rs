@@ -289,6 +289,22 @@ impl Client {
     }
 }
 
+/// `base`, or the path of `name` under it.
+fn under(base: String, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{base}/{}", segment(name)),
+        None => base,
+    }
+}
+
+/// The path of a team's work groups, or of one of them.
+fn workgroups_path(team: &str, workgroup: Option<&str>) -> String {
+    under(
+        format!("/api/v1/teams/{}/workgroups", segment(team)),
+        workgroup,
+    )
+}
+
 /// A name as one path segment: characters outside the URL-safe set percent-encoded (and the
 /// dots of `.` and `..`), so a name can never reach another route.
 pub fn segment(name: &str) -> String {

@@ -1,22 +1,17 @@
 //! Projects and their commits.
 
-use crate::{Client, Error, segment};
+use crate::{Client, Error, segment, under, workgroups_path};
 use kiln_api::Page;
 use kiln_api::manage::Deleted;
 use kiln_api::manage::projects::{Commit, CommitFiles, NewProject, Project, Pushed};
 use reqwest::Method;
 
 /// The path of a work group's projects, or of one of them.
-fn path(team: &str, workgroup: &str, project: Option<&str>) -> String {
-    let base = format!(
-        "/api/v1/teams/{}/workgroups/{}/projects",
-        segment(team),
-        segment(workgroup)
-    );
-    match project {
-        Some(name) => format!("{base}/{}", segment(name)),
-        None => base,
-    }
+pub(crate) fn path(team: &str, workgroup: &str, project: Option<&str>) -> String {
+    under(
+        format!("{}/projects", workgroups_path(team, Some(workgroup))),
+        project,
+    )
 }
 
 impl Client {

@@ -1,14 +1,10 @@
 //! Work groups' quotas.
 
-use crate::{Client, Error, segment};
+use crate::{Client, Error, workgroups_path};
 use kiln_api::manage::quotas::{Quota, QuotaChange};
 
 fn path(team: &str, workgroup: &str) -> String {
-    format!(
-        "/api/v1/teams/{}/workgroups/{}/quota",
-        segment(team),
-        segment(workgroup)
-    )
+    format!("{}/quota", workgroups_path(team, Some(workgroup)))
 }
 
 impl Client {

@@ -1,20 +1,15 @@
 //! Execution targets and environments of a work group.
 
-use crate::{Client, Error, segment};
+use crate::{Client, Error, under, workgroups_path};
 use kiln_api::manage::Deleted;
 use kiln_api::manage::targets::{Environment, NewEnvironment, NewTarget, Target, TargetCheck};
 
 /// The path of a work group's `kind` (`targets`, `environments`), or of one of them.
 fn path(team: &str, workgroup: &str, kind: &str, name: Option<&str>) -> String {
-    let base = format!(
-        "/api/v1/teams/{}/workgroups/{}/{kind}",
-        segment(team),
-        segment(workgroup)
-    );
-    match name {
-        Some(name) => format!("{base}/{}", segment(name)),
-        None => base,
-    }
+    under(
+        format!("{}/{kind}", workgroups_path(team, Some(workgroup))),
+        name,
+    )
 }
 
 impl Client {

@@ -1,17 +1,8 @@
 //! Work groups and their members.
 
-use crate::{Client, Error, segment};
+use crate::{Client, Error, segment, workgroups_path};
 use kiln_api::manage::workgroups::{NewWorkgroup, Workgroup, WorkgroupMember, WorkgroupMembership};
 use kiln_api::manage::{Deleted, Removed, WorkgroupRole};
-
-/// The path of a team's work groups, or of one of them.
-fn path(team: &str, workgroup: Option<&str>) -> String {
-    let base = format!("/api/v1/teams/{}/workgroups", segment(team));
-    match workgroup {
-        Some(name) => format!("{base}/{}", segment(name)),
-        None => base,
-    }
-}
 
 impl Client {
     /// Creates a work group in a team (a team admin's call).
@@ -20,22 +11,22 @@ impl Client {
         team: &str,
         workgroup: &NewWorkgroup,
     ) -> Result<Workgroup, Error> {
-        self.post(&path(team, None), workgroup).await
+        self.post(&workgroups_path(team, None), workgroup).await
     }
 
     /// The team's work groups the caller has a role in, page after page.
     pub async fn workgroups(&self, team: &str) -> Result<Vec<Workgroup>, Error> {
-        self.all(&path(team, None)).await
+        self.all(&workgroups_path(team, None)).await
     }
 
     /// One work group, with the caller's role in it.
     pub async fn workgroup(&self, team: &str, name: &str) -> Result<Workgroup, Error> {
-        self.get(&path(team, Some(name))).await
+        self.get(&workgroups_path(team, Some(name))).await
     }
 
     /// Deletes a work group with everything in it (refused while it has deployments).
     pub async fn delete_workgroup(&self, team: &str, name: &str) -> Result<Deleted, Error> {
-        self.delete(&path(team, Some(name))).await
+        self.delete(&workgroups_path(team, Some(name))).await
     }
 
     /// Every member of a work group, page after page.
@@ -44,8 +35,11 @@ impl Client {
         team: &str,
         workgroup: &str,
     ) -> Result<Vec<WorkgroupMember>, Error> {
-        self.all(&format!("{}/members", path(team, Some(workgroup))))
-            .await
+        self.all(&format!(
+            "{}/members",
+            workgroups_path(team, Some(workgroup))
+        ))
+        .await
     }
 
     /// Gives a team member a role in a work group.
@@ -56,7 +50,11 @@ impl Client {
         user: &str,
         role: WorkgroupRole,
     ) -> Result<WorkgroupMember, Error> {
-        let path = format!("{}/members/{}", path(team, Some(workgroup)), segment(user));
+        let path = format!(
+            "{}/members/{}",
+            workgroups_path(team, Some(workgroup)),
+            segment(user)
+        );
         self.call(
             reqwest::Method::PUT,
             &path,
@@ -74,7 +72,7 @@ impl Client {
     ) -> Result<Removed, Error> {
         self.delete(&format!(
             "{}/members/{}",
-            path(team, Some(workgroup)),
+            workgroups_path(team, Some(workgroup)),
             segment(user)
         ))
         .await

@@ -55,7 +55,11 @@ pub struct Page {
 impl Page {
     /// The row limit to query: one more than the page, to know whether another follows.
     pub fn fetch(&self) -> i64 {
-        i64::from(self.limit.unwrap_or(100).clamp(1, 1000)) + 1
+        self.limit() as i64 + 1
+    }
+    /// Items per page: 100 unless asked, 1 to 1000.
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 1000) as usize
     }
     /// The lower bound (exclusive) of names.
     pub fn after(&self) -> &str {
@@ -63,26 +67,26 @@ impl Page {
     }
     /// `{"items": [...], "next": cursor}` from rows fetched with [`Page::fetch`].
     pub fn respond(&self, mut items: Vec<Value>, key: &str) -> Value {
-        let limit = self.limit.unwrap_or(100).clamp(1, 1000) as usize;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().and_then(|i| i.get(key)).cloned()
-        } else {
-            None
-        };
+        let next = self
+            .cut(&mut items)
+            .then(|| items.last().and_then(|i| i.get(key)).cloned())
+            .flatten();
         json!({ "items": items, "next": next })
     }
     /// The typed page of rows fetched with [`Page::fetch`]: at most `limit` items, and the
     /// cursor (`key` of the last item) when more follow.
     pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> &str) -> kiln_api::Page<T> {
-        let limit = self.limit.unwrap_or(100).clamp(1, 1000) as usize;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|i| key(i).to_string())
-        } else {
-            None
-        };
+        let next = self
+            .cut(&mut items)
+            .then(|| items.last().map(|i| key(i).to_string()))
+            .flatten();
         kiln_api::Page { items, next }
+    }
+    /// Cuts rows fetched with [`Page::fetch`] to the page; true when more follow.
+    fn cut<T>(&self, items: &mut Vec<T>) -> bool {
+        let more = items.len() > self.limit();
+        items.truncate(self.limit());
+        more
     }
 }
 

@@ -102,8 +102,7 @@ pub async fn log(
     Path((_, _, project)): Path<(String, String, String)>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Commit>> {
-    let limit = page.limit.unwrap_or(100).clamp(1, 1000) as usize;
-    let commits = domain::log(&control, scope.workgroup()?, &project, limit).await?;
+    let commits = domain::log(&control, scope.workgroup()?, &project, page.limit()).await?;
     Ok((
         StatusCode::OK,
         Json(kiln_api::Page {

@@ -76,13 +76,14 @@ pub async fn update(
     Path(user): Path<String>,
     JsonBody(body): JsonBody<UserChange>,
 ) -> Reply<User> {
-    let row = store::user_named(control.db(), &user).await?;
+    let mut row = store::user_named(control.db(), &user).await?;
     if let Some(disabled) = body.disabled {
         domain::check_disable(disabled, &row.id, &scope.principal()?.user_id)?;
-        store::set_disabled(control.db(), &row.id, disabled.then(now_ms)).await?;
+        row.disabled_at = disabled.then(now_ms);
+        store::set_disabled(control.db(), &row.id, row.disabled_at).await?;
         tracing::info!(user = %user, disabled, by = %scope.principal()?.name, "user changed");
     }
-    ok(domain::user(store::user_named(control.db(), &user).await?))
+    ok(domain::user(row))
 }
 
 async fn tokens(control: &ControlPlane, user_id: &str) -> Reply<kiln_api::Page<Token>> {

@@ -118,9 +118,8 @@ pub async fn put_member(
     user: &str,
     new: TeamRole,
 ) -> Result<bool, ControlError> {
-    if new == TeamRole::Owner {
-        may_grant(team.role, None, new)?;
-    }
+    // Refused before the user is looked up: making an owner takes one, whoever the user is.
+    may_grant(team.role, None, new)?;
     let user_id = users::user_named(db, user).await?.id;
     let mut tx = db.begin().await?;
     let current = store::role_of(&mut tx, &team.id, &user_id)
@@ -149,7 +148,8 @@ pub async fn remove_member(db: &Db, team: &TeamScope, user: &str) -> Result<(), 
     may_remove(team.role, role(&current)?)?;
     store::remove_member(&mut tx, &team.id, &user_id).await?;
     keeps_an_owner(store::owners(&mut tx, &team.id).await?)?;
-    tx.commit().await.map_err(ControlError::from)
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

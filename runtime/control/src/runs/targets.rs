@@ -146,23 +146,31 @@ pub async fn registry_credentials(
     workgroup_id: &str,
     environment: &str,
 ) -> Result<Option<kiln_registry::Credentials>, ControlError> {
-    let row = store::find_environment(control.db(), workgroup_id, environment).await?;
-    let Some(store::EnvironmentRow {
-        id,
-        registry: Some(host),
-        registry_username: Some(user),
-        registry_password_sealed: Some(sealed),
-        ..
-    }) = row
-    else {
+    match store::find_environment(control.db(), workgroup_id, environment).await? {
+        Some(row) => credentials_of(control, &row),
+        None => Ok(None),
+    }
+}
+
+/// The registry credentials of an environment's row, opened: none unless it has a registry,
+/// a user name and a password.
+fn credentials_of(
+    control: &ControlPlane,
+    row: &store::EnvironmentRow,
+) -> Result<Option<kiln_registry::Credentials>, ControlError> {
+    let (Some(host), Some(user), Some(sealed)) = (
+        &row.registry,
+        &row.registry_username,
+        &row.registry_password_sealed,
+    ) else {
         return Ok(None);
     };
     let password = control
         .secrets()
-        .open(&sealed, &format!("environment:{id}:registry_password"))?;
+        .open(sealed, &format!("environment:{}:registry_password", row.id))?;
     Ok(Some(kiln_registry::Credentials {
-        host,
-        username: user,
+        host: host.clone(),
+        username: user.clone(),
         password,
     }))
 }
@@ -185,8 +193,8 @@ pub(crate) async fn run_environment(
         .await?
         .ok_or_else(|| ControlError::Invalid(format!("environment '{name}' not found")))?;
     Ok(RunEnvironment {
+        credentials: credentials_of(control, &row)?,
         image: row.run_image,
-        credentials: registry_credentials(control, workgroup_id, name).await?,
         targets: serde_json::from_str(&row.targets).unwrap_or_default(),
     })
 }
