@@ -26,13 +26,6 @@ pub struct Connection {
     output: Output,
 }
 
-impl Connection {
-    /// The output format asked for.
-    pub(crate) fn output(&self) -> Output {
-        self.output
-    }
-}
-
 /// The login context file (`~/.config/kiln/context.json`, mode 0600).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,6 @@ mod images;
 mod manifests;
 mod monitoring;
 mod nn;
-mod runs;
 mod serve;
 mod transfer;
 mod up;
@@ -102,7 +101,7 @@ enum Command {
     /// Runs: submit a script from a project directory, follow its logs, cancel it.
     Run {
         #[command(subcommand)]
-        command: runs::RunCommand,
+        command: commands::runs::RunCommand,
         #[command(flatten)]
         project: client::ProjectArg,
         #[command(flatten)]
@@ -225,7 +224,7 @@ fn main() -> std::process::ExitCode {
             command,
             project,
             connection,
-        } => runs::run(command, &project, &connection),
+        } => commands::runs::run(command, &project, &connection),
         Command::Endpoint {
             command,
             connection,

@@ -18,10 +18,12 @@ use kiln_api::{
 use reqwest::{Method, RequestBuilder, StatusCode};
 
 pub use experiments::ProjectPath;
+pub use runs::WorkgroupPath;
 
 mod experiments;
 mod projects;
 mod quotas;
+mod runs;
 mod targets;
 mod teams;
 mod users;

@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod projects;
 pub mod quotas;
 mod roles;
+pub mod runs;
 pub mod targets;
 pub mod teams;
 pub mod users;

@@ -3,6 +3,7 @@
 
 pub mod experiments;
 pub mod projects;
+pub mod runs;
 pub mod targets;
 pub mod teams;
 pub mod users;

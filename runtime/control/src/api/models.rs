@@ -420,7 +420,7 @@ pub async fn create_version_from_run(
     let info = VersionInfo {
         description: body.description,
         run: Some(run.id.clone()),
-        commit: (!run.commit.is_empty()).then(|| run.commit.clone()),
+        commit: (!run.commit_sha.is_empty()).then(|| run.commit_sha.clone()),
     };
     let (version, listed) = store_version(&control, &id, &files, &info).await?;
     Ok((

@@ -404,9 +404,9 @@ impl ControlPlane {
                         policy.project
                     )),
                     Ok((commit, _)) => {
-                        let view = super::runs::insert_run(
-                            self,
-                            &super::runs::RunInsert {
+                        let view = crate::store::runs::insert(
+                            self.db(),
+                            &crate::store::runs::RunInsert {
                                 experiment_id: &experiment_id,
                                 commit: &commit,
                                 target: &target,

@@ -5,63 +5,39 @@
 use super::JsonBody;
 use super::runs::run_in_scope;
 use crate::access::Scope;
-use crate::runs::tracking::{self, Metric, artifact_area, check_artifact, check_key};
+use crate::domain::runs as domain;
+use crate::runs::tracking::{self, artifact_area, check_artifact, check_key};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use kiln_api::manage::runs::{
+    Artifact, ArtifactDir, Artifacts, LogBatch, Logged, MetricHistory, Uploaded,
+};
 
-type Reply = Result<(StatusCode, Json<Value>), ControlError>;
-
-/// A batch: params and tags as objects, metrics as a list.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    #[serde(default)]
-    params: Map<String, Value>,
-    #[serde(default)]
-    metrics: Vec<Metric>,
-    #[serde(default)]
-    tags: Map<String, Value>,
-}
-
-fn text_values(kind: &str, map: Map<String, Value>) -> Result<Vec<(String, String)>, ControlError> {
-    map.into_iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k, s)),
-            Value::Number(n) => Ok((k, n.to_string())),
-            Value::Bool(b) => Ok((k, b.to_string())),
-            other => Err(ControlError::Invalid(format!(
-                "{kind} '{k}': a value is a string, number or boolean, not {other}"
-            ))),
-        })
-        .collect()
-}
+type Reply<T> = Result<(StatusCode, Json<T>), ControlError>;
 
 /// `POST .../runs/{run}/log-batch`.
 pub async fn log_batch(
     State(control): State<ControlPlane>,
     Extension(scope): Extension<Scope>,
     Path((_, _, run)): Path<(String, String, String)>,
-    JsonBody(batch): JsonBody<Batch>,
-) -> Reply {
-    let view = run_in_scope(&control, &scope, &run).await?;
-    let params = text_values("param", batch.params)?;
-    let tags = text_values("tag", batch.tags)?;
-    tracking::log_batch(&control, &view.id, &batch.metrics, &params, &tags).await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "run": view.id,
-            "params": params.len(),
-            "metrics": batch.metrics.len(),
-            "tags": tags.len(),
-        })),
-    ))
+    JsonBody(batch): JsonBody<LogBatch>,
+) -> Reply<Logged> {
+    let row = run_in_scope(&control, &scope, &run).await?;
+    let metrics = domain::metrics(&batch);
+    let params = domain::text_values("param", batch.params)?;
+    let tags = domain::text_values("tag", batch.tags)?;
+    tracking::log_batch(&control, &row.id, &metrics, &params, &tags).await?;
+    let logged = Logged {
+        run: row.id,
+        params: params.len(),
+        metrics: metrics.len(),
+        tags: tags.len(),
+    };
+    Ok((StatusCode::OK, Json(logged)))
 }
 
 /// `GET .../runs/{run}/metrics/{key}`: every value, by step.
@@ -69,20 +45,12 @@ pub async fn metric_history(
     State(control): State<ControlPlane>,
     Extension(scope): Extension<Scope>,
     Path((_, _, run, key)): Path<(String, String, String, String)>,
-) -> Reply {
-    let view = run_in_scope(&control, &scope, &run).await?;
+) -> Reply<MetricHistory> {
+    let row = run_in_scope(&control, &scope, &run).await?;
     check_key("metric", &key)?;
-    let history = tracking::metric_history(&control, &view.id, &key, 100_000).await?;
-    let items: Vec<Value> = history.iter().map(|m| m.json()).collect();
-    Ok((StatusCode::OK, Json(json!({ "key": key, "items": items }))))
-}
-
-/// `?path=`: a directory of the run's artifacts.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArtifactDir {
-    #[serde(default)]
-    path: String,
+    let history = tracking::metric_history(&control, &row.id, &key, 100_000).await?;
+    let items = history.into_iter().map(domain::point).collect();
+    Ok((StatusCode::OK, Json(MetricHistory { key, items })))
 }
 
 /// `GET .../runs/{run}/artifacts`.
@@ -91,14 +59,14 @@ pub async fn list_artifacts(
     Extension(scope): Extension<Scope>,
     Path((_, _, run)): Path<(String, String, String)>,
     Query(dir): Query<ArtifactDir>,
-) -> Reply {
-    let view = run_in_scope(&control, &scope, &run).await?;
-    let items: Vec<Value> = tracking::list_artifacts(&control, &view.id, &dir.path)
+) -> Reply<Artifacts> {
+    let row = run_in_scope(&control, &scope, &run).await?;
+    let items = tracking::list_artifacts(&control, &row.id, &dir.path)
         .await?
         .into_iter()
-        .map(|(path, is_dir, size)| json!({ "path": path, "is_dir": is_dir, "size": size }))
+        .map(|(path, is_dir, size)| Artifact { path, is_dir, size })
         .collect();
-    Ok((StatusCode::OK, Json(json!({ "items": items }))))
+    Ok((StatusCode::OK, Json(Artifacts { items })))
 }
 
 /// `PUT .../runs/{run}/artifacts/{path}`: the body is the file.
@@ -107,23 +75,25 @@ pub async fn put_artifact(
     Extension(scope): Extension<Scope>,
     Path((_, _, run, path)): Path<(String, String, String, String)>,
     body: Body,
-) -> Reply {
-    let view = run_in_scope(&control, &scope, &run).await?;
+) -> Reply<Uploaded> {
+    let row = run_in_scope(&control, &scope, &run).await?;
     let path = check_artifact(&path)?.to_string();
     let limit = control.settings().max_upload_bytes as u64;
     let size = control
         .artifacts()
         .put_stream(
-            &artifact_area(&view.id),
+            &artifact_area(&row.id),
             &path,
             body.into_data_stream(),
             limit,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "run": view.id, "path": path, "size": size })),
-    ))
+    let uploaded = Uploaded {
+        run: row.id,
+        path,
+        size,
+    };
+    Ok((StatusCode::CREATED, Json(uploaded)))
 }
 
 /// `GET .../runs/{run}/artifacts/{path}`: the file.
@@ -132,11 +102,11 @@ pub async fn get_artifact(
     Extension(scope): Extension<Scope>,
     Path((_, _, run, path)): Path<(String, String, String, String)>,
 ) -> Result<Response, ControlError> {
-    let view = run_in_scope(&control, &scope, &run).await?;
+    let row = run_in_scope(&control, &scope, &run).await?;
     let path = check_artifact(&path)?;
     let (size, stream) = control
         .artifacts()
-        .get_stream(&artifact_area(&view.id), path)
+        .get_stream(&artifact_area(&row.id), path)
         .await?;
     Ok((
         StatusCode::OK,

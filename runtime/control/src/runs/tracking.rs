@@ -6,8 +6,9 @@
 
 use crate::names::check_artifact_path;
 use crate::{ControlError, ControlPlane};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value, json};
+use kiln_api::manage::runs::metric_value;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 /// Most metrics in one batch.
 pub const MAX_METRICS: usize = 1000;
@@ -36,26 +37,6 @@ pub struct Metric {
     /// Its step (default 0).
     #[serde(default)]
     pub step: Option<i64>,
-}
-
-/// A metric value as a JSON number or as the strings protobuf's JSON uses for non-finite ones.
-pub fn metric_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    match Value::deserialize(deserializer)? {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| serde::de::Error::custom("not a number")),
-        Value::String(s) => match s.as_str() {
-            "NaN" | "nan" => Ok(f64::NAN),
-            "Infinity" | "inf" => Ok(f64::INFINITY),
-            "-Infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-            other => other
-                .parse()
-                .map_err(|_| serde::de::Error::custom(format!("'{other}' is not a number"))),
-        },
-        other => Err(serde::de::Error::custom(format!(
-            "a metric value is a number, not {other}"
-        ))),
-    }
 }
 
 /// A stored value as JSON: NaN as `"NaN"` (JSON has no NaN).
@@ -318,28 +299,6 @@ pub struct RunData {
     pub tags: Vec<(String, String)>,
     /// Latest value of each metric, in key order.
     pub metrics: Vec<MetricValue>,
-}
-
-impl RunData {
-    /// As Kiln's API shows it.
-    pub fn json(&self) -> Value {
-        let params: Map<String, Value> = self
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        let tags: Map<String, Value> = self
-            .tags
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        let metrics: Map<String, Value> = self
-            .metrics
-            .iter()
-            .map(|m| (m.key.clone(), value_json(m.value, m.is_nan)))
-            .collect();
-        json!({ "params": params, "metrics": metrics, "tags": tags })
-    }
 }
 
 /// A run's params, tags and latest metrics.

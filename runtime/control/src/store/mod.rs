@@ -6,6 +6,7 @@ pub mod experiments;
 pub mod images;
 pub mod projects;
 pub mod quotas;
+pub mod runs;
 pub mod settings;
 pub mod targets;
 pub mod teams;

@@ -270,7 +270,7 @@ pub async fn create_version(
     let info = VersionInfo {
         description: r.text("description").unwrap_or_default(),
         run: Some(run.id.clone()),
-        commit: (!run.commit.is_empty()).then(|| run.commit.clone()),
+        commit: (!run.commit_sha.is_empty()).then(|| run.commit_sha.clone()),
     };
     let (version, _) = store_version(control, &id, &files, &info).await?;
     sqlx::query("UPDATE model_versions SET source = $1 WHERE model_id = $2 AND version = $3")

@@ -3,10 +3,10 @@
 
 use super::{MlflowError, Project, Reply, Request, kiln_name};
 use crate::access::Scope;
-use crate::api::runs::{RUN_SELECT, RunInsert, RunView, insert_run};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
 use crate::runs::tracking::{self, Metric, MetricValue, RunData};
+use crate::store::runs::{self as runs_store, RUN_SELECT, RunInsert, RunRow};
 use crate::{ControlError, ControlPlane};
 use axum::Json;
 use serde_json::{Value, json};
@@ -191,7 +191,7 @@ fn kiln_status(status: &str) -> Result<&'static str, ControlError> {
     })
 }
 
-fn run_info(view: &RunView) -> Value {
+fn run_info(view: &RunRow) -> Value {
     json!({
         "run_id": view.id,
         "run_uuid": view.id,
@@ -199,14 +199,14 @@ fn run_info(view: &RunView) -> Value {
         "experiment_id": view.experiment_id,
         "user_id": view.created_by,
         "status": mlflow_status(&view.status),
-        "start_time": view.started.unwrap_or(view.created),
-        "end_time": view.finished,
+        "start_time": view.started_at.unwrap_or(view.created_at),
+        "end_time": view.finished_at,
         "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", view.experiment_id, view.id),
         "lifecycle_stage": "active",
     })
 }
 
-fn run_json(view: &RunView, data: &RunData) -> Value {
+fn run_json(view: &RunRow, data: &RunData) -> Value {
     let pairs = |items: &[(String, String)]| -> Vec<Value> {
         items
             .iter()
@@ -226,7 +226,7 @@ async fn run_of(
     control: &ControlPlane,
     project: &Project,
     r: &Request,
-) -> Result<RunView, ControlError> {
+) -> Result<RunRow, ControlError> {
     let id = r
         .text("run_id")
         .or_else(|| r.text("run_uuid"))
@@ -234,15 +234,9 @@ async fn run_of(
         .ok_or_else(|| {
             ControlError::Invalid("missing value for required parameter 'run_id'".into())
         })?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{RUN_SELECT} WHERE r.id = $1 AND e.project_id = $2"
-    )))
-    .bind(&id)
-    .bind(&project.id)
-    .fetch_optional(control.db().pool())
-    .await?
-    .ok_or_else(|| ControlError::NotFound(format!("run with id '{id}' not found")))?;
-    RunView::from_row(&row)
+    runs_store::in_project(control.db(), &id, &project.id)
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("run with id '{id}' not found")))
 }
 
 /// `runs/create`: a run that a tracking client logs to (Kiln does not execute it).
@@ -275,8 +269,8 @@ pub async fn create_run(
         .filter(|c| c.len() == 40 && c.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_default();
     let start = r.integer("start_time")?.unwrap_or_else(now_ms);
-    let view = insert_run(
-        control,
+    let view = runs_store::insert(
+        control.db(),
         &RunInsert {
             experiment_id: &experiment_id,
             commit: &commit,
@@ -318,7 +312,7 @@ pub async fn update_run(control: &ControlPlane, project: &Project, r: &Request) 
             .execute(control.db().pool())
             .await?;
     }
-    if !view.executed
+    if !view.executed()
         && let Some(status) = r.text("status")
     {
         let status = kiln_status(&status)?;
@@ -665,7 +659,7 @@ pub(super) fn like(text: &str, pattern: &str, fold: bool) -> bool {
 
 /// A run with what it logged, for search.
 struct Candidate {
-    view: RunView,
+    view: RunRow,
     data: RunData,
 }
 
@@ -696,9 +690,9 @@ impl Candidate {
                 "run_id" | "run_uuid" => Some(Literal::Text(self.view.id.clone())),
                 "user_id" => Some(Literal::Text(self.view.created_by.clone())),
                 "start_time" => Some(Literal::Number(
-                    self.view.started.unwrap_or(self.view.created) as f64,
+                    self.view.started_at.unwrap_or(self.view.created_at) as f64,
                 )),
-                "end_time" => self.view.finished.map(|t| Literal::Number(t as f64)),
+                "end_time" => self.view.finished_at.map(|t| Literal::Number(t as f64)),
                 "experiment_id" => Some(Literal::Text(self.view.experiment_id.clone())),
                 _ => None,
             },
@@ -800,15 +794,14 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
         .unwrap_or(0);
     let mut candidates = Vec::new();
     for experiment_id in &experiment_ids {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{RUN_SELECT} WHERE r.experiment_id = $1 AND e.project_id = $2"
         )))
         .bind(experiment_id)
         .bind(&project.id)
         .fetch_all(control.db().pool())
         .await?;
-        for row in rows {
-            let view = RunView::from_row(&row)?;
+        for view in rows {
             let data = tracking::run_data(control, &view.id).await?;
             candidates.push(Candidate { view, data });
         }
