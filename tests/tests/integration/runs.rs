@@ -702,6 +702,29 @@ fn run_lists_come_newest_first_a_page_at_a_time() {
     for id in &submitted {
         lab.wait(id, LONG);
     }
+    // A status filter names a status: an unknown one is refused, not an empty list.
+    let unknown = up.api(
+        "GET",
+        &format!("{WG}/runs?status=done"),
+        Some(&up.admin()),
+        None,
+    );
+    assert_eq!(unknown.status, 400);
+    let text = String::from_utf8_lossy(&unknown.body);
+    assert!(
+        text.contains("done") && text.contains("completed"),
+        "{text}"
+    );
+    let completed = lab.ok("GET", &format!("{WG}/runs?status=completed&limit=3"), None);
+    let completed = completed["items"].as_array().unwrap();
+    assert_eq!(completed.len(), 3);
+    assert!(completed.iter().all(|r| r["status"] == "completed"));
+    let queued = lab.ok(
+        "GET",
+        &format!("{WG}/projects/flowers/experiments/hi/runs?status=queued"),
+        None,
+    );
+    assert_eq!(queued["items"], json!([]));
 }
 
 #[test]

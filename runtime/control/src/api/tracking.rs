@@ -48,7 +48,7 @@ pub async fn metric_history(
 ) -> Reply<MetricHistory> {
     let row = run_in_scope(&control, &scope, &run).await?;
     check_key("metric", &key)?;
-    let history = tracking::metric_history(&control, &row.id, &key, 100_000).await?;
+    let history = tracking::metric_history(control.db(), &row.id, &key, 100_000).await?;
     let items = history.into_iter().map(domain::point).collect();
     Ok((StatusCode::OK, Json(MetricHistory { key, items })))
 }

@@ -5,6 +5,7 @@
 pub mod experiments;
 pub mod projects;
 pub mod quotas;
+pub mod runner;
 pub mod runs;
 pub mod targets;
 pub mod teams;

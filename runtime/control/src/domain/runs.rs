@@ -4,7 +4,8 @@
 use super::experiments::{check_args, check_target};
 use super::time;
 use crate::names::{check_artifact_path, check_name};
-use crate::runs::{targets, tracking};
+use crate::runs::targets;
+use crate::runs::tracking;
 use crate::store::experiments as experiments_store;
 use crate::store::projects::repository;
 use crate::store::runs::{self as store, RunInsert, RunRow, WorkgroupRuns};
@@ -109,7 +110,7 @@ pub async fn find_by_number(
 
 /// A run with what it logged.
 pub async fn detail(control: &ControlPlane, row: RunRow) -> Result<RunDetail, ControlError> {
-    let logged = tracking::run_data(control, &row.id).await?;
+    let logged = tracking::run_data(control.db(), &row.id).await?;
     Ok(RunDetail {
         run: run(row)?,
         data: data(logged),
@@ -298,16 +299,17 @@ pub async fn cancel(
     row: RunRow,
     by: &str,
 ) -> Result<Canceled, ControlError> {
-    if crate::runs::is_final(&row.status) {
+    let before = run(row)?;
+    if before.status.is_final() {
         return Err(ControlError::Conflict(format!(
             "run {} already ended ({})",
-            row.id, row.status
+            before.id, before.status
         )));
     }
-    store::cancel(control.db(), &row.id, by).await?;
+    store::cancel(control.db(), &before.id, by).await?;
     control.notify_runs();
-    control.log_written(&row.id);
-    let now = run(find(control, workgroup_id, &row.id).await?)?;
+    control.log_written(&before.id);
+    let now = run(find(control, workgroup_id, &before.id).await?)?;
     Ok(Canceled {
         cancel_requested: !now.status.is_final(),
         run: now,

@@ -7,6 +7,7 @@
 //! `runs.log_bytes` records how much is written, so a reader knows where a finished log ends and
 //! a control plane that adopts a run continues the log where it stopped.
 
+use crate::store::runs as store;
 use crate::{ControlError, ControlPlane};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
@@ -142,11 +143,8 @@ impl LogWriter {
             }
         }
         self.offset += segment.len() as u64;
-        let recorded = sqlx::query("UPDATE runs SET log_bytes = $1 WHERE id = $2")
-            .bind(self.offset as i64)
-            .bind(&self.run_id)
-            .execute(self.control.db().pool())
-            .await;
+        let recorded =
+            store::set_log_bytes(self.control.db(), &self.run_id, self.offset as i64).await;
         if let Err(e) = recorded {
             tracing::warn!(run = %self.run_id, "recording the log's length failed: {e}");
         }
@@ -197,12 +195,7 @@ pub fn read(
                 return Ok(());
             };
             let woken = watch.notified();
-            let (status, written): (String, i64) =
-                sqlx::query_as("SELECT status, log_bytes FROM runs WHERE id = $1")
-                    .bind(&run_id)
-                    .fetch_optional(control.db().pool())
-                    .await?
-                    .ok_or_else(|| ControlError::NotFound("the run was deleted".into()))?;
+            let (status, written) = store::progress(control.db(), &run_id).await?;
             if super::is_final(&status) && offset >= written as u64 {
                 return Ok(());
             }

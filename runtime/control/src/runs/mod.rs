@@ -18,9 +18,12 @@ pub mod tracking;
 
 use crate::auth::{issue_run_token, revoke_token};
 use crate::db::{new_id, now_ms};
+use crate::domain::runner::{Stop, ending, prepare_failed, run_env};
+use crate::store::runs::{self as store, Claim, RunnerRow};
 use crate::{ControlError, ControlPlane};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use kiln_api::manage::runs::RunStatus;
 use kiln_executor::{ExecError, Executor, Job, Status, Target};
 use log::LogWriter;
 use std::collections::HashMap;
@@ -32,12 +35,9 @@ use tokio::sync::{mpsc, watch};
 /// Kiln's Python tracking helper (`sdk/python/kiln_tracking.py`), on every run's `PYTHONPATH`.
 const TRACKING_HELPER: &str = include_str!("../../../../sdk/python/kiln_tracking.py");
 
-/// The states a run ends in.
-pub const FINAL: &[&str] = &["completed", "failed", "canceled"];
-
-/// Whether `status` is one a run ends in.
+/// Whether `status` (as stored) is one a run ends in.
 pub fn is_final(status: &str) -> bool {
-    FINAL.contains(&status)
+    status.parse::<RunStatus>().is_ok_and(RunStatus::is_final)
 }
 
 /// Runs a target starts at once unless its `concurrency` says otherwise.
@@ -55,13 +55,6 @@ const ADOPT_EVERY: Duration = Duration::from_secs(3);
 /// A run that names no timeout may run this long.
 const DEFAULT_TIMEOUT_S: i64 = 7 * 24 * 3600;
 
-/// Why a running run is being stopped.
-#[derive(Clone, Debug)]
-enum Stop {
-    Canceled(String),
-    TimedOut(i64),
-}
-
 /// An executor's error as the control plane's.
 pub fn exec_error(error: ExecError) -> ControlError {
     match error {
@@ -69,92 +62,6 @@ pub fn exec_error(error: ExecError) -> ControlError {
         ExecError::Unreachable(m) => ControlError::Unavailable(m),
         other => ControlError::Internal(other.to_string()),
     }
-}
-
-/// What the runner needs of a run.
-struct RunRecord {
-    id: String,
-    script: String,
-    args: Vec<String>,
-    commit: String,
-    target: String,
-    timeout_s: Option<i64>,
-    created_by: String,
-    handle: Option<String>,
-    log_bytes: i64,
-    log_base: i64,
-    started_at: Option<i64>,
-    token_id: Option<String>,
-    environment: String,
-    experiment_id: String,
-    project_id: String,
-    project: String,
-    workgroup_id: String,
-    workgroup: String,
-    team: String,
-}
-
-type RunRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    String,
-    String,
-);
-
-async fn load(control: &ControlPlane, run_id: &str) -> Result<RunRecord, ControlError> {
-    let pool = control.db().pool();
-    let row: RunRow = sqlx::query_as(
-        "SELECT id, script, args, commit_sha, target, timeout_s, created_by, handle, log_bytes, \
-         log_base, started_at, token_id, experiment_id, environment FROM runs WHERE id = $1",
-    )
-    .bind(run_id)
-    .fetch_one(pool)
-    .await?;
-    let (project_id, project, workgroup_id, workgroup, team): (
-        String,
-        String,
-        String,
-        String,
-        String,
-    ) = sqlx::query_as(
-        "SELECT p.id, p.name, w.id, w.name, t.name FROM experiments e \
-             JOIN projects p ON p.id = e.project_id JOIN workgroups w ON w.id = p.workgroup_id \
-             JOIN teams t ON t.id = w.team_id WHERE e.id = $1",
-    )
-    .bind(&row.12)
-    .fetch_one(pool)
-    .await?;
-    Ok(RunRecord {
-        id: row.0,
-        script: row.1,
-        args: serde_json::from_str(&row.2).unwrap_or_default(),
-        commit: row.3,
-        target: row.4,
-        timeout_s: row.5,
-        created_by: row.6,
-        handle: row.7,
-        log_bytes: row.8,
-        log_base: row.9,
-        started_at: row.10,
-        token_id: row.11,
-        environment: row.13,
-        experiment_id: row.12,
-        project_id,
-        project,
-        workgroup_id,
-        workgroup,
-        team,
-    })
 }
 
 /// Starts the runner of this control plane process.
@@ -222,57 +129,27 @@ impl Runner {
     }
 
     async fn heartbeat(&self) -> Result<(), ControlError> {
-        sqlx::query(
-            "UPDATE runs SET heartbeat_at = $1 WHERE owner = $2 AND status IN ('preparing', 'running')",
-        )
-        .bind(now_ms())
-        .bind(&self.owner)
-        .execute(self.control.db().pool())
-        .await?;
-        Ok(())
+        store::heartbeat(self.control.db(), &self.owner).await
     }
 
     /// Claims runs whose owner stopped beating, and carries on with them.
     async fn adopt(self: Arc<Self>) -> Result<(), ControlError> {
         let stale = now_ms() - STALE.as_millis() as i64;
-        let orphans: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, status FROM runs WHERE status IN ('preparing', 'running') AND executed = 1 \
-             AND (owner IS NULL OR owner <> $1) AND (heartbeat_at IS NULL OR heartbeat_at < $2)",
-        )
-        .bind(&self.owner)
-        .bind(stale)
-        .fetch_all(self.control.db().pool())
-        .await?;
-        for (run_id, status) in orphans {
-            let claimed = sqlx::query(
-                "UPDATE runs SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND status = $4 \
-                 AND (heartbeat_at IS NULL OR heartbeat_at < $5)",
-            )
-            .bind(&self.owner)
-            .bind(now_ms())
-            .bind(&run_id)
-            .bind(&status)
-            .bind(stale)
-            .execute(self.control.db().pool())
-            .await?;
-            if claimed.rows_affected() != 1 {
+        let db = self.control.db();
+        for orphan in store::orphans(db, &self.owner, stale).await? {
+            if !store::claim_orphan(db, &self.owner, &orphan, stale).await? {
                 continue;
             }
-            tracing::info!(run = %run_id, %status, "adopting a run whose control plane stopped");
-            self.launch(run_id);
+            let (run, status) = (orphan.id, orphan.status);
+            tracing::info!(run = %run, %status, "adopting a run whose control plane stopped");
+            self.launch(run);
         }
         Ok(())
     }
 
     /// Passes cancellations asked for (through any process) to the runs executed here.
     async fn check_cancels(&self) -> Result<(), ControlError> {
-        let asked: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, cancel_requested_by FROM runs WHERE owner = $1 \
-             AND cancel_requested_by IS NOT NULL AND status IN ('preparing', 'running')",
-        )
-        .bind(&self.owner)
-        .fetch_all(self.control.db().pool())
-        .await?;
+        let asked = store::cancels_asked(self.control.db(), &self.owner).await?;
         if let Ok(active) = self.active.lock() {
             for (run_id, by) in asked {
                 if let Some(stop) = active.get(&run_id)
@@ -287,56 +164,22 @@ impl Runner {
 
     /// Starts queued runs, oldest first, as their targets' concurrency allows.
     async fn schedule(self: Arc<Self>) -> Result<(), ControlError> {
-        let queued: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT r.id, r.target, p.workgroup_id FROM runs r \
-             JOIN experiments e ON e.id = r.experiment_id JOIN projects p ON p.id = e.project_id \
-             WHERE r.status = 'queued' AND r.executed = 1 ORDER BY r.created_at, r.id LIMIT 200",
-        )
-        .fetch_all(self.control.db().pool())
-        .await?;
         let mut full: Vec<(String, String)> = Vec::new();
-        for (run_id, target_name, workgroup_id) in queued {
-            let key = (workgroup_id.clone(), target_name.clone());
+        for run in store::queued(self.control.db(), 200).await? {
+            let key = (run.workgroup_id.clone(), run.target.clone());
             if full.contains(&key) {
                 continue;
             }
-            let limit = match resolve_target(&self.control, &workgroup_id, &target_name).await {
-                Ok(target) => target.number("concurrency").unwrap_or(DEFAULT_CONCURRENCY),
-                // The run fails with the reason when it starts.
-                Err(_) => DEFAULT_CONCURRENCY,
-            };
-            let mut tx = self.control.db().begin().await?;
-            if self.control.db().backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(RUNS_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let busy: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id \
-                 JOIN projects p ON p.id = e.project_id \
-                 WHERE p.workgroup_id = $1 AND r.target = $2 AND r.status IN ('preparing', 'running')",
-            )
-            .bind(&workgroup_id)
-            .bind(&target_name)
-            .fetch_one(&mut *tx)
-            .await?;
-            if busy as u64 >= limit {
-                full.push(key);
-                continue;
-            }
-            let claimed = sqlx::query(
-                "UPDATE runs SET status = 'preparing', owner = $1, heartbeat_at = $2 \
-                 WHERE id = $3 AND status = 'queued'",
-            )
-            .bind(&self.owner)
-            .bind(now_ms())
-            .bind(&run_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            if claimed.rows_affected() == 1 {
-                self.launch(run_id);
+            let concurrency =
+                match resolve_target(&self.control, &run.workgroup_id, &run.target).await {
+                    Ok(target) => target.number("concurrency").unwrap_or(DEFAULT_CONCURRENCY),
+                    // The run fails with the reason when it starts.
+                    Err(_) => DEFAULT_CONCURRENCY,
+                };
+            match store::claim_queued(self.control.db(), &self.owner, &run, concurrency).await? {
+                Claim::Claimed => self.launch(run.id),
+                Claim::Full => full.push(key),
+                Claim::Taken => {}
             }
         }
         Ok(())
@@ -344,7 +187,7 @@ impl Runner {
 
     /// Executes (or, adopted, carries on with) one run to its end.
     async fn execute(self: &Arc<Self>, run_id: &str, mut stop: watch::Receiver<Option<Stop>>) {
-        let run = match load(&self.control, run_id).await {
+        let run = match store::for_runner(self.control.db(), run_id).await {
             Ok(run) => run,
             Err(e) => {
                 tracing::error!(run = %run_id, "cannot load the run: {e}");
@@ -360,7 +203,7 @@ impl Runner {
             Ok(found) => found,
             Err(e) => {
                 writer.note(&format!("failed: {e}")).await;
-                self.finish(&run, "failed", &e.to_string(), None, None)
+                self.finish(&run, RunStatus::Failed, &e.to_string(), None, None)
                     .await;
                 return;
             }
@@ -381,7 +224,7 @@ impl Runner {
                     writer.note(&format!("failed: {reason}")).await;
                     self.finish(
                         &run,
-                        "failed",
+                        RunStatus::Failed,
                         &reason,
                         None,
                         Some((&target, &executor, handle)),
@@ -401,7 +244,8 @@ impl Runner {
                 // It was being prepared when its control plane stopped.
                 let reason = "lost on restart: the control plane stopped while preparing it";
                 writer.note(&format!("failed: {reason}")).await;
-                self.finish(&run, "failed", reason, None, None).await;
+                self.finish(&run, RunStatus::Failed, reason, None, None)
+                    .await;
                 return;
             }
             None => {
@@ -409,7 +253,9 @@ impl Runner {
                 let timeout_s = run.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
                 let prepared = tokio::select! {
                     prepared = self.prepare(&run, &target, &executor, &work, &mut writer) => prepared,
-                    _ = stop.changed() => Err(ControlError::Conflict(stop_reason(&stop.borrow()))),
+                    _ = stop.changed() => Err(ControlError::Conflict(
+                        stop.borrow().as_ref().map(Stop::reason).unwrap_or_default(),
+                    )),
                     _ = tokio::time::sleep(Duration::from_secs(timeout_s as u64)) => Err(ControlError::Conflict(
                         format!("timed out after {timeout_s} s while preparing"),
                     )),
@@ -417,35 +263,23 @@ impl Runner {
                 match prepared {
                     Ok(handle) => {
                         let started = now_ms();
-                        let recorded = sqlx::query(
-                            "UPDATE runs SET status = 'running', handle = $1, started_at = $2, \
-                             log_base = $3 WHERE id = $4",
+                        let recorded = store::record_start(
+                            self.control.db(),
+                            &run.id,
+                            &handle,
+                            started,
+                            writer.len() as i64,
                         )
-                        .bind(&handle)
-                        .bind(started)
-                        .bind(writer.len() as i64)
-                        .bind(&run.id)
-                        .execute(self.control.db().pool())
                         .await;
                         if let Err(e) = recorded {
                             tracing::error!(run = %run.id, "recording the start failed: {e}");
                         }
                         (handle, 0, started)
                     }
-                    Err(ControlError::Conflict(reason)) => {
-                        let status = if reason.starts_with("canceled") {
-                            "canceled"
-                        } else {
-                            "failed"
-                        };
+                    Err(e) => {
+                        let (status, reason) = prepare_failed(e);
                         writer.note(&format!("{status}: {reason}")).await;
                         self.finish(&run, status, &reason, None, None).await;
-                        return;
-                    }
-                    Err(e) => {
-                        writer.note(&format!("failed: {e}")).await;
-                        self.finish(&run, "failed", &e.to_string(), None, None)
-                            .await;
                         return;
                     }
                 }
@@ -504,27 +338,11 @@ impl Runner {
             Ok(Status::Exited(code)) => Some(*code),
             _ => None,
         };
-        let (state, reason) = match (&stopped, status) {
-            (Some(stop), _) => (
-                if matches!(stop, Stop::Canceled(_)) {
-                    "canceled"
-                } else {
-                    "failed"
-                },
-                stop_reason(&Some(stop.clone())),
-            ),
-            (None, Ok(Status::Exited(0))) => ("completed", String::new()),
-            (None, Ok(Status::Exited(code))) => ("failed", format!("exit code {code}")),
-            (None, Ok(Status::Gone(why))) => ("failed", why),
-            (None, Ok(Status::Running)) => {
-                let why = output_error
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "its output ended".into());
-                let _ = executor.cancel(&target, &handle).await;
-                ("failed", format!("lost the run's output: {why}"))
-            }
-            (None, Err(e)) => ("failed", format!("the target does not answer: {e}")),
-        };
+        if stopped.is_none() && matches!(status, Ok(Status::Running)) {
+            // Its output ended while it runs: it cannot be followed, so it is stopped.
+            let _ = executor.cancel(&target, &handle).await;
+        }
+        let (state, reason) = ending(stopped.as_ref(), status, output_error);
         if !reason.is_empty() {
             writer.note(&format!("{state}: {reason}")).await;
         }
@@ -542,7 +360,7 @@ impl Runner {
     /// start and at every adoption), its Docker host pinned to the checked address.
     async fn reachable_target(
         &self,
-        run: &RunRecord,
+        run: &RunnerRow,
     ) -> Result<(Target, Arc<dyn Executor>), ControlError> {
         let target = resolve_target(&self.control, &run.workgroup_id, &run.target).await?;
         let executor = executor_for(&self.control, &target)?;
@@ -554,7 +372,7 @@ impl Runner {
     /// executor prints while preparing goes to the log. Returns the handle.
     async fn prepare(
         &self,
-        run: &RunRecord,
+        run: &RunnerRow,
         target: &Target,
         executor: &Arc<dyn Executor>,
         work: &std::path::Path,
@@ -563,7 +381,7 @@ impl Runner {
         let code = work.join("code");
         let _ = tokio::fs::remove_dir_all(&code).await;
         let repository = crate::store::projects::repository(&self.control, &run.project_id);
-        let (commit, dir) = (run.commit.clone(), code.clone());
+        let (commit, dir) = (run.commit_sha.clone(), code.clone());
         tokio::task::spawn_blocking(move || repository.checkout(&commit, &dir))
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))??;
@@ -576,36 +394,13 @@ impl Runner {
             now_ms() + (timeout_s + 3600) * 1000,
         )
         .await?;
-        sqlx::query("UPDATE runs SET token_id = $1 WHERE id = $2")
-            .bind(&token_id)
-            .bind(&run.id)
-            .execute(self.control.db().pool())
-            .await?;
+        store::set_token(self.control.db(), &run.id, &token_id).await?;
         let api = target
             .string("tracking_url")
             .unwrap_or(&self.control.settings().api_url)
             .trim_end_matches('/')
             .to_string();
-        let workgroup_url = format!(
-            "{api}/api/v1/teams/{}/workgroups/{}",
-            run.team, run.workgroup
-        );
-        let env = vec![
-            ("KILN_API_URL".to_string(), api.clone()),
-            ("KILN_TOKEN".into(), token.clone()),
-            ("KILN_RUN_ID".into(), run.id.clone()),
-            (
-                "KILN_RUN_URL".into(),
-                format!("{workgroup_url}/runs/{}", run.id),
-            ),
-            (
-                "MLFLOW_TRACKING_URI".into(),
-                format!("{workgroup_url}/projects/{}/mlflow", run.project),
-            ),
-            ("MLFLOW_TRACKING_TOKEN".into(), token),
-            ("MLFLOW_RUN_ID".into(), run.id.clone()),
-            ("MLFLOW_EXPERIMENT_ID".into(), run.experiment_id.clone()),
-        ];
+        let env = run_env(&api, run, token);
         let helpers = work.join("python");
         tokio::fs::create_dir_all(&helpers).await.map_err(|e| {
             ControlError::Unavailable(format!("cannot create {}: {e}", helpers.display()))
@@ -634,7 +429,8 @@ impl Runner {
         let job = Job {
             run_id: run.id.clone(),
             script: run.script.clone(),
-            args: run.args.clone(),
+            // Kiln writes only arrays of strings.
+            args: serde_json::from_str(&run.args).unwrap_or_default(),
             code,
             work: work.to_path_buf(),
             // Per work group: a run may write its environment while it is built, and no work
@@ -659,8 +455,8 @@ impl Runner {
     /// Releases what the run held, then records its end and revokes its token.
     async fn finish(
         &self,
-        run: &RunRecord,
-        status: &str,
+        run: &RunnerRow,
+        status: RunStatus,
         reason: &str,
         exit_code: Option<i64>,
         held: Option<(&Target, &Arc<dyn Executor>, &String)>,
@@ -672,28 +468,13 @@ impl Runner {
         {
             tracing::warn!(run = %run.id, "cleaning up: {e}");
         }
-        let recorded = sqlx::query(
-            "UPDATE runs SET status = $1, reason = $2, exit_code = $3, finished_at = $4, owner = NULL \
-             WHERE id = $5",
-        )
-        .bind(status)
-        .bind(reason)
-        .bind(exit_code)
-        .bind(now_ms())
-        .bind(&run.id)
-        .execute(self.control.db().pool())
-        .await;
+        let db = self.control.db();
+        let recorded = store::record_end(db, &run.id, status.as_str(), reason, exit_code).await;
         if let Err(e) = recorded {
             tracing::error!(run = %run.id, "recording the end failed: {e}");
         }
         tracing::info!(run = %run.id, %status, %reason, "run ended");
-        let token: Option<String> = sqlx::query_scalar("SELECT token_id FROM runs WHERE id = $1")
-            .bind(&run.id)
-            .fetch_optional(self.control.db().pool())
-            .await
-            .ok()
-            .flatten()
-            .flatten();
+        let token = store::token_of(db, &run.id).await.ok().flatten();
         if let Some(token) = token.or_else(|| run.token_id.clone())
             && let Err(e) = revoke_token(self.control.db(), &token).await
         {
@@ -702,16 +483,5 @@ impl Runner {
         let work = self.control.settings().runs_dir.join(&run.id);
         let _ = tokio::fs::remove_dir_all(&work).await;
         self.control.log_written(&run.id);
-    }
-}
-
-/// An advisory lock key serializing run claims on PostgreSQL ("runs" in ASCII).
-const RUNS_LOCK: i64 = 0x7275_6e73;
-
-fn stop_reason(stop: &Option<Stop>) -> String {
-    match stop {
-        Some(Stop::Canceled(by)) => format!("canceled by {by}"),
-        Some(Stop::TimedOut(seconds)) => format!("timed out after {seconds} s"),
-        None => String::new(),
     }
 }

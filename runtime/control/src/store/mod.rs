@@ -10,6 +10,7 @@ pub mod runs;
 pub mod settings;
 pub mod targets;
 pub mod teams;
+pub mod tracking;
 pub mod users;
 pub mod workgroups;
 

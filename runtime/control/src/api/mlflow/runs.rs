@@ -290,14 +290,14 @@ pub async fn create_run(
     .await?;
     let id = view.id.clone();
     tracking::log_batch(control, &id, &[], &[], &tags).await?;
-    let data = tracking::run_data(control, &id).await?;
+    let data = tracking::run_data(control.db(), &id).await?;
     Ok(Json(json!({ "run": run_json(&view, &data) })))
 }
 
 /// `runs/get`.
 pub async fn get_run(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
-    let data = tracking::run_data(control, &view.id).await?;
+    let data = tracking::run_data(control.db(), &view.id).await?;
     Ok(Json(json!({ "run": run_json(&view, &data) })))
 }
 
@@ -379,7 +379,7 @@ pub async fn set_tag(control: &ControlPlane, project: &Project, r: &Request) -> 
 /// `runs/delete-tag`.
 pub async fn delete_tag(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
-    tracking::delete_tag(control, &view.id, &r.required("key")?).await?;
+    tracking::delete_tag(control.db(), &view.id, &r.required("key")?).await?;
     Ok(Json(json!({})))
 }
 
@@ -409,7 +409,7 @@ pub async fn metric_history(control: &ControlPlane, project: &Project, r: &Reque
         .integer("max_results")?
         .unwrap_or(100_000)
         .clamp(1, 100_000);
-    let history = tracking::metric_history(control, &view.id, &key, limit).await?;
+    let history = tracking::metric_history(control.db(), &view.id, &key, limit).await?;
     let metrics: Vec<Value> = history.iter().map(MetricValue::json).collect();
     Ok(Json(json!({ "metrics": metrics })))
 }
@@ -802,7 +802,7 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
         .fetch_all(control.db().pool())
         .await?;
         for view in rows {
-            let data = tracking::run_data(control, &view.id).await?;
+            let data = tracking::run_data(control.db(), &view.id).await?;
             candidates.push(Candidate { view, data });
         }
     }
