@@ -3,10 +3,11 @@
 //! Paths in it name files of that version; the component is a file of the version, an image in
 //! the local store, or a registry reference.
 
-use super::models::{model_id, version_of};
+use super::models::model_id;
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
+use crate::domain::models::version_of;
 use crate::names::check_name;
 use crate::store::images;
 use crate::{ControlError, ControlPlane};
@@ -93,7 +94,8 @@ pub async fn create(
         ));
     }
     let model_id = model_id(&control, &scope, &body.model).await?;
-    let (version_id, number) = version_of(&control, &model_id, &body.version).await?;
+    let found = version_of(&control, &model_id, &body.version).await?;
+    let (version_id, number) = (found.id, found.version);
     let space = workspace(&control, &model_id, &version_id, &body.manifest).await?;
     let (parsed, _) = ModelManifest::read(&space.dir.join("kiln.toml"))
         .map_err(|e| ControlError::Invalid(format!("manifest: {e}")))?;

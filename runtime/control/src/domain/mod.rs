@@ -3,6 +3,7 @@
 //! these read and write through [`crate::store`]. Nothing here knows HTTP.
 
 pub mod experiments;
+pub mod models;
 pub mod projects;
 pub mod quotas;
 pub mod runner;

@@ -4,6 +4,7 @@
 pub mod endpoints;
 pub mod experiments;
 pub mod images;
+pub mod models;
 pub mod projects;
 pub mod quotas;
 pub mod runs;

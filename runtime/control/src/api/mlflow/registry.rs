@@ -3,13 +3,14 @@
 
 use super::{MlflowError, Project, Reply, Request, kiln_name};
 use crate::access::Scope;
-use crate::api::models::{
-    VersionInfo, model_id, point_alias, run_files, store_version, version_of,
-};
+use crate::api::models::model_id;
 use crate::db::{new_id, now_ms};
+use crate::domain::models::{run_files, store_version, version_of};
 use crate::names::check_name;
+use crate::store::models::point_alias;
 use crate::{ControlError, ControlPlane};
 use axum::Json;
+use kiln_api::manage::models::NewVersion;
 use serde_json::{Value, json};
 
 /// A model version as MLflow shows it.
@@ -267,12 +268,12 @@ pub async fn create_version(
         ))));
     }
     let files = run_files(control, &run.id, &path).await?;
-    let info = VersionInfo {
+    let info = NewVersion {
         description: r.text("description").unwrap_or_default(),
         run: Some(run.id.clone()),
         commit: (!run.commit_sha.is_empty()).then(|| run.commit_sha.clone()),
     };
-    let (version, _) = store_version(control, &id, &files, &info).await?;
+    let version = store_version(control, &id, &files, &info).await?.number;
     sqlx::query("UPDATE model_versions SET source = $1 WHERE model_id = $2 AND version = $3")
         .bind(&source)
         .bind(&id)
@@ -339,8 +340,8 @@ pub async fn set_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Re
         ))));
     }
     let id = model_id(control, scope, &model).await?;
-    let (version_id, _) = version_of(control, &id, &r.required("version")?).await?;
-    point_alias(control, &id, &alias, &version_id).await?;
+    let version = version_of(control, &id, &r.required("version")?).await?;
+    point_alias(control.db(), &id, &alias, &version.id).await?;
     Ok(Json(json!({})))
 }
 
@@ -366,9 +367,10 @@ pub async fn delete_alias(control: &ControlPlane, scope: &Scope, r: &Request) ->
 pub async fn get_by_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
     let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
     let alias = r.required("alias")?;
-    let (_, version) = version_of(control, &id, &alias)
+    let version = version_of(control, &id, &alias)
         .await
-        .map_err(|_| ControlError::NotFound(format!("alias '{alias}' of {name} not found")))?;
+        .map_err(|_| ControlError::NotFound(format!("alias '{alias}' of {name} not found")))?
+        .version;
     Ok(Json(json!({
         "model_version": version_json(control, &name, &id, version).await?,
     })))
