@@ -110,7 +110,7 @@ enum Command {
     /// Models, their versions and aliases.
     Model {
         #[command(subcommand)]
-        command: client::ModelCommand,
+        command: commands::models::ModelCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -214,7 +214,7 @@ fn main() -> std::process::ExitCode {
         Command::Model {
             command,
             connection,
-        } => client::model(command, &connection),
+        } => commands::models::model(command, &connection),
         Command::Experiment {
             command,
             project,

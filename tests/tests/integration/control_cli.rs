@@ -197,6 +197,54 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
     let model = kiln_json(&context, &["model", "show", "iris"]);
     assert_eq!(model["aliases"], json!({ "production": 1 }));
     assert_eq!(model["latest_version"], 2);
+    // A version with a file in a directory (a space in its name), downloaded by alias: each
+    // file lands where its path says, checked against its digest.
+    let tree = dir.join("model-tree");
+    std::fs::create_dir_all(tree.join("meta")).unwrap();
+    std::fs::write(tree.join("weights.json"), b"{\"w\": [1, 2]}").unwrap();
+    std::fs::write(tree.join("meta/notes 1.txt"), b"trained on iris").unwrap();
+    let tree = tree.to_str().unwrap();
+    for number in [1, 2] {
+        let registered = kiln_json(&context, &["model", "register", "tree", "--path", tree]);
+        assert_eq!(registered["version"], number);
+    }
+    kiln_json(&context, &["model", "alias", "tree", "candidate", "2"]);
+    let out = dir.join("model-download");
+    let downloaded = kiln_json(
+        &context,
+        &[
+            "model",
+            "download",
+            "tree",
+            "--version",
+            "candidate",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(downloaded["version"], 2);
+    assert_eq!(downloaded["files"].as_array().unwrap().len(), 2);
+    let notes = std::fs::read(out.join("meta/notes 1.txt")).unwrap();
+    assert_eq!(notes, b"trained on iris");
+    let versions = kiln_json(&context, &["model", "versions", "tree"]);
+    let numbers: Vec<&Value> = versions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(numbers, [&json!(1), &json!(2)]);
+    let listed = kiln_json(&context, &["model", "list"]);
+    let latest: Vec<(&Value, &Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (&m["name"], &m["latest_version"]))
+        .collect();
+    assert_eq!(
+        latest,
+        [(&json!("iris"), &json!(2)), (&json!("tree"), &json!(2))]
+    );
 
     build_iris_image(&up.store());
     let image = kiln_json(&context, &["image", "register", "iris-img", "iris:1"]);
