@@ -50,7 +50,7 @@ pub enum ImageCommand {
         #[arg(long)]
         manifest: Option<String>,
         #[command(flatten)]
-        connection: crate::client::Connection,
+        connection: crate::context::Connection,
     },
 }
 
@@ -237,7 +237,7 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
             manifest,
             connection,
         } => {
-            return crate::client::register_image(
+            return crate::commands::images::register_image(
                 &name,
                 reference.as_deref(),
                 manifest.as_deref(),
@@ -346,7 +346,7 @@ pub fn image(command: ImageCommand, sources: &Sources) -> Result<()> {
             reference,
             manifest,
             connection,
-        } => crate::client::register_image(
+        } => crate::commands::images::register_image(
             &name,
             reference.as_deref(),
             manifest.as_deref(),

@@ -67,12 +67,12 @@ pub enum ManifestCommand {
         #[arg(long)]
         version: String,
         #[command(flatten)]
-        connection: crate::client::Connection,
+        connection: crate::context::Connection,
     },
     /// List the manifests of the work group.
     List {
         #[command(flatten)]
-        connection: crate::client::Connection,
+        connection: crate::context::Connection,
     },
 }
 
@@ -86,8 +86,12 @@ pub fn manifest(command: ManifestCommand, sources: &Sources) -> Result<()> {
             model,
             version,
             connection,
-        } => crate::client::register_manifest(&name, &file, &model, &version, &connection),
-        ManifestCommand::List { connection } => crate::client::list_manifests(&connection),
+        } => {
+            crate::commands::images::register_manifest(&name, &file, &model, &version, &connection)
+        }
+        ManifestCommand::List { connection } => {
+            crate::commands::images::list_manifests(&connection)
+        }
         ManifestCommand::Create {
             component,
             script,

@@ -21,6 +21,7 @@ pub use experiments::ProjectPath;
 pub use runs::WorkgroupPath;
 
 mod experiments;
+mod images;
 mod models;
 mod projects;
 mod quotas;

@@ -515,6 +515,32 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
         &["image", "register", "built", "--manifest", "iris-m"],
     );
     assert_eq!(built["kind"], "kiln-model", "{built}");
+    assert_eq!(built["manifest"], "iris-m", "{built}");
+    // The image remembers its recipe, in the listing too; one registered by reference has none.
+    let images = up
+        .api(
+            "GET",
+            "/api/v1/teams/lab/workgroups/vision/images",
+            Some(&admin),
+            None,
+        )
+        .json();
+    let recipes: Vec<(&Value, &Value)> = images["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (&i["name"], &i["manifest"]))
+        .collect();
+    assert_eq!(
+        recipes,
+        [
+            (&json!("built"), &json!("iris-m")),
+            (&json!("iris-img"), &Value::Null)
+        ]
+    );
+    let manifests = kiln_json(&context, &["manifest", "list"]);
+    assert_eq!(manifests["items"][0]["name"], "iris-m");
+    assert_eq!(manifests["items"][0]["version"], 3);
     let public = kiln_json(
         &context,
         &[

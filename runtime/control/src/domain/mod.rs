@@ -3,7 +3,10 @@
 //! these read and write through [`crate::store`]. Nothing here knows HTTP.
 
 pub mod experiments;
+pub mod images;
+pub mod manifests;
 pub mod models;
+pub mod oci;
 pub mod projects;
 pub mod quotas;
 pub mod runner;

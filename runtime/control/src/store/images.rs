@@ -1,16 +1,133 @@
-//! Who may use what is in the local OCI store: the work groups that brought an image in (built
-//! or pulled it) claim its digest; an image nobody claimed is the installation's, shared.
+//! Images as stored: a row per image of a work group (pinned reference, digest, registry, kind,
+//! the manifest it was built from), and the claims on the local OCI store: the work groups that
+//! brought an image in (built or pulled it) claim its digest; an image nobody claimed is the
+//! installation's, shared.
 
-use crate::db::now_ms;
-use crate::{ControlError, ControlPlane};
-use kiln_image::OciStore;
+use crate::ControlError;
+use crate::db::{Db, now_ms};
+
+/// An image's row, with the name of the manifest it was built from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ImageRow {
+    /// Its name.
+    pub name: String,
+    /// Its store reference, pinned by digest.
+    pub reference: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// The registry it was pulled from.
+    pub registry: Option<String>,
+    /// Its kind, as the API writes it.
+    pub kind: String,
+    /// Registered, in ms since the epoch.
+    pub created_at: i64,
+    /// The manifest it was built from.
+    pub manifest: Option<String>,
+}
+
+const IMAGE: &str = "SELECT i.name, i.reference, i.digest, i.registry, i.kind, i.created_at, \
+    f.name AS manifest FROM images i LEFT JOIN manifests f ON f.id = i.manifest_id";
+
+/// An image to record.
+pub struct ImageInsert<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its work group.
+    pub workgroup_id: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its store reference, pinned by digest.
+    pub reference: &'a str,
+    /// Its manifest digest.
+    pub digest: &'a str,
+    /// The registry it was pulled from.
+    pub registry: Option<&'a str>,
+    /// Its kind, as the API writes it.
+    pub kind: &'a str,
+    /// When, in ms since the epoch.
+    pub created_at: i64,
+    /// The id of the manifest it was built from.
+    pub manifest_id: Option<&'a str>,
+}
+
+/// Records an image; a name the work group already has is a conflict naming it.
+pub async fn insert(db: &Db, image: &ImageInsert<'_>) -> Result<(), ControlError> {
+    sqlx::query(
+        "INSERT INTO images (id, workgroup_id, name, reference, digest, registry, kind, created_at, manifest_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(image.id)
+    .bind(image.workgroup_id)
+    .bind(image.name)
+    .bind(image.reference)
+    .bind(image.digest)
+    .bind(image.registry)
+    .bind(image.kind)
+    .bind(image.created_at)
+    .bind(image.manifest_id)
+    .execute(db.pool())
+    .await
+    .map_err(ControlError::exists("image", image.name))?;
+    Ok(())
+}
+
+/// Up to `fetch` images of a work group named after `after`, in name order.
+pub async fn list(
+    db: &Db,
+    workgroup_id: &str,
+    after: &str,
+    fetch: i64,
+) -> Result<Vec<ImageRow>, ControlError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{IMAGE} WHERE i.workgroup_id = $1 AND i.name > $2 ORDER BY i.name LIMIT $3"
+    )))
+    .bind(workgroup_id)
+    .bind(after)
+    .bind(fetch)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The image `name` of a work group (404 when there is none).
+pub async fn named(db: &Db, workgroup_id: &str, name: &str) -> Result<ImageRow, ControlError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{IMAGE} WHERE i.workgroup_id = $1 AND i.name = $2"
+    )))
+    .bind(workgroup_id)
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| ControlError::NotFound(format!("image '{name}' not found")))
+}
+
+/// The names of the deployments that use a work group's image `name`, in name order.
+pub async fn deployed_by(
+    db: &Db,
+    workgroup_id: &str,
+    name: &str,
+) -> Result<Vec<String>, ControlError> {
+    Ok(sqlx::query_scalar(
+        "SELECT d.name FROM deployments d JOIN images i ON i.id = d.image_id \
+         WHERE i.workgroup_id = $1 AND i.name = $2 ORDER BY d.name",
+    )
+    .bind(workgroup_id)
+    .bind(name)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Deletes a work group's image `name`; false when it has none of that name.
+pub async fn delete(db: &Db, workgroup_id: &str, name: &str) -> Result<bool, ControlError> {
+    let done = sqlx::query("DELETE FROM images WHERE workgroup_id = $1 AND name = $2")
+        .bind(workgroup_id)
+        .bind(name)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
 
 /// Records that a work group brought `digest` into the local store (built or pulled it).
-pub(crate) async fn claim(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    digest: &str,
-) -> Result<(), ControlError> {
+pub async fn claim(db: &Db, workgroup_id: &str, digest: &str) -> Result<(), ControlError> {
     sqlx::query(
         "INSERT INTO store_claims (digest, workgroup_id, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (digest, workgroup_id) DO NOTHING",
@@ -18,68 +135,24 @@ pub(crate) async fn claim(
     .bind(digest)
     .bind(workgroup_id)
     .bind(now_ms())
-    .execute(control.db().pool())
+    .execute(db.pool())
     .await?;
     Ok(())
 }
 
-/// Whether a work group may use the local store's image `digest`: one it claimed, or one no
-/// work group claimed (the installation's).
-pub(crate) async fn may_use(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    digest: &str,
-) -> Result<bool, ControlError> {
-    let owners: Vec<String> =
+/// The work groups that claimed the local store's `digest`.
+pub async fn claimants(db: &Db, digest: &str) -> Result<Vec<String>, ControlError> {
+    Ok(
         sqlx::query_scalar("SELECT workgroup_id FROM store_claims WHERE digest = $1")
             .bind(digest)
-            .fetch_all(control.db().pool())
-            .await?;
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Whether a work group may use the local store's image `digest`: one it claimed, or one no
+/// work group claimed (the installation's).
+pub async fn may_use(db: &Db, workgroup_id: &str, digest: &str) -> Result<bool, ControlError> {
+    let owners = claimants(db, digest).await?;
     Ok(owners.is_empty() || owners.iter().any(|o| o == workgroup_id))
-}
-
-/// Pulls a registry image into the local store for a work group, and claims it when the pull
-/// brought it in or another work group already claimed it (the pull showed this one may read it
-/// too). An image already in the store that nobody claimed is the installation's and stays shared.
-pub(crate) async fn pull_for(
-    control: &ControlPlane,
-    workgroup_id: &str,
-    store: &OciStore,
-    text: &str,
-    options: &kiln_registry::RegistryOptions,
-) -> Result<kiln_registry::Pulled, ControlError> {
-    let parsed =
-        kiln_registry::parse_reference(text).map_err(|e| ControlError::Invalid(e.to_string()))?;
-    // Within the installation's address limits, redirects included.
-    let options = kiln_registry::RegistryOptions {
-        addresses: Some(control.settings().targets.addresses.clone()),
-        ..options.clone()
-    };
-    let client = kiln_registry::Registry::connect(&parsed, &options).await;
-    let pulled = client
-        .pull(store, text, &|_, _, _| {})
-        .await
-        .map_err(|e| ControlError::Invalid(format!("cannot pull {text}: {e}")))?;
-    let digest = pulled.digest.to_string();
-    let claimed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_claims WHERE digest = $1")
-        .bind(&digest)
-        .fetch_one(control.db().pool())
-        .await?;
-    if pulled.new_to_store || claimed > 0 {
-        claim(control, workgroup_id, &digest).await?;
-    }
-    Ok(pulled)
-}
-
-/// The manifest digest a store name (a tag, or `NAME@sha256:...`) resolves to, read off the
-/// async workers: which image a name means is settled by this before whether a work group may
-/// use it, and only then is the image read.
-pub(crate) async fn digest_in_store(
-    store: &OciStore,
-    name: &str,
-) -> Result<Result<String, kiln_image::ImageError>, ControlError> {
-    let (store, name) = (store.clone(), name.to_string());
-    tokio::task::spawn_blocking(move || store.resolve(&name).map(|(d, _)| d.digest.to_string()))
-        .await
-        .map_err(|e| ControlError::Internal(e.to_string()))
 }

@@ -4,6 +4,7 @@
 pub mod endpoints;
 pub mod experiments;
 pub mod images;
+pub mod manifests;
 pub mod models;
 pub mod projects;
 pub mod quotas;
