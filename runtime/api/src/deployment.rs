@@ -44,6 +44,16 @@ impl ScaleSettings {
         Ok(())
     }
 
+    /// These settings where set, else `fallback`'s.
+    #[must_use]
+    pub fn or(&self, fallback: &ScaleSettings) -> ScaleSettings {
+        ScaleSettings {
+            min_instances: self.min_instances.or(fallback.min_instances),
+            max_instances: self.max_instances.or(fallback.max_instances),
+            idle_timeout_s: self.idle_timeout_s.or(fallback.idle_timeout_s),
+        }
+    }
+
     /// The deployment's limits with `max_instances`, when set, as its concurrency.
     #[must_use]
     pub fn apply(&self, limits: &Limits) -> Limits {

@@ -139,7 +139,7 @@ enum Command {
     /// Deployments: images served as prediction endpoints.
     Deployment {
         #[command(subcommand)]
-        command: client::DeploymentCommand,
+        command: commands::deployments::DeploymentCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -232,7 +232,7 @@ fn main() -> std::process::ExitCode {
         Command::Deployment {
             command,
             connection,
-        } => client::deployment(command, &connection),
+        } => commands::deployments::deployment(command, &connection),
         Command::Target {
             command,
             connection,

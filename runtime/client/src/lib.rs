@@ -20,6 +20,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 pub use experiments::ProjectPath;
 pub use runs::WorkgroupPath;
 
+mod deployments;
 mod experiments;
 mod images;
 mod models;

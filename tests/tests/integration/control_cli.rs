@@ -322,6 +322,39 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
         "the old primary key"
     );
     assert_eq!(infer(&up, "iris", Some(&secondary)).status, 200);
+    let (ok, output) = kiln(
+        &context,
+        &["deployment", "regenerate-key", "iris", "--key", "tertiary"],
+    );
+    assert!(!ok && output.contains("tertiary"), "{output}");
+
+    // A change sets what it names and keeps the rest, each change a new generation.
+    let before = kiln_json(&context, &["deployment", "show", "iris-b"]);
+    let changed = kiln_json(
+        &context,
+        &[
+            "deployment",
+            "update",
+            "iris-b",
+            "--memory-mb",
+            "96",
+            "--max-instances",
+            "2",
+        ],
+    );
+    assert_eq!(changed["limits"]["memory_mb"], 96, "{changed}");
+    assert_eq!(changed["scale"]["max_instances"], 2, "{changed}");
+    let generation = before["generation"].as_i64().unwrap();
+    assert_eq!(changed["generation"], generation + 1);
+    let again = kiln_json(
+        &context,
+        &["deployment", "update", "iris-b", "--idle-timeout-s", "60"],
+    );
+    assert_eq!(again["limits"]["memory_mb"], 96, "{again}");
+    assert_eq!(again["scale"]["max_instances"], 2, "{again}");
+    assert_eq!(again["scale"]["idle_timeout_s"], 60, "{again}");
+    assert_eq!(again["generation"], generation + 2);
+    assert!(before["drift"]["state"].is_string(), "{before}");
 
     // A work group member with the reader role sees the deployment but cannot delete it.
     let reader = up.ok(

@@ -5,6 +5,7 @@
 //! Requests refuse unknown fields (a typo is a 400 naming the field, not a silent default);
 //! answers accept them, so an older client keeps reading a newer server.
 
+pub mod deployments;
 pub mod experiments;
 pub mod images;
 pub mod models;

@@ -1,6 +1,7 @@
 //! The management commands over `kiln-client`'s typed calls, a module per noun. Each prints
 //! through [`print`]: the answer's JSON for `--output json`, else the lines a person reads.
 
+pub mod deployments;
 pub mod experiments;
 pub mod images;
 pub mod models;

@@ -6,16 +6,18 @@
 //!
 //! Endpoint and deployment names share the prediction URLs, so neither may take the other's.
 
-use super::keys::{KeyName, rotate_key};
+use super::keys::{KeyReply, rotate_key};
 use super::{JsonBody, Page, time};
 use crate::access::Scope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
 use crate::db::{new_id, now_ms};
 use crate::names::check_name;
+use crate::store::deployments::Keyed;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use kiln_api::manage::deployments::Regenerate;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -321,13 +323,6 @@ pub async fn delete(
     ))
 }
 
-/// Which key to regenerate.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Regenerate {
-    key: KeyName,
-}
-
 /// `POST .../endpoints/{endpoint}/keys`: a new primary or secondary key (shown once); the other
 /// keeps working, so clients move over without a failed request.
 pub async fn regenerate_key(
@@ -335,8 +330,8 @@ pub async fn regenerate_key(
     Extension(scope): Extension<Scope>,
     Path((_, _, endpoint)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Regenerate>,
-) -> Reply {
-    rotate_key(&control, &scope, "endpoint", &endpoint, body.key).await
+) -> KeyReply {
+    rotate_key(&control, &scope, Keyed::Endpoint, &endpoint, body.key).await
 }
 
 /// `GET .../endpoints/{endpoint}/events`: newest first, at most 100.

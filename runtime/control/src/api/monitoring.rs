@@ -7,7 +7,7 @@ use super::{JsonBody, time};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
 use crate::store::DeploymentSettings;
-use crate::store::settings::{RetrainPolicy, StoredPolicy};
+use crate::store::settings::{OwnedPolicy, RetrainPolicy};
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -89,7 +89,7 @@ pub async fn put(
                     p.experiment, p.project
                 )));
             }
-            Some(StoredPolicy {
+            Some(OwnedPolicy {
                 policy: p.clone(),
                 owner: scope.principal()?.user_id.clone(),
             })
@@ -350,7 +350,7 @@ impl ControlPlane {
         deployment_id: &str,
         workgroup_id: &str,
         name: &str,
-        stored: &StoredPolicy,
+        stored: &OwnedPolicy,
     ) -> Result<(), ControlError> {
         let policy = &stored.policy;
         let states: Vec<(String,)> = sqlx::query_as(

@@ -2,6 +2,7 @@
 //! a row means to a client. Handlers (`api/`) extract a request, authorize it and call these;
 //! these read and write through [`crate::store`]. Nothing here knows HTTP.
 
+pub mod deployments;
 pub mod experiments;
 pub mod images;
 pub mod manifests;

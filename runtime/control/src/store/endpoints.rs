@@ -4,9 +4,10 @@
 use crate::db::{new_id, now_ms};
 use crate::{ControlError, ControlPlane};
 use kiln_api::endpoint::{MAX_MIRROR_PERCENT, Traffic};
+use kiln_api::manage::deployments::Urls;
 use kiln_api::{MirrorSettings, RollbackPolicy};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// What an endpoint stores besides its name and keys.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -119,14 +120,8 @@ impl EndpointSettings {
 }
 
 /// Prediction URLs of an endpoint or deployment named `name`.
-pub fn urls(control: &ControlPlane, name: &str) -> Value {
-    let base = control.settings().prediction_url.trim_end_matches('/');
-    json!({
-        "infer": format!("{base}/v2/models/{name}/infer"),
-        "ready": format!("{base}/v2/models/{name}/ready"),
-        "score": format!("{base}/deployments/{name}/score"),
-        "invocations": format!("{base}/deployments/{name}/invocations"),
-    })
+pub fn urls(control: &ControlPlane, name: &str) -> Urls {
+    Urls::of(&control.settings().prediction_url, name)
 }
 
 pub(crate) async fn workgroup_deployments(

@@ -1,6 +1,7 @@
 //! What the control plane keeps in its database, typed: a row's JSON columns are parsed here,
 //! in one place, and a value that does not parse is a clear error, never a silent default.
 
+pub mod deployments;
 pub mod endpoints;
 pub mod experiments;
 pub mod images;

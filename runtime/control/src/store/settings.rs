@@ -2,6 +2,8 @@
 
 use crate::ControlError;
 use kiln_api::{Limits, MonitoringSettings, ScaleSettings};
+
+pub use kiln_api::manage::deployments::{OwnedPolicy, RetrainPolicy};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A deployment's settings as stored. Unset limits and scale fields come from the image, then
@@ -20,44 +22,7 @@ pub struct DeploymentSettings {
     pub monitoring: Option<MonitoringSettings>,
     /// The retraining policy, with who set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retrain: Option<StoredPolicy>,
-}
-
-/// When to retrain: an experiment submitted as a run once an alert holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrainPolicy {
-    /// Project of the work group.
-    pub project: String,
-    /// Experiment of that project, run at the head of `main`.
-    pub experiment: String,
-    /// Windows in a row with an alert before a run is submitted (default 3).
-    #[serde(default = "default_windows")]
-    pub windows: u32,
-    /// Seconds after a submitted run during which no other is (default 3600).
-    #[serde(default = "default_cooldown")]
-    pub cooldown_s: u64,
-    /// Target (default: the experiment's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-fn default_windows() -> u32 {
-    3
-}
-
-fn default_cooldown() -> u64 {
-    3600
-}
-
-/// The stored policy: what the user gave, with who set it (runs are submitted as them).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredPolicy {
-    #[serde(flatten)]
-    /// The policy as given.
-    pub policy: RetrainPolicy,
-    /// The user who set it.
-    pub owner: String,
+    pub retrain: Option<OwnedPolicy>,
 }
 
 fn null_is_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
