@@ -121,6 +121,16 @@ pub struct RollbackReport {
     pub reason: String,
 }
 
+/// The answer to a rollback report: whether the weight moved back (a report about an older
+/// generation, or a deployment nobody watches, moves nothing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolledBack {
+    /// The endpoint.
+    pub name: String,
+    /// Whether its traffic moved back.
+    pub rolled_back: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

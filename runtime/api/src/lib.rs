@@ -23,7 +23,9 @@ pub mod manage;
 pub use deployment::{
     DesiredDeployment, DriftUpload, MonitoringSettings, ScaleSettings, ServingState, StatusReport,
 };
-pub use endpoint::{DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, Weighted};
+pub use endpoint::{
+    DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, RolledBack, Weighted,
+};
 pub use limits::{Limits, LimitsError};
 
 /// One page of a listing: `{"items": [...], "next": cursor}`; `next` is absent or null on the

@@ -123,3 +123,19 @@ impl RegistryArgs {
         })
     }
 }
+
+/// The project for `kiln experiment` and `kiln run`.
+#[derive(Args, Clone)]
+pub struct ProjectArg {
+    /// The project.
+    #[arg(long, env = "KILN_PROJECT", global = true)]
+    project: Option<String>,
+}
+
+impl ProjectArg {
+    pub(crate) fn name(&self) -> Result<&str> {
+        self.project
+            .as_deref()
+            .context("no project: give --project or set KILN_PROJECT")
+    }
+}

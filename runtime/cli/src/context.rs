@@ -129,15 +129,6 @@ impl Session {
             "no work group: give --workgroup, set KILN_WORKGROUP, or `kiln login --workgroup`",
         )
     }
-
-    /// The work group's API path.
-    pub(crate) fn workgroup_path(&self) -> Result<String> {
-        let workgroup = self.workgroup()?;
-        Ok(format!(
-            "/api/v1/teams/{}/workgroups/{workgroup}",
-            self.team()?
-        ))
-    }
 }
 
 /// `kiln login`.

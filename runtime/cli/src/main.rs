@@ -3,11 +3,9 @@
 //! prediction endpoints, with Prometheus metrics on a separate listener.
 
 mod args;
-mod client;
 mod commands;
 mod config;
 mod context;
-mod endpoints;
 mod images;
 mod manifests;
 mod monitoring;
@@ -94,7 +92,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::experiments::ExperimentCommand,
         #[command(flatten)]
-        project: client::ProjectArg,
+        project: args::ProjectArg,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -103,7 +101,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::runs::RunCommand,
         #[command(flatten)]
-        project: client::ProjectArg,
+        project: args::ProjectArg,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -132,7 +130,7 @@ enum Command {
     /// automatic rollback.
     Endpoint {
         #[command(subcommand)]
-        command: endpoints::EndpointCommand,
+        command: commands::endpoints::EndpointCommand,
         #[command(flatten)]
         connection: context::Connection,
     },
@@ -228,7 +226,7 @@ fn main() -> std::process::ExitCode {
         Command::Endpoint {
             command,
             connection,
-        } => endpoints::endpoint(command, &connection),
+        } => commands::endpoints::endpoint(command, &connection),
         Command::Deployment {
             command,
             connection,

@@ -21,6 +21,7 @@ pub use experiments::ProjectPath;
 pub use runs::WorkgroupPath;
 
 mod deployments;
+mod endpoints;
 mod experiments;
 mod images;
 mod models;

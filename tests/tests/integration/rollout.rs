@@ -454,6 +454,52 @@ fn a_rollout_under_load_fails_no_request_and_splits_by_weight(db: Database) {
     assert!(status.success(), "{out}");
     let listed: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(listed["items"][0]["traffic"], json!({ "blue": 100 }));
+
+    // Mirror, rollback policy and keys from the CLI: each change keeps the others and is an
+    // event.
+    let json_of = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let (status, out) = cli(&all);
+        assert!(status.success(), "{args:?}: {out}");
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let shown = json_of(&["endpoint", "mirror", "flowers", "blue", "--percent", "5"]);
+    assert_eq!(
+        shown["mirror"],
+        json!({ "deployment": "blue", "percent": 5 })
+    );
+    assert_eq!(shown["deployments"][0]["mirror_percent"], 5, "{shown}");
+    let shown = json_of(&["endpoint", "rollback", "flowers", "--max-error-rate", "0.2"]);
+    assert_eq!(shown["rollback"]["max_error_rate"], 0.2, "{shown}");
+    assert_eq!(shown["rollback"]["window_s"], 10, "{shown}");
+    assert_eq!(shown["mirror"]["percent"], 5, "{shown}");
+    let shown = json_of(&["endpoint", "mirror", "flowers", "--off"]);
+    assert_eq!(shown["mirror"], Value::Null);
+    assert_eq!(shown["rollback"]["max_error_rate"], 0.2, "{shown}");
+    let shown = json_of(&["endpoint", "rollback", "flowers", "--off"]);
+    assert_eq!(shown["rollback"], Value::Null);
+    let (status, out) = cli(&["endpoint", "mirror", "flowers", "blue", "--percent", "80"]);
+    assert!(!status.success() && out.contains("1 to 50"), "{out}");
+    let events = json_of(&["endpoint", "events", "flowers"]);
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(4)
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["policy", "mirror", "policy", "mirror"]);
+    let key = json_of(&[
+        "endpoint",
+        "regenerate-key",
+        "flowers",
+        "--key",
+        "secondary",
+    ]);
+    assert_eq!(key["key"], "secondary");
+    assert_eq!(key["name"], "flowers");
+    assert!(key["value"].as_str().unwrap().len() > 20, "{key}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! answers accept them, so an older client keeps reading a newer server.
 
 pub mod deployments;
+pub mod endpoints;
 pub mod experiments;
 pub mod images;
 pub mod models;

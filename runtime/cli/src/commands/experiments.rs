@@ -1,7 +1,7 @@
 //! `kiln experiment ...` (in `--project`).
 
 use super::{print, print_list};
-use crate::client::ProjectArg;
+use crate::args::ProjectArg;
 use crate::context::{Connection, Session, runtime};
 use anyhow::Result;
 use clap::Subcommand;

@@ -2,6 +2,7 @@
 //! through [`print`]: the answer's JSON for `--output json`, else the lines a person reads.
 
 pub mod deployments;
+pub mod endpoints;
 pub mod experiments;
 pub mod images;
 pub mod models;

@@ -1,12 +1,11 @@
 //! `kiln project ...`.
 
 use super::{print, print_list};
-use crate::client::tar_of_tree;
 use crate::context::{Connection, Session, runtime};
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use kiln_api::manage::projects::NewProject;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `kiln project ...`.
 #[derive(Subcommand)]
@@ -93,4 +92,38 @@ pub fn project(command: ProjectCommand, connection: &Connection) -> Result<()> {
             }
         }
     })
+}
+
+/// A tar of a working tree: every file `.gitignore` (and `.git/info/exclude`, `.ignore`) does not
+/// ignore, `.git` left out, symlinks refused. Returns the archive and its file count.
+pub(crate) fn tar_of_tree(dir: &Path) -> Result<(Vec<u8>, usize)> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    let mut count = 0;
+    for entry in walker {
+        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
+        let kind = entry.file_type().context("unknown file type")?;
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            bail!(
+                "{} is not a regular file: the project holds files only",
+                entry.path().display()
+            );
+        }
+        let relative = entry.path().strip_prefix(dir)?;
+        builder.append_path_with_name(entry.path(), relative)?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("nothing to push in {}", dir.display());
+    }
+    Ok((builder.into_inner()?, count))
 }

@@ -3,7 +3,8 @@
 //! logged, follow their logs live, cancel them.
 
 use super::print;
-use crate::client::{ProjectArg, tar_of_tree};
+use super::projects::tar_of_tree;
+use crate::args::ProjectArg;
 use crate::context::{Connection, Session, runtime};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;

@@ -3,7 +3,8 @@
 //! client (a status reported for an older generation says nothing about the current one), and
 //! keys, shown once.
 
-use super::{quotas, time};
+use super::endpoints::{attach_deployment, check_free, release_deployment};
+use super::{quotas, shown_status, time, urls};
 use crate::access::WorkgroupScope;
 use crate::auth::{KEY_PREFIX, digest, new_secret};
 use crate::names::check_name;
@@ -11,7 +12,7 @@ use crate::store::DeploymentSettings;
 use crate::store::deployments::{
     self as store, DeploymentInsert, DeploymentRow, Keyed, PinnedImage,
 };
-use crate::store::endpoints::{self, urls};
+use crate::store::endpoints::Named;
 use crate::{ControlError, ControlPlane};
 use kiln_api::manage::SHOWN_ONCE;
 use kiln_api::manage::deployments::{
@@ -54,7 +55,7 @@ pub async fn create(
             workgroup.name
         )));
     }
-    endpoints::check_free(control, "endpoints", &new.name).await?;
+    check_free(control, Named::Endpoints, &new.name).await?;
     quotas::check(
         control.db(),
         &control.settings().quota,
@@ -84,8 +85,7 @@ pub async fn create(
     store::insert(control.db(), &insert).await?;
     let joined = match new.endpoint {
         Some(endpoint) => {
-            let weight =
-                endpoints::attach_deployment(control, &workgroup.id, &endpoint, &new.name).await?;
+            let weight = attach_deployment(control, &workgroup.id, &endpoint, &new.name).await?;
             Some(Joined {
                 name: endpoint,
                 weight,
@@ -131,16 +131,6 @@ pub fn deployment(control: &ControlPlane, row: DeploymentRow) -> Result<Deployme
         generation: row.generation,
         updated: time(row.updated_at),
     })
-}
-
-/// The status to show: what was reported, unless it was reported for an older generation,
-/// which says nothing about the current one.
-pub fn shown_status(reported: DeploymentStatus, about: i64, generation: i64) -> DeploymentStatus {
-    if about < generation {
-        DeploymentStatus::Pending
-    } else {
-        reported
-    }
 }
 
 /// Changes a deployment: the given limits and scale fields over the stored ones (within the
@@ -200,7 +190,7 @@ pub async fn delete(
     workgroup_id: &str,
     name: &str,
 ) -> Result<(), ControlError> {
-    endpoints::release_deployment(control, workgroup_id, name).await?;
+    release_deployment(control, workgroup_id, name).await?;
     if !store::delete(control.db(), workgroup_id, name).await? {
         return Err(ControlError::NotFound(format!(
             "deployment '{name}' not found"

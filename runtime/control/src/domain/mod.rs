@@ -3,6 +3,7 @@
 //! these read and write through [`crate::store`]. Nothing here knows HTTP.
 
 pub mod deployments;
+pub mod endpoints;
 pub mod experiments;
 pub mod images;
 pub mod manifests;
@@ -16,6 +17,23 @@ pub mod targets;
 pub mod teams;
 pub mod users;
 pub mod workgroups;
+
+use kiln_api::manage::deployments::{DeploymentStatus, Urls};
+
+/// The prediction URLs of a deployment or endpoint called `name`.
+pub fn urls(control: &crate::ControlPlane, name: &str) -> Urls {
+    Urls::of(&control.settings().prediction_url, name)
+}
+
+/// The status to show: what was reported, unless it was reported for an older generation,
+/// which says nothing about the current one.
+pub fn shown_status(reported: DeploymentStatus, about: i64, generation: i64) -> DeploymentStatus {
+    if about < generation {
+        DeploymentStatus::Pending
+    } else {
+        reported
+    }
+}
 
 /// Milliseconds since the epoch as RFC 3339 text, for responses.
 pub fn time(ms: i64) -> String {

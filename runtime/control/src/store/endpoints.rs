@@ -1,13 +1,12 @@
-//! An endpoint's `settings` column: its traffic split, mirror, rollback policy, and what a
-//! rollback returns to.
+//! Endpoints as stored: a row per endpoint (unique in the installation) with its key digests,
+//! its `settings` column (traffic split, mirror, rollback policy, and what a rollback returns
+//! to), a generation every change moves, and its events.
 
-use crate::db::{new_id, now_ms};
-use crate::{ControlError, ControlPlane};
-use kiln_api::endpoint::{MAX_MIRROR_PERCENT, Traffic};
-use kiln_api::manage::deployments::Urls;
+use crate::ControlError;
+use crate::db::{Db, new_id, now_ms};
+use kiln_api::endpoint::Traffic;
 use kiln_api::{MirrorSettings, RollbackPolicy};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// What an endpoint stores besides its name and keys.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,135 +35,170 @@ impl EndpointSettings {
         super::settings::parse_column("endpoint", endpoint, stored)
     }
 
-    /// Checks weights (0 to 100, summing to 100 once any deployment is routed), the mirror and
-    /// the policy; `known` are the work group's deployments.
-    pub(crate) fn check(&self, known: &[String]) -> Result<(), ControlError> {
-        let bad = |m: String| Err(ControlError::Invalid(m));
-        for (name, weight) in &self.traffic {
-            if !known.contains(name) {
-                return bad(format!("no deployment '{name}' in this work group"));
-            }
-            if *weight > 100 {
-                return bad(format!("weight of '{name}' must be 0 to 100, not {weight}"));
-            }
-        }
-        let sum: u32 = self.traffic.values().sum();
-        if !self.traffic.is_empty() && sum != 100 {
-            return bad(format!("weights must sum to 100, they sum to {sum}"));
-        }
-        if let Some(mirror) = &self.mirror {
-            if !self.traffic.contains_key(&mirror.deployment) {
-                return bad(format!(
-                    "mirror deployment '{}' is not in the endpoint's traffic (add it with weight 0)",
-                    mirror.deployment
-                ));
-            }
-            if !(1..=MAX_MIRROR_PERCENT).contains(&mirror.percent) {
-                return bad(format!("mirror percent must be 1 to {MAX_MIRROR_PERCENT}"));
-            }
-        }
-        if let Some(policy) = &self.rollback {
-            policy.check().map_err(ControlError::Invalid)?;
-        }
-        Ok(())
-    }
-
-    /// Sets new weights, remembering the old ones and which deployments gained.
-    pub(crate) fn set_traffic(&mut self, traffic: Traffic) {
-        if traffic == self.traffic {
-            return;
-        }
-        self.watch = traffic
-            .iter()
-            .filter(|(name, w)| **w > self.traffic.get(*name).copied().unwrap_or(0))
-            .map(|(name, _)| name.clone())
-            .collect();
-        self.previous = Some(std::mem::replace(&mut self.traffic, traffic));
-    }
-
-    /// Forgets a deployment that is no longer routed (removed from the endpoint).
-    pub(crate) fn forget(&mut self, name: &str) {
-        self.traffic.remove(name);
-        if let Some(previous) = &mut self.previous {
-            previous.remove(name);
-        }
-        self.watch.retain(|w| w != name);
-        if self.mirror.as_ref().is_some_and(|m| m.deployment == name) {
-            self.mirror = None;
-        }
-    }
-
-    /// The weights a rollback of `bad` returns to: the previous ones, with `bad` at 0 and its
-    /// weight given to the heaviest other deployment; `None` when no other one can take it.
-    pub fn rolled_back(&self, bad: &str) -> Option<Traffic> {
-        let mut traffic: Traffic = self
-            .traffic
-            .keys()
-            .map(|name| {
-                let before = self.previous.as_ref().and_then(|p| p.get(name)).copied();
-                (name.clone(), before.unwrap_or(0))
-            })
-            .collect();
-        traffic.insert(bad.to_string(), 0);
-        let heaviest = traffic
-            .iter()
-            .filter(|(name, _)| name.as_str() != bad)
-            .max_by_key(|(name, w)| (**w, std::cmp::Reverse((*name).clone())))
-            .map(|(name, _)| name.clone())?;
-        let sum: u32 = traffic.values().sum();
-        if let Some(w) = traffic.get_mut(&heaviest) {
-            *w += 100 - sum.min(100);
-        }
-        Some(traffic)
+    /// The column's text.
+    pub fn to_column(&self) -> Result<String, ControlError> {
+        serde_json::to_string(self).map_err(|e| ControlError::Internal(e.to_string()))
     }
 }
 
-/// Prediction URLs of an endpoint or deployment named `name`.
-pub fn urls(control: &ControlPlane, name: &str) -> Urls {
-    Urls::of(&control.settings().prediction_url, name)
+/// An endpoint's row.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EndpointRow {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// 1 when open to anyone.
+    pub public: i64,
+    /// Its settings column.
+    pub settings: String,
+    /// Its generation.
+    pub generation: i64,
+    /// Last changed, in ms since the epoch.
+    pub updated_at: i64,
 }
 
-pub(crate) async fn workgroup_deployments(
-    control: &ControlPlane,
-    workgroup: &str,
-) -> Result<Vec<String>, ControlError> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT name FROM deployments WHERE workgroup_id = $1")
-            .bind(workgroup)
-            .fetch_all(control.db().pool())
-            .await?;
-    Ok(rows.into_iter().map(|(n,)| n).collect())
+const ENDPOINT: &str = "SELECT id, name, public, settings, generation, updated_at FROM endpoints";
+
+/// The endpoint `name` of a work group (404 when there is none).
+pub async fn named(db: &Db, workgroup_id: &str, name: &str) -> Result<EndpointRow, ControlError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ENDPOINT} WHERE workgroup_id = $1 AND name = $2"
+    )))
+    .bind(workgroup_id)
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
 }
 
-/// Refuses a name a deployment (for endpoints) or an endpoint (for deployments) already has.
-pub async fn check_free(
-    control: &ControlPlane,
-    table: &'static str,
-    name: &str,
-) -> Result<(), ControlError> {
-    let sql = match table {
-        "deployments" => "SELECT name FROM deployments WHERE name = $1",
-        _ => "SELECT name FROM endpoints WHERE name = $1",
-    };
-    let taken: Option<(String,)> = sqlx::query_as(sql)
+/// The endpoint `name`, whichever work group has it (404 when there is none).
+pub async fn anywhere(db: &Db, name: &str) -> Result<EndpointRow, ControlError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{ENDPOINT} WHERE name = $1")))
         .bind(name)
-        .fetch_optional(control.db().pool())
-        .await?;
-    match taken {
-        Some(_) => Err(ControlError::Conflict(format!(
-            "'{name}' is already the name of {}: endpoints and deployments share prediction URLs",
-            if table == "deployments" {
-                "a deployment"
-            } else {
-                "an endpoint"
-            }
-        ))),
-        None => Ok(()),
-    }
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
 }
 
-pub(crate) async fn event(
-    control: &ControlPlane,
+/// Up to `fetch` endpoints of a work group named after `after`, in name order.
+pub async fn list(
+    db: &Db,
+    workgroup_id: &str,
+    after: &str,
+    fetch: i64,
+) -> Result<Vec<EndpointRow>, ControlError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ENDPOINT} WHERE workgroup_id = $1 AND name > $2 ORDER BY name LIMIT $3"
+    )))
+    .bind(workgroup_id)
+    .bind(after)
+    .bind(fetch)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Every endpoint of a work group.
+pub async fn of_workgroup(db: &Db, workgroup_id: &str) -> Result<Vec<EndpointRow>, ControlError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ENDPOINT} WHERE workgroup_id = $1 ORDER BY name"
+    )))
+    .bind(workgroup_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// An endpoint to record, at generation 1.
+pub struct EndpointInsert<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its work group.
+    pub workgroup_id: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Open to anyone.
+    pub public: bool,
+    /// The digests of its two keys.
+    pub key_digests: (&'a str, &'a str),
+    /// Its settings column.
+    pub settings: &'a str,
+    /// When, in ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Records an endpoint; a name any endpoint has is a conflict naming it.
+pub async fn insert(db: &Db, new: &EndpointInsert<'_>) -> Result<(), ControlError> {
+    sqlx::query(
+        "INSERT INTO endpoints (id, workgroup_id, name, public, primary_key_digest, secondary_key_digest, \
+         settings, generation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
+    )
+    .bind(new.id)
+    .bind(new.workgroup_id)
+    .bind(new.name)
+    .bind(i64::from(new.public))
+    .bind(new.key_digests.0)
+    .bind(new.key_digests.1)
+    .bind(new.settings)
+    .bind(new.created_at)
+    .execute(db.pool())
+    .await
+    .map_err(ControlError::exists("endpoint", new.name))?;
+    Ok(())
+}
+
+/// Deletes a work group's endpoint `name` with its events; false when it has none of that name.
+pub async fn delete(db: &Db, workgroup_id: &str, name: &str) -> Result<bool, ControlError> {
+    let done = sqlx::query("DELETE FROM endpoints WHERE workgroup_id = $1 AND name = $2")
+        .bind(workgroup_id)
+        .bind(name)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Writes an endpoint's settings (and its public flag, when given) as a new generation, provided
+/// nobody changed it since `generation` was read: optimistic concurrency, where `false` means
+/// somebody did and the caller reads again or gives up.
+pub async fn store_settings(
+    db: &Db,
+    (id, generation): (&str, i64),
+    settings: &EndpointSettings,
+    public: Option<bool>,
+) -> Result<bool, ControlError> {
+    let sql = if public.is_some() {
+        "UPDATE endpoints SET settings = $1, updated_at = $2, public = $3, \
+         generation = generation + 1 WHERE id = $4 AND generation = $5"
+    } else {
+        "UPDATE endpoints SET settings = $1, updated_at = $2, \
+         generation = generation + 1 WHERE id = $3 AND generation = $4"
+    };
+    let mut query = sqlx::query(sql).bind(settings.to_column()?).bind(now_ms());
+    if let Some(public) = public {
+        query = query.bind(i64::from(public));
+    }
+    let done = query.bind(id).bind(generation).execute(db.pool()).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes an endpoint's settings in the same generation (what its runtimes watch changed, not
+/// how they route), provided it is still at `generation`.
+pub async fn store_watch(
+    db: &Db,
+    (id, generation): (&str, i64),
+    settings: &EndpointSettings,
+) -> Result<(), ControlError> {
+    sqlx::query("UPDATE endpoints SET settings = $1 WHERE id = $2 AND generation = $3")
+        .bind(settings.to_column()?)
+        .bind(id)
+        .bind(generation)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Records an event of an endpoint.
+pub async fn event(
+    db: &Db,
     endpoint_id: &str,
     kind: &str,
     message: &str,
@@ -177,212 +211,123 @@ pub(crate) async fn event(
     .bind(kind)
     .bind(message)
     .bind(now_ms())
-    .execute(control.db().pool())
+    .execute(db.pool())
     .await?;
     Ok(())
 }
 
-/// id, name, public, settings, generation, updated.
-pub(crate) type Row = (String, String, i64, String, i64, i64);
+/// An endpoint's event.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    /// Its kind.
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+    /// When, in ms since the epoch.
+    pub created_at: i64,
+}
 
-pub(crate) async fn endpoint_row(
-    control: &ControlPlane,
-    workgroup: &str,
-    name: &str,
-) -> Result<Row, ControlError> {
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, name, public, settings, generation, updated_at FROM endpoints \
-         WHERE workgroup_id = $1 AND name = $2",
+/// An endpoint's latest `limit` events, newest first.
+pub async fn events(db: &Db, endpoint_id: &str, limit: i64) -> Result<Vec<EventRow>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT kind, message, created_at FROM endpoint_events WHERE endpoint_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT $2",
     )
-    .bind(workgroup)
-    .bind(name)
-    .fetch_optional(control.db().pool())
-    .await?;
-    row.ok_or_else(|| ControlError::NotFound(format!("endpoint '{name}' not found")))
+    .bind(endpoint_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
 }
 
-pub(crate) fn parse(endpoint: &str, settings: &str) -> Result<EndpointSettings, ControlError> {
-    EndpointSettings::parse(endpoint, settings)
+/// The names of a work group's deployments.
+pub async fn workgroup_deployments(
+    db: &Db,
+    workgroup_id: &str,
+) -> Result<Vec<String>, ControlError> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM deployments WHERE workgroup_id = $1")
+            .bind(workgroup_id)
+            .fetch_all(db.pool())
+            .await?,
+    )
 }
 
-/// Writes an endpoint's settings (and its public flag, when given) as a new generation, provided
-/// nobody changed it since `generation` was read: optimistic concurrency, where `false` means
-/// somebody did and the caller reads again or gives up.
-pub(crate) async fn store_settings(
-    control: &ControlPlane,
-    id: &str,
-    generation: i64,
-    settings: &EndpointSettings,
-    public: Option<i64>,
-) -> Result<bool, ControlError> {
-    let sql = if public.is_some() {
-        "UPDATE endpoints SET settings = $1, updated_at = $2, public = $3, \
-         generation = generation + 1 WHERE id = $4 AND generation = $5"
-    } else {
-        "UPDATE endpoints SET settings = $1, updated_at = $2, \
-         generation = generation + 1 WHERE id = $3 AND generation = $4"
+/// A deployment as an endpoint shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeploymentState {
+    /// Its name.
+    pub name: String,
+    /// Its image's name.
+    pub image: String,
+    /// The status last reported.
+    pub status: String,
+    /// Why it failed, or empty.
+    pub reason: String,
+    /// Its generation.
+    pub generation: i64,
+    /// The generation the status is about.
+    pub status_generation: i64,
+}
+
+/// The state of every deployment of a work group.
+pub async fn deployment_states(
+    db: &Db,
+    workgroup_id: &str,
+) -> Result<Vec<DeploymentState>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT d.name, i.name AS image, d.status, d.reason, d.generation, d.status_generation \
+         FROM deployments d JOIN images i ON i.id = d.image_id WHERE d.workgroup_id = $1",
+    )
+    .bind(workgroup_id)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// What names prediction URLs: deployments and endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// Deployments.
+    Deployments,
+    /// Endpoints.
+    Endpoints,
+}
+
+/// Whether a deployment (or an endpoint) of any work group is called `name`.
+pub async fn name_taken(db: &Db, among: Named, name: &str) -> Result<bool, ControlError> {
+    let sql = match among {
+        Named::Deployments => "SELECT name FROM deployments WHERE name = $1",
+        Named::Endpoints => "SELECT name FROM endpoints WHERE name = $1",
     };
-    let mut query = sqlx::query(sql)
-        .bind(json!(settings).to_string())
-        .bind(now_ms());
-    if let Some(public) = public {
-        query = query.bind(public);
-    }
-    let done = query
-        .bind(id)
-        .bind(generation)
-        .execute(control.db().pool())
+    let taken: Option<String> = sqlx::query_scalar(sql)
+        .bind(name)
+        .fetch_optional(db.pool())
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(taken.is_some())
 }
 
-/// Before a deployment is deleted: refused while an endpoint sends it traffic or mirrors to it;
-/// otherwise it leaves the endpoints that list it at weight 0.
-pub async fn release_deployment(
-    control: &ControlPlane,
-    workgroup: &str,
-    deployment: &str,
-) -> Result<(), ControlError> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, settings, generation FROM endpoints WHERE workgroup_id = $1",
+/// An endpoint as runtimes route it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DesiredRow {
+    /// Its name.
+    pub name: String,
+    /// Its generation.
+    pub generation: i64,
+    /// 1 when open to anyone.
+    pub public: i64,
+    /// Its primary key's digest.
+    pub primary_key_digest: String,
+    /// Its secondary key's digest.
+    pub secondary_key_digest: String,
+    /// Its settings column.
+    pub settings: String,
+}
+
+/// Every endpoint, as runtimes route it, by name.
+pub async fn desired(db: &Db) -> Result<Vec<DesiredRow>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT name, generation, public, primary_key_digest, secondary_key_digest, settings \
+         FROM endpoints ORDER BY name",
     )
-    .bind(workgroup)
-    .fetch_all(control.db().pool())
-    .await?;
-    for (id, name, stored, generation) in rows {
-        let mut settings = parse(&name, &stored)?;
-        if !settings.traffic.contains_key(deployment) {
-            continue;
-        }
-        let weight = settings.traffic[deployment];
-        if weight > 0
-            || settings
-                .mirror
-                .as_ref()
-                .is_some_and(|m| m.deployment == deployment)
-        {
-            return Err(ControlError::Conflict(format!(
-                "endpoint '{name}' routes {weight}% of its traffic{} to deployment '{deployment}': \
-                 set its weight to 0 first",
-                if settings.mirror.is_some() {
-                    " or its mirror"
-                } else {
-                    ""
-                }
-            )));
-        }
-        settings.forget(deployment);
-        if !store_settings(control, &id, generation, &settings, None).await? {
-            return Err(ControlError::Conflict(format!(
-                "endpoint '{name}' changed meanwhile: try again"
-            )));
-        }
-        event(
-            control,
-            &id,
-            "traffic",
-            &format!("deployment {deployment} removed"),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Adds a new deployment to an endpoint: at 100% when the endpoint routes nothing yet,
-/// otherwise at 0% (shift traffic to it afterwards).
-pub async fn attach_deployment(
-    control: &ControlPlane,
-    workgroup: &str,
-    endpoint: &str,
-    deployment: &str,
-) -> Result<u32, ControlError> {
-    for _ in 0..5 {
-        let (id, _, _, stored, generation, _) = endpoint_row(control, workgroup, endpoint).await?;
-        let mut settings = parse(endpoint, &stored)?;
-        let weight = if settings.traffic.values().sum::<u32>() == 0 {
-            100
-        } else {
-            0
-        };
-        let mut traffic = settings.traffic.clone();
-        traffic.insert(deployment.to_string(), weight);
-        settings.set_traffic(traffic);
-        if store_settings(control, &id, generation, &settings, None).await? {
-            event(
-                control,
-                &id,
-                "traffic",
-                &format!("deployment {deployment} added at {weight}%"),
-            )
-            .await?;
-            return Ok(weight);
-        }
-    }
-    Err(ControlError::Conflict(format!(
-        "endpoint '{endpoint}' kept changing: try again"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn traffic(pairs: &[(&str, u32)]) -> Traffic {
-        pairs.iter().map(|(n, w)| (n.to_string(), *w)).collect()
-    }
-
-    #[test]
-    fn weights_must_name_known_deployments_and_sum_to_100() {
-        let known = vec!["blue".to_string(), "green".to_string()];
-        let mut s = EndpointSettings::default();
-        assert!(s.check(&known).is_ok(), "no traffic yet is fine");
-        s.traffic = traffic(&[("blue", 90), ("green", 10)]);
-        assert!(s.check(&known).is_ok());
-        s.traffic = traffic(&[("blue", 90), ("green", 20)]);
-        assert!(
-            s.check(&known)
-                .unwrap_err()
-                .to_string()
-                .contains("sum to 110")
-        );
-        s.traffic = traffic(&[("blue", 100), ("red", 0)]);
-        assert!(
-            s.check(&known)
-                .unwrap_err()
-                .to_string()
-                .contains("no deployment 'red'")
-        );
-        s.traffic = traffic(&[("blue", 100), ("green", 0)]);
-        s.mirror = Some(MirrorSettings {
-            deployment: "green".into(),
-            percent: 51,
-        });
-        assert!(s.check(&known).unwrap_err().to_string().contains("1 to 50"));
-    }
-
-    #[test]
-    fn a_change_watches_what_it_raised_and_a_rollback_returns() {
-        let mut s = EndpointSettings {
-            traffic: traffic(&[("blue", 100), ("green", 0)]),
-            ..Default::default()
-        };
-        s.set_traffic(traffic(&[("blue", 50), ("green", 50)]));
-        assert_eq!(s.watch, vec!["green".to_string()]);
-        assert_eq!(
-            s.rolled_back("green"),
-            Some(traffic(&[("blue", 100), ("green", 0)]))
-        );
-        // Green had taken everything: its 100 goes back to blue.
-        s.set_traffic(traffic(&[("blue", 0), ("green", 100)]));
-        assert_eq!(
-            s.rolled_back("green"),
-            Some(traffic(&[("blue", 100), ("green", 0)]))
-        );
-        // Nothing else to send traffic to.
-        let lone = EndpointSettings {
-            traffic: traffic(&[("green", 100)]),
-            ..Default::default()
-        };
-        assert_eq!(lone.rolled_back("green"), None);
-    }
+    .fetch_all(db.pool())
+    .await?)
 }

@@ -1,10 +1,14 @@
 //! `kiln endpoint ...`: stable prediction URLs that route to deployments by weight, with a
 //! mirror and an automatic rollback policy.
 
-use crate::client::{Api, Connection, fields, runtime, s};
+use super::deployments::Key;
+use super::{print, print_list};
+use crate::context::{Connection, Session, runtime};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use kiln_api::endpoint::Traffic;
+use kiln_api::manage::endpoints::{Endpoint, EndpointUpdate, NewEndpoint};
+use kiln_api::{MirrorSettings, RollbackPolicy};
 
 /// `kiln endpoint ...`.
 #[derive(Subcommand)]
@@ -67,15 +71,16 @@ pub enum EndpointCommand {
     /// Regenerate the primary or secondary key (printed once); the other keeps working.
     RegenerateKey {
         name: String,
-        #[arg(long, default_value = "primary")]
-        key: String,
+        #[arg(long, value_enum, default_value = "primary")]
+        key: Key,
     },
     /// Delete an endpoint (its deployments stay).
     Delete { name: String },
 }
 
-fn weights(pairs: &[String]) -> Result<Value> {
-    let mut traffic = serde_json::Map::new();
+/// Weights given as `DEPLOYMENT=WEIGHT`.
+fn weights(pairs: &[String]) -> Result<Traffic> {
+    let mut traffic = Traffic::new();
     for pair in pairs {
         let (name, weight) = pair
             .split_once('=')
@@ -83,91 +88,86 @@ fn weights(pairs: &[String]) -> Result<Value> {
         let weight: u32 = weight
             .parse()
             .with_context(|| format!("'{pair}': the weight is a whole number 0 to 100"))?;
-        if traffic.insert(name.to_string(), json!(weight)).is_some() {
+        if traffic.insert(name.to_string(), weight).is_some() {
             bail!("'{name}' is given twice");
         }
     }
-    Ok(Value::Object(traffic))
+    Ok(traffic)
 }
 
-/// The split as one line per deployment.
-fn describe(v: &Value) -> String {
+/// An endpoint with its deployments, as a person reads it.
+fn describe(e: &Endpoint) -> String {
     let mut out = format!(
         "{}: {}\n  infer: {}",
-        s(v, "name"),
-        if v["public"] == json!(true) {
-            "public"
-        } else {
-            "keys required"
-        },
-        s(&v["urls"], "infer")
+        e.name,
+        if e.public { "public" } else { "keys required" },
+        e.urls.infer
     );
-    for d in v["deployments"].as_array().into_iter().flatten() {
+    for d in &e.deployments {
+        let status = serde_json::to_value(d.status).unwrap_or_default();
         out.push_str(&format!(
             "\n  {:<20} {:>3}%{}  {:<8} {}{}",
-            s(d, "name"),
-            d["weight"],
-            d["mirror_percent"]
-                .as_u64()
+            d.name,
+            d.weight,
+            d.mirror_percent
                 .map(|p| format!(" (+{p}% mirrored)"))
                 .unwrap_or_default(),
-            s(d, "status"),
-            s(d, "image"),
-            d["reason"]
-                .as_str()
+            status.as_str().unwrap_or_default(),
+            d.image.as_deref().unwrap_or("-"),
+            d.reason
+                .as_deref()
                 .map(|r| format!("  ({r})"))
                 .unwrap_or_default()
         ));
     }
-    if !v["rollback"].is_null() {
-        out.push_str(&format!("\n  rollback policy: {}", v["rollback"]));
+    if let Some(policy) = &e.rollback {
+        let policy = serde_json::to_string(policy).unwrap_or_default();
+        out.push_str(&format!("\n  rollback policy: {policy}"));
     }
     out
 }
 
 /// Runs `kiln endpoint ...`.
 pub fn endpoint(command: EndpointCommand, connection: &Connection) -> Result<()> {
-    let api = Api::new(connection)?;
+    let session = Session::new(connection)?;
+    let (client, output) = (&session.client, session.output);
     runtime()?.block_on(async {
-        let base = format!("{}/endpoints", api.workgroup_path()?);
+        let (team, workgroup) = (session.team()?, session.workgroup()?);
+        let at = (team.as_str(), workgroup.as_str());
         match command {
             EndpointCommand::Create {
                 name,
                 public,
                 traffic,
             } => {
-                let body = json!({ "name": name, "public": public, "traffic": weights(&traffic)? });
-                let v = api.post(&base, body).await?;
-                api.show(&v, |v| {
+                let new = NewEndpoint {
+                    name,
+                    public,
+                    traffic: weights(&traffic)?,
+                    mirror: None,
+                    rollback: None,
+                };
+                let created = client.create_endpoint(at, &new).await?;
+                print(output, &created, |c| {
                     format!(
                         "created endpoint {}\n  primary key (shown once): {}\n  secondary key (shown once): {}",
-                        describe(v),
-                        s(&v["keys"], "primary"),
-                        s(&v["keys"], "secondary")
+                        describe(&c.endpoint),
+                        c.keys.primary,
+                        c.keys.secondary
                     )
-                });
+                })
             }
-            EndpointCommand::List => {
-                let v = api.get(&base).await?;
-                api.show_list(&v, |i| {
-                    let split: Vec<String> = i["traffic"]
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(n, w)| format!("{n} {w}%"))
-                        .collect();
-                    format!("{}  {}", s(i, "name"), split.join(", "))
-                });
-            }
-            EndpointCommand::Show { name } => {
-                let v = api.get(&format!("{base}/{name}")).await?;
-                api.show(&v, describe);
-            }
+            EndpointCommand::List => print_list(output, client.endpoints(at).await?, |e| {
+                let split: Vec<String> = e.traffic.iter().map(|(n, w)| format!("{n} {w}%")).collect();
+                format!("{}  {}", e.name, split.join(", "))
+            }),
+            EndpointCommand::Show { name } => print(output, &client.endpoint(at, &name).await?, describe),
             EndpointCommand::Traffic { name, weights: w } => {
-                let v = api
-                    .patch(&format!("{base}/{name}"), json!({ "traffic": weights(&w)? }))
-                    .await?;
-                api.show(&v, describe);
+                let update = EndpointUpdate {
+                    traffic: Some(weights(&w)?),
+                    ..EndpointUpdate::default()
+                };
+                print(output, &client.update_endpoint(at, &name, &update).await?, describe)
             }
             EndpointCommand::Mirror {
                 name,
@@ -176,13 +176,14 @@ pub fn endpoint(command: EndpointCommand, connection: &Connection) -> Result<()>
                 off,
             } => {
                 let mirror = match (off, deployment) {
-                    (true, _) | (false, None) => Value::Null,
-                    (false, Some(d)) => json!({ "deployment": d, "percent": percent }),
+                    (true, _) | (false, None) => None,
+                    (false, Some(deployment)) => Some(MirrorSettings { deployment, percent }),
                 };
-                let v = api
-                    .patch(&format!("{base}/{name}"), json!({ "mirror": mirror }))
-                    .await?;
-                api.show(&v, describe);
+                let update = EndpointUpdate {
+                    mirror: Some(mirror),
+                    ..EndpointUpdate::default()
+                };
+                print(output, &client.update_endpoint(at, &name, &update).await?, describe)
             }
             EndpointCommand::Rollback {
                 name,
@@ -192,46 +193,43 @@ pub fn endpoint(command: EndpointCommand, connection: &Connection) -> Result<()>
                 min_requests,
                 off,
             } => {
-                let policy = if off {
-                    Value::Null
-                } else {
-                    let mut p = fields(&[
-                        ("max_error_rate", max_error_rate.map(|v| json!(v))),
-                        ("max_p99_ms", max_p99_ms.map(|v| json!(v))),
-                    ]);
-                    p.insert("window_s".into(), json!(window));
-                    p.insert("min_requests".into(), json!(min_requests));
-                    Value::Object(p)
+                let policy = (!off).then_some(RollbackPolicy {
+                    max_error_rate,
+                    max_p99_ms,
+                    window_s: window,
+                    min_requests,
+                });
+                let update = EndpointUpdate {
+                    rollback: Some(policy),
+                    ..EndpointUpdate::default()
                 };
-                let v = api
-                    .patch(&format!("{base}/{name}"), json!({ "rollback": policy }))
-                    .await?;
-                api.show(&v, describe);
+                print(output, &client.update_endpoint(at, &name, &update).await?, describe)
             }
             EndpointCommand::Events { name } => {
-                let v = api.get(&format!("{base}/{name}/events")).await?;
-                api.show_list(&v, |i| {
-                    format!("{}  {:<15} {}", s(i, "time"), s(i, "kind"), s(i, "message"))
-                });
+                let events = client.endpoint_events(at, &name).await?;
+                print(output, &events, |page| {
+                    page.items
+                        .iter()
+                        .map(|e| format!("{}  {:<15} {}", e.time, e.kind, e.message))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
             }
             EndpointCommand::RegenerateKey { name, key } => {
-                let v = api
-                    .post(&format!("{base}/{name}/keys"), json!({ "key": key }))
-                    .await?;
-                api.show(&v, |v| {
+                let new = client.regenerate_endpoint_key(at, &name, key.into()).await?;
+                print(output, &new, |k| {
                     format!(
                         "new {} key of {} (shown once): {}",
-                        s(v, "key"),
-                        s(v, "name"),
-                        s(v, "value")
+                        k.key.as_str(),
+                        k.name,
+                        k.value
                     )
-                });
+                })
             }
             EndpointCommand::Delete { name } => {
-                let v = api.delete(&format!("{base}/{name}")).await?;
-                api.show(&v, |_| format!("deleted endpoint {name}"));
+                let deleted = client.delete_endpoint(at, &name).await?;
+                print(output, &deleted, |d| format!("deleted endpoint {}", d.name))
             }
         }
-        Ok(())
     })
 }
