@@ -165,6 +165,15 @@ pub struct StatusReport {
     pub reason: Option<String>,
 }
 
+/// The answer to a node's status or drift report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The deployment.
+    pub name: String,
+    /// Always true: the report was recorded (a status about an older generation is ignored).
+    pub accepted: bool,
+}
+
 /// What a runtime did with a deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,7 +21,8 @@ mod limits;
 pub mod manage;
 
 pub use deployment::{
-    DesiredDeployment, DriftUpload, MonitoringSettings, ScaleSettings, ServingState, StatusReport,
+    Accepted, DesiredDeployment, DriftUpload, MonitoringSettings, ScaleSettings, ServingState,
+    StatusReport,
 };
 pub use endpoint::{
     DesiredEndpoint, MirrorSettings, RollbackPolicy, RollbackReport, RolledBack, Weighted,

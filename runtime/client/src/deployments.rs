@@ -6,8 +6,6 @@ use kiln_api::manage::Deleted;
 use kiln_api::manage::deployments::{
     Deployment, DeploymentCreated, DeploymentUpdate, KeyName, NewDeployment, NewKey, Regenerate,
 };
-use reqwest::Method;
-use serde_json::Value;
 
 /// The path of a work group's deployments, or of one of them.
 pub(crate) fn path((team, workgroup): WorkgroupPath<'_>, deployment: Option<&str>) -> String {
@@ -72,41 +70,5 @@ impl Client {
     ) -> Result<NewKey, Error> {
         let path = format!("{}/keys", path(workgroup, Some(name)));
         self.post(&path, &Regenerate { key }).await
-    }
-
-    /// A deployment's drift report of a window: `latest`, `cumulative`, or how many windows
-    /// back (0 = latest).
-    pub async fn drift(
-        &self,
-        workgroup: WorkgroupPath<'_>,
-        name: &str,
-        window: &str,
-    ) -> Result<Value, Error> {
-        let path = format!("{}/drift", path(workgroup, Some(name)));
-        let request = self
-            .request(Method::GET, &path)
-            .query(&[("window", window)]);
-        self.json(request, &Method::GET, &path).await
-    }
-
-    /// A deployment's events: drift state changes and retraining runs.
-    pub async fn deployment_events(
-        &self,
-        workgroup: WorkgroupPath<'_>,
-        name: &str,
-    ) -> Result<Value, Error> {
-        self.get(&format!("{}/events", path(workgroup, Some(name))))
-            .await
-    }
-
-    /// Sets a deployment's drift monitor, window and retraining policy.
-    pub async fn set_monitoring(
-        &self,
-        workgroup: WorkgroupPath<'_>,
-        name: &str,
-        settings: &Value,
-    ) -> Result<Value, Error> {
-        let path = format!("{}/monitoring", path(workgroup, Some(name)));
-        self.call(Method::PUT, &path, Some(settings)).await
     }
 }

@@ -25,6 +25,7 @@ mod endpoints;
 mod experiments;
 mod images;
 mod models;
+mod monitoring;
 mod projects;
 mod quotas;
 mod runs;

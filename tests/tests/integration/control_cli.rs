@@ -356,6 +356,51 @@ fn files_to_a_keyed_endpoint_with_the_cli(db: Database) {
     assert_eq!(again["generation"], generation + 2);
     assert!(before["drift"]["state"].is_string(), "{before}");
 
+    // Monitoring from the CLI: a window, and retraining with an experiment of the work group;
+    // one that does not exist is refused; the settings show on the deployment.
+    let monitored = kiln_json(
+        &context,
+        &[
+            "deployment",
+            "monitor",
+            "iris-b",
+            "--window",
+            "30",
+            "--retrain",
+            "flowers/train",
+            "--retrain-windows",
+            "2",
+        ],
+    );
+    assert_eq!(monitored["monitoring"]["window_s"], 30, "{monitored}");
+    assert_eq!(monitored["retrain"]["experiment"], "train", "{monitored}");
+    assert_eq!(monitored["retrain"]["windows"], 2, "{monitored}");
+    let (ok, output) = kiln(
+        &context,
+        &[
+            "deployment",
+            "monitor",
+            "iris-b",
+            "--retrain",
+            "flowers/nope",
+        ],
+    );
+    assert!(!ok && output.contains("no experiment 'nope'"), "{output}");
+    let shown = kiln_json(&context, &["deployment", "show", "iris-b"]);
+    assert_eq!(shown["monitoring"]["window_s"], 30, "{shown}");
+    assert_eq!(shown["retrain"]["project"], "flowers", "{shown}");
+    let drift = kiln_json(
+        &context,
+        &["deployment", "drift", "iris-b", "--window", "cumulative"],
+    );
+    assert_eq!(drift["kind"], "cumulative", "{drift}");
+    assert_eq!(drift["windows"], json!([]), "{drift}");
+    let (ok, output) = kiln(
+        &context,
+        &["deployment", "drift", "iris-b", "--window", "99"],
+    );
+    assert!(!ok && output.contains("window must be latest"), "{output}");
+
     // A work group member with the reader role sees the deployment but cannot delete it.
     let reader = up.ok(
         "POST",

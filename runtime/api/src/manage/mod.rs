@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod experiments;
 pub mod images;
 pub mod models;
+pub mod monitoring;
 pub mod projects;
 pub mod quotas;
 mod roles;

@@ -4,10 +4,12 @@ use super::print;
 use crate::context::{Connection, Session, runtime};
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use kiln_api::manage::deployments::RetrainPolicy;
 use kiln_api::manage::deployments::{Deployment, DeploymentUpdate, KeyName, NewDeployment};
-use kiln_api::{Limits, ScaleSettings};
+use kiln_api::manage::monitoring::{DriftReport, MonitoringUpdate};
+use kiln_api::{Limits, MonitoringSettings, ScaleSettings};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `kiln deployment ...`.
 #[derive(Subcommand)]
@@ -137,7 +139,8 @@ fn s(value: &Value, key: &str) -> String {
 }
 
 /// One line per monitored feature of a drift report.
-fn drift_lines(report: &Value) -> String {
+fn drift_lines(report: &DriftReport) -> String {
+    let report = &serde_json::to_value(report).unwrap_or_default();
     let mut out = format!(
         "  drift: {} ({} to {})",
         s(report, "state"),
@@ -183,7 +186,7 @@ fn drift_lines(report: &Value) -> String {
 struct Shown {
     #[serde(flatten)]
     deployment: Deployment,
-    drift: Value,
+    drift: DriftReport,
 }
 
 /// Runs `kiln deployment ...`.
@@ -302,71 +305,57 @@ pub fn deployment(command: DeploymentCommand, connection: &Connection) -> Result
                 retrain_target,
             } => {
                 let retrain = match retrain {
-                    None => Value::Null,
+                    None => None,
                     Some(text) => {
                         let (project, experiment) = text
                             .split_once('/')
                             .context("--retrain takes PROJECT/EXPERIMENT")?;
-                        let mut policy = json!({ "project": project, "experiment": experiment, "windows": retrain_windows, "cooldown_s": cooldown });
-                        if let Some(target) = retrain_target {
-                            policy["target"] = json!(target);
-                        }
-                        policy
+                        Some(RetrainPolicy {
+                            project: project.to_string(),
+                            experiment: experiment.to_string(),
+                            windows: retrain_windows,
+                            cooldown_s: cooldown,
+                            target: retrain_target,
+                        })
                     }
                 };
-                let mut body = json!({ "retrain": retrain });
-                if let Some(c) = component {
-                    body["component"] = json!(c);
-                }
-                if let Some(c) = config {
-                    body["config"] = json!(c);
-                }
-                if let Some(w) = window {
-                    body["window_s"] = json!(w);
-                }
-                let v = client.set_monitoring(at, &name, &body).await?;
-                print(output, &v, |v| {
+                let update = MonitoringUpdate {
+                    monitoring: MonitoringSettings {
+                        component,
+                        config: config.unwrap_or_default(),
+                        window_s: window,
+                    },
+                    retrain,
+                };
+                let monitored = client.set_monitoring(at, &name, &update).await?;
+                print(output, &monitored, |m| {
                     format!(
                         "deployment {}: monitor {}{}",
-                        s(v, "name"),
-                        v["monitoring"]["component"]
-                            .as_str()
+                        m.name,
+                        m.monitoring
+                            .component
+                            .as_deref()
                             .unwrap_or("(the image's, or Kiln's default)"),
-                        if v["retrain"].is_null() {
-                            String::new()
-                        } else {
-                            format!(
-                                ", retraining {}/{} after {} alert windows",
-                                s(&v["retrain"], "project"),
-                                s(&v["retrain"], "experiment"),
-                                v["retrain"]["windows"]
-                            )
-                        }
+                        m.retrain.as_ref().map_or(String::new(), |r| format!(
+                            ", retraining {}/{} after {} alert windows",
+                            r.project, r.experiment, r.windows
+                        ))
                     )
                 })
             }
             DeploymentCommand::Drift { name, window } => {
-                let v = client.drift(at, &name, &window).await?;
-                print(output, &v, drift_lines)
+                let report = client.drift(at, &name, &window).await?;
+                print(output, &report, drift_lines)
             }
             DeploymentCommand::Events { name } => {
-                let v = client.deployment_events(at, &name).await?;
-                print(output, &v, |v| {
-                    v["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|i| {
-                            format!(
-                                "{}  {:<10} {}{}",
-                                s(i, "time"),
-                                s(i, "kind"),
-                                s(i, "message"),
-                                i["run"]
-                                    .as_str()
-                                    .map(|r| format!(" (run {r})"))
-                                    .unwrap_or_default()
-                            )
+                let events = client.deployment_events(at, &name).await?;
+                print(output, &events, |page| {
+                    page.items
+                        .iter()
+                        .map(|e| {
+                            let run = e.run.as_ref().map(|r| format!(" (run {r})"));
+                            let run = run.unwrap_or_default();
+                            format!("{}  {:<10} {}{run}", e.time, e.kind, e.message)
                         })
                         .collect::<Vec<_>>()
                         .join("\n")

@@ -26,7 +26,6 @@ use crate::ControlError;
 use axum::extract::{FromRequest, Request};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 /// A JSON body whose problems (wrong content type, bad JSON, unknown or missing fields, too
 /// large) become the control plane's JSON errors.
@@ -64,14 +63,6 @@ impl Page {
     /// The lower bound (exclusive) of names.
     pub fn after(&self) -> &str {
         self.after.as_deref().unwrap_or("")
-    }
-    /// `{"items": [...], "next": cursor}` from rows fetched with [`Page::fetch`].
-    pub fn respond(&self, mut items: Vec<Value>, key: &str) -> Value {
-        let next = self
-            .cut(&mut items)
-            .then(|| items.last().and_then(|i| i.get(key)).cloned())
-            .flatten();
-        json!({ "items": items, "next": next })
     }
     /// The typed page of rows fetched with [`Page::fetch`]: at most `limit` items, and the
     /// cursor (`key` of the last item) when more follow.

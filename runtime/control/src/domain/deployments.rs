@@ -19,6 +19,7 @@ use kiln_api::manage::deployments::{
     Deployment, DeploymentCreated, DeploymentStatus, DeploymentUpdate, Joined, KeyName, Keys,
     NewDeployment, NewKey,
 };
+use kiln_api::{DesiredDeployment, ServingState, StatusReport};
 
 /// The image `name` of the work group, or a clear error naming both.
 async fn image(
@@ -228,6 +229,71 @@ pub async fn rotate_key(
         value,
         note: SHOWN_ONCE.into(),
     })
+}
+
+impl ControlPlane {
+    /// Every deployment, as runtimes should serve it. A deployment whose stored settings do
+    /// not parse fails alone: it is left out, and its status reads `failed` with the reason,
+    /// while every other deployment is served as usual.
+    pub async fn desired(&self) -> Result<Vec<DesiredDeployment>, ControlError> {
+        let rows = store::desired(self.db()).await?;
+        let mut desired = Vec::with_capacity(rows.len());
+        for row in rows {
+            let settings = match DeploymentSettings::parse(&row.name, &row.settings) {
+                Ok(settings) => settings,
+                Err(_) if row.status == "failed" && row.status_generation == row.generation => {
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(deployment = %row.name, "not served: {error}");
+                    let report = StatusReport {
+                        generation: row.generation,
+                        state: ServingState::Failed,
+                        reason: Some(error.to_string()),
+                    };
+                    self.report(&row.name, &report).await?;
+                    continue;
+                }
+            };
+            desired.push(DesiredDeployment {
+                name: row.name,
+                generation: row.generation,
+                reference: row.image_reference,
+                digest: row.image_digest,
+                limits: settings.limits,
+                public: row.public != 0,
+                key_digests: vec![row.primary_key_digest, row.secondary_key_digest],
+                monitoring: settings.monitoring.unwrap_or_default(),
+                scale: settings.scale,
+            });
+        }
+        Ok(desired)
+    }
+
+    /// Records a runtime's report on one deployment's generation; a report about an older
+    /// generation than the stored one is ignored.
+    pub async fn report(&self, name: &str, report: &StatusReport) -> Result<(), ControlError> {
+        let status = match report.state {
+            ServingState::Ready => DeploymentStatus::Ready,
+            ServingState::Failed => DeploymentStatus::Failed,
+        };
+        let reason: String = report
+            .reason
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(2000)
+            .collect();
+        let at = (name, report.generation);
+        if !store::report_status(self.db(), at, status.as_str(), &reason).await? {
+            tracing::debug!(
+                deployment = name,
+                generation = report.generation,
+                "stale status report ignored"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod experiments;
 pub mod images;
 pub mod manifests;
 pub mod models;
+pub mod monitoring;
 pub mod oci;
 pub mod projects;
 pub mod quotas;

@@ -1,7 +1,7 @@
 //! The runtime contract: what nodes serve, and what they report back.
 
 use super::Route;
-use crate::api::{endpoints, monitoring, runtime};
+use crate::api::{endpoints, runtime};
 use axum::routing::{get, post};
 
 pub(super) fn routes() -> Vec<Route> {
@@ -50,7 +50,7 @@ pub(super) fn routes() -> Vec<Route> {
             "A runtime's drift report on a closed window",
             Runtime,
             Json,
-            post(monitoring::upload)
+            post(runtime::upload)
         ),
     ]
 }

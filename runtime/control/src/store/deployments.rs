@@ -264,3 +264,61 @@ pub async fn set_key(
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// A deployment as runtimes serve it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DesiredRow {
+    /// Its name.
+    pub name: String,
+    /// Its generation.
+    pub generation: i64,
+    /// Its image's store reference, pinned by digest.
+    pub image_reference: String,
+    /// The image's digest.
+    pub image_digest: String,
+    /// Its settings column.
+    pub settings: String,
+    /// 1 when open to anyone.
+    pub public: i64,
+    /// Its primary key's digest.
+    pub primary_key_digest: String,
+    /// Its secondary key's digest.
+    pub secondary_key_digest: String,
+    /// The status last reported.
+    pub status: String,
+    /// The generation the status is about.
+    pub status_generation: i64,
+}
+
+/// Every deployment, as runtimes serve it, by name.
+pub async fn desired(db: &Db) -> Result<Vec<DesiredRow>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT name, generation, image_reference, image_digest, settings, public, \
+         primary_key_digest, secondary_key_digest, status, status_generation \
+         FROM deployments ORDER BY name",
+    )
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Records a node's status of the deployment `name` at `generation`; false when the deployment
+/// is at another generation (the report is stale) or gone.
+pub async fn report_status(
+    db: &Db,
+    (name, generation): (&str, i64),
+    status: &str,
+    reason: &str,
+) -> Result<bool, ControlError> {
+    let done = sqlx::query(
+        "UPDATE deployments SET status = $1, reason = $2, status_generation = $3, updated_at = $4 \
+         WHERE name = $5 AND generation = $3",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(generation)
+    .bind(crate::db::now_ms())
+    .bind(name)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

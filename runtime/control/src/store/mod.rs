@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod images;
 pub mod manifests;
 pub mod models;
+pub mod monitoring;
 pub mod projects;
 pub mod quotas;
 pub mod runs;
