@@ -14,6 +14,7 @@ pub mod projects;
 pub mod quotas;
 pub mod runner;
 pub mod runs;
+pub mod search;
 pub mod targets;
 pub mod teams;
 pub mod users;

@@ -2,7 +2,7 @@
 //! and how its preparation failed; and what its script is told about itself.
 
 use crate::ControlError;
-use crate::store::runs::RunnerRow;
+use crate::store::runner::RunnerRow;
 use kiln_api::manage::runs::RunStatus;
 use kiln_executor::{ExecError, Status};
 

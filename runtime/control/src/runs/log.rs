@@ -7,7 +7,7 @@
 //! `runs.log_bytes` records how much is written, so a reader knows where a finished log ends and
 //! a control plane that adopts a run continues the log where it stopped.
 
-use crate::store::runs as store;
+use crate::store::runner as store;
 use crate::{ControlError, ControlPlane};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;

@@ -19,7 +19,7 @@ pub mod tracking;
 use crate::auth::{issue_run_token, revoke_token};
 use crate::db::{new_id, now_ms};
 use crate::domain::runner::{Stop, ending, prepare_failed, run_env};
-use crate::store::runs::{self as store, Claim, RunnerRow};
+use crate::store::runner::{self as store, Claim, RunnerRow};
 use crate::{ControlError, ControlPlane};
 use bytes::Bytes;
 use futures_util::StreamExt;

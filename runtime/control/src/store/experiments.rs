@@ -83,3 +83,33 @@ pub async fn delete(db: &Db, id: &str) -> Result<(), ControlError> {
         .await?;
     Ok(())
 }
+
+/// The experiment `name` of a project, if it has one.
+pub async fn find(
+    db: &Db,
+    project_id: &str,
+    name: &str,
+) -> Result<Option<ExperimentRow>, ControlError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{EXPERIMENT} WHERE project_id = $1 AND name = $2"
+    )))
+    .bind(project_id)
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// The experiment `id` of a project, if it has one.
+pub async fn by_id(
+    db: &Db,
+    project_id: &str,
+    id: &str,
+) -> Result<Option<ExperimentRow>, ControlError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{EXPERIMENT} WHERE project_id = $1 AND id = $2"
+    )))
+    .bind(project_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
+}

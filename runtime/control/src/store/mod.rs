@@ -10,6 +10,7 @@ pub mod models;
 pub mod monitoring;
 pub mod projects;
 pub mod quotas;
+pub mod runner;
 pub mod runs;
 pub mod settings;
 pub mod targets;

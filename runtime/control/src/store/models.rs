@@ -302,3 +302,90 @@ pub async fn delete_alias(db: &Db, model_id: &str, alias: &str) -> Result<bool, 
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// A version as MLflow shows it: with where its files came from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SourcedVersion {
+    /// What it is.
+    pub description: String,
+    /// The run it came from.
+    pub run_id: Option<String>,
+    /// Where its files came from (an MLflow source URI), or empty.
+    pub source: String,
+    /// Registered, in ms since the epoch.
+    pub created_at: i64,
+}
+
+/// The version numbered `number` of a model, with its source.
+pub async fn sourced_version(
+    db: &Db,
+    model_id: &str,
+    number: i64,
+) -> Result<Option<SourcedVersion>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT description, run_id, source, created_at FROM model_versions \
+         WHERE model_id = $1 AND version = $2",
+    )
+    .bind(model_id)
+    .bind(number)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// The aliases pointing at the version numbered `number` of a model, by alias.
+pub async fn aliases_of_version(
+    db: &Db,
+    model_id: &str,
+    number: i64,
+) -> Result<Vec<String>, ControlError> {
+    Ok(sqlx::query_scalar(
+        "SELECT a.alias FROM model_aliases a JOIN model_versions v ON v.id = a.version_id \
+         WHERE a.model_id = $1 AND v.version = $2 ORDER BY a.alias",
+    )
+    .bind(model_id)
+    .bind(number)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Records where the version numbered `number` of a model came from.
+pub async fn set_source(
+    db: &Db,
+    model_id: &str,
+    number: i64,
+    source: &str,
+) -> Result<(), ControlError> {
+    sqlx::query("UPDATE model_versions SET source = $1 WHERE model_id = $2 AND version = $3")
+        .bind(source)
+        .bind(model_id)
+        .bind(number)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// A version of a work group's model, as a search of every version lists it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct NumberedVersion {
+    /// The model's id.
+    pub model_id: String,
+    /// The model's name.
+    pub name: String,
+    /// The version's number.
+    pub version: i64,
+}
+
+/// Every version of every model of a work group, by model name, newest version first.
+pub async fn workgroup_versions(
+    db: &Db,
+    workgroup_id: &str,
+) -> Result<Vec<NumberedVersion>, ControlError> {
+    Ok(sqlx::query_as(
+        "SELECT m.id AS model_id, m.name, v.version FROM models m \
+         JOIN model_versions v ON v.model_id = m.id \
+         WHERE m.workgroup_id = $1 ORDER BY m.name, v.version DESC",
+    )
+    .bind(workgroup_id)
+    .fetch_all(db.pool())
+    .await?)
+}

@@ -16,6 +16,7 @@
 
 mod registry;
 mod runs;
+mod wire;
 
 use crate::access::Scope;
 use crate::auth::WorkgroupRole;
@@ -26,7 +27,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// An error in MLflow's shape.
@@ -69,16 +71,21 @@ impl IntoResponse for MlflowError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!("mlflow API: {}", self.0);
         }
-        (
-            status,
-            Json(json!({ "error_code": code, "message": message })),
-        )
-            .into_response()
+        let error = wire::Error {
+            error_code: code,
+            message,
+        };
+        (status, Json(error)).into_response()
     }
 }
 
 /// A reply of the MLflow API.
-pub type Reply = Result<Json<Value>, MlflowError>;
+pub type Reply = Result<Response, MlflowError>;
+
+/// A successful reply: `body` as JSON.
+pub fn reply<T: Serialize>(body: T) -> Reply {
+    Ok(Json(body).into_response())
+}
 
 /// What a request carries: its query parameters and JSON body, merged (GETs use the query,
 /// POSTs the body).
@@ -185,15 +192,6 @@ impl Request {
     }
 }
 
-/// An artifact as MLflow lists it: a directory has no size.
-fn file_info(path: &str, is_dir: bool, size: u64) -> Value {
-    if is_dir {
-        json!({ "path": path, "is_dir": true })
-    } else {
-        json!({ "path": path, "is_dir": false, "file_size": size })
-    }
-}
-
 /// The project an MLflow request addresses, resolved in the caller's work group.
 pub struct Project {
     /// Its id.
@@ -266,7 +264,7 @@ pub async fn dispatch(
     body: Bytes,
 ) -> Response {
     match dispatch_op(&control, &scope, &params, &method, query.as_deref(), &body).await {
-        Ok(reply) => reply.into_response(),
+        Ok(reply) => reply,
         Err(e) => e.into_response(),
     }
 }
@@ -361,16 +359,11 @@ async fn artifact_target(
             "'{path}' is not a run's artifact path (EXPERIMENT/RUN/artifacts/...)"
         )));
     };
-    let found: Option<String> = sqlx::query_scalar(
-        "SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id \
-         WHERE r.id = $1 AND e.id = $2 AND e.project_id = $3",
-    )
-    .bind(run)
-    .bind(experiment)
-    .bind(&project.id)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let run = found.ok_or_else(|| ControlError::NotFound(format!("run '{run}' not found")))?;
+    let at = (experiment, project.id.as_str());
+    if !crate::store::runs::is_of_experiment(control.db(), run, at).await? {
+        return Err(ControlError::NotFound(format!("run '{run}' not found")));
+    }
+    let run = run.to_string();
     if !rest.is_empty() {
         tracking::check_artifact(&rest)?;
     }
@@ -402,7 +395,7 @@ pub async fn artifact(
                     .artifacts()
                     .put_stream(&artifact_area(&run), &rest, body.into_data_stream(), limit)
                     .await?;
-                Ok(Json(json!({})).into_response())
+                Ok(Json(wire::Empty {}).into_response())
             }
             Method::GET => {
                 let (size, stream) = control
@@ -440,14 +433,15 @@ pub async fn list_artifacts(
         let request = Request::parse(query.as_deref(), &Bytes::new())?;
         let path = request.text("path").unwrap_or_default();
         let (run, rest) = artifact_target(&control, &project, &path).await?;
-        let files: Vec<Value> = tracking::list_artifacts(&control, &run, &rest)
+        let files = tracking::list_artifacts(&control, &run, &rest)
             .await?
             .into_iter()
             .map(|(path, is_dir, size)| {
-                file_info(path.rsplit('/').next().unwrap_or(&path), is_dir, size)
+                let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+                wire::FileInfo::of(name, is_dir, size)
             })
             .collect();
-        Ok::<_, ControlError>(Json(json!({ "files": files })).into_response())
+        Ok::<_, ControlError>(Json(wire::Files { files }).into_response())
     }
     .await;
     result.unwrap_or_else(|e| MlflowError(e).into_response())

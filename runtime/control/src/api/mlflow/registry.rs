@@ -1,161 +1,139 @@
 //! MLflow's model registry over the work group's models: registered models, versions made
 //! from a run's artifacts (their lineage names the run and its commit), aliases.
 
-use super::{MlflowError, Project, Reply, Request, kiln_name};
+use super::wire::{
+    DownloadUri, Empty, ModelAlias, ModelVersion, ModelVersionOne, ModelVersions, RegisteredModel,
+    RegisteredModelOne, RegisteredModels,
+};
+use super::{MlflowError, Project, Reply, Request, kiln_name, reply};
 use crate::access::Scope;
 use crate::api::models::model_id;
 use crate::db::{new_id, now_ms};
 use crate::domain::models::{run_files, store_version, version_of};
 use crate::names::check_name;
-use crate::store::models::point_alias;
+use crate::store::models::{self as store, ModelRow};
 use crate::{ControlError, ControlPlane};
-use axum::Json;
 use kiln_api::manage::models::NewVersion;
-use serde_json::{Value, json};
 
 /// A model version as MLflow shows it.
-async fn version_json(
+async fn version_of_model(
     control: &ControlPlane,
     model: &str,
     model_id: &str,
     version: i64,
-) -> Result<Value, ControlError> {
-    let (description, run_id, source, created): (String, Option<String>, String, i64) =
-        sqlx::query_as(
-            "SELECT description, run_id, source, created_at FROM model_versions \
-             WHERE model_id = $1 AND version = $2",
-        )
-        .bind(model_id)
-        .bind(version)
-        .fetch_optional(control.db().pool())
+) -> Result<ModelVersion, ControlError> {
+    let found = store::sourced_version(control.db(), model_id, version)
         .await?
         .ok_or_else(|| {
             ControlError::NotFound(format!("model version {model} {version} not found"))
         })?;
-    let aliases: Vec<String> = sqlx::query_scalar(
-        "SELECT a.alias FROM model_aliases a JOIN model_versions v ON v.id = a.version_id \
-         WHERE a.model_id = $1 AND v.version = $2 ORDER BY a.alias",
-    )
-    .bind(model_id)
-    .bind(version)
-    .fetch_all(control.db().pool())
-    .await?;
-    Ok(json!({
-        "name": model,
-        "version": version.to_string(),
-        "creation_timestamp": created,
-        "last_updated_timestamp": created,
-        "current_stage": "None",
-        "description": description,
-        "source": source,
-        "run_id": run_id.unwrap_or_default(),
-        "status": "READY",
-        "aliases": aliases,
-        "tags": [],
-    }))
+    let aliases = store::aliases_of_version(control.db(), model_id, version).await?;
+    Ok(ModelVersion {
+        name: model.to_string(),
+        version: version.to_string(),
+        creation_timestamp: found.created_at,
+        last_updated_timestamp: found.created_at,
+        current_stage: "None",
+        description: found.description,
+        source: found.source,
+        run_id: found.run_id.unwrap_or_default(),
+        status: "READY",
+        aliases,
+        tags: Vec::new(),
+    })
 }
 
 /// A registered model as MLflow shows it, with its latest version and aliases.
-async fn model_json(
+async fn registered_model(
     control: &ControlPlane,
-    id: &str,
-    name: &str,
-    description: &str,
-    created: i64,
-) -> Result<Value, ControlError> {
-    let latest: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE model_id = $1")
-            .bind(id)
-            .fetch_one(control.db().pool())
-            .await?;
+    row: ModelRow,
+) -> Result<RegisteredModel, ControlError> {
     let mut latest_versions = Vec::new();
-    if let Some(latest) = latest {
-        latest_versions.push(version_json(control, name, id, latest).await?);
+    if let Some(latest) = row.latest_version {
+        latest_versions.push(version_of_model(control, &row.name, &row.id, latest).await?);
     }
-    let aliases: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT a.alias, v.version FROM model_aliases a JOIN model_versions v ON v.id = a.version_id \
-         WHERE a.model_id = $1 ORDER BY a.alias",
-    )
-    .bind(id)
-    .fetch_all(control.db().pool())
-    .await?;
-    Ok(json!({
-        "name": name,
-        "creation_timestamp": created,
-        "last_updated_timestamp": created,
-        "description": description,
-        "latest_versions": latest_versions,
-        "aliases": aliases.iter().map(|(a, v)| json!({ "alias": a, "version": v.to_string() })).collect::<Vec<_>>(),
-        "tags": [],
-    }))
+    let aliases = store::aliases(control.db(), &row.id)
+        .await?
+        .into_iter()
+        .map(|(alias, version)| ModelAlias {
+            alias,
+            version: version.to_string(),
+        })
+        .collect();
+    Ok(RegisteredModel {
+        name: row.name,
+        creation_timestamp: row.created_at,
+        last_updated_timestamp: row.created_at,
+        description: row.description,
+        latest_versions,
+        aliases,
+        tags: Vec::new(),
+    })
 }
 
+/// The work group's model an MLflow name names.
 async fn model_row(
     control: &ControlPlane,
     scope: &Scope,
     name: &str,
-) -> Result<(String, String, String, i64), ControlError> {
+) -> Result<ModelRow, ControlError> {
     let name = kiln_name(name);
-    sqlx::query_as(
-        "SELECT id, name, description, created_at FROM models WHERE workgroup_id = $1 AND name = $2",
-    )
-    .bind(&scope.workgroup()?.id)
-    .bind(&name)
-    .fetch_optional(control.db().pool())
-    .await?
-    .ok_or_else(|| ControlError::NotFound(format!("registered model with name={name} not found")))
+    store::named(control.db(), &scope.workgroup()?.id, &name)
+        .await
+        .map_err(|e| match e {
+            ControlError::NotFound(_) => {
+                ControlError::NotFound(format!("registered model with name={name} not found"))
+            }
+            other => other,
+        })
 }
 
 /// `registered-models/create`.
 pub async fn create_model(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
     let name = kiln_name(&r.required("name")?);
     check_name("model", &name)?;
-    let description = r.text("description").unwrap_or_default();
-    let created = now_ms();
-    let id = new_id();
-    sqlx::query(
-        "INSERT INTO models (id, workgroup_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&id)
-    .bind(&scope.workgroup()?.id)
-    .bind(&name)
-    .bind(&description)
-    .bind(created)
-    .execute(control.db().pool())
-    .await
-    .map_err(ControlError::exists("registered model", &name))?;
-    Ok(Json(json!({
-        "registered_model": model_json(control, &id, &name, &description, created).await?,
-    })))
+    let row = ModelRow {
+        id: new_id(),
+        name,
+        description: r.text("description").unwrap_or_default(),
+        created_at: now_ms(),
+        latest_version: None,
+    };
+    store::insert(control.db(), &scope.workgroup()?.id, &row)
+        .await
+        .map_err(|e| match e {
+            ControlError::Conflict(_) => {
+                ControlError::Conflict(format!("registered model '{}' already exists", row.name))
+            }
+            other => other,
+        })?;
+    reply(RegisteredModelOne {
+        registered_model: registered_model(control, row).await?,
+    })
 }
 
 /// `registered-models/get`.
 pub async fn get_model(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
-    let (id, name, description, created) = model_row(control, scope, &r.required("name")?).await?;
-    Ok(Json(json!({
-        "registered_model": model_json(control, &id, &name, &description, created).await?,
-    })))
+    let row = model_row(control, scope, &r.required("name")?).await?;
+    reply(RegisteredModelOne {
+        registered_model: registered_model(control, row).await?,
+    })
 }
 
 /// `registered-models/search`: by `name = '...'` or `name LIKE '...'` (or all).
 pub async fn search_models(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
     let limit = r.integer("max_results")?.unwrap_or(100).clamp(1, 1000);
     let filter = r.text("filter").unwrap_or_default();
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, description, created_at FROM models WHERE workgroup_id = $1 ORDER BY name",
-    )
-    .bind(&scope.workgroup()?.id)
-    .fetch_all(control.db().pool())
-    .await?;
+    let rows = store::list(control.db(), &scope.workgroup()?.id, "", i64::MAX).await?;
     let matcher = name_filter(&filter)?;
-    let mut models = Vec::new();
-    for (id, name, description, created) in rows.into_iter().filter(|row| matcher(&row.1)) {
-        if models.len() as i64 >= limit {
+    let mut registered_models = Vec::new();
+    for row in rows.into_iter().filter(|row| matcher(&row.name)) {
+        if registered_models.len() as i64 >= limit {
             break;
         }
-        models.push(model_json(control, &id, &name, &description, created).await?);
+        registered_models.push(registered_model(control, row).await?);
     }
-    Ok(Json(json!({ "registered_models": models })))
+    reply(RegisteredModels { registered_models })
 }
 
 /// A filter on names: `name = 'x'`, `name LIKE 'x%'`, `name ILIKE '%x%'`, or none.
@@ -190,25 +168,20 @@ fn name_filter(filter: &str) -> Result<NameFilter, ControlError> {
             "unsupported filter '{filter}': name = / LIKE / ILIKE"
         )));
     };
-    super::runs::check_like(&pattern)?;
+    crate::domain::search::check_like(&pattern)?;
     Ok(Box::new(move |name| {
-        super::runs::like(name, &pattern, fold)
+        crate::domain::search::like(name, &pattern, fold)
     }))
 }
 
 /// `registered-models/get-latest-versions`: the latest version (Kiln has no stages).
 pub async fn latest_versions(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
-    let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
-    let latest: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM model_versions WHERE model_id = $1")
-            .bind(&id)
-            .fetch_one(control.db().pool())
-            .await?;
-    let mut versions = Vec::new();
-    if let Some(latest) = latest {
-        versions.push(version_json(control, &name, &id, latest).await?);
+    let row = model_row(control, scope, &r.required("name")?).await?;
+    let mut model_versions = Vec::new();
+    if let Some(latest) = row.latest_version {
+        model_versions.push(version_of_model(control, &row.name, &row.id, latest).await?);
     }
-    Ok(Json(json!({ "model_versions": versions })))
+    reply(ModelVersions { model_versions })
 }
 
 /// A source URI's run and path: `runs:/RUN/PATH` or `mlflow-artifacts:/EXPERIMENT/RUN/artifacts/PATH`.
@@ -251,7 +224,7 @@ pub async fn create_version(
     _project: &Project,
     r: &Request,
 ) -> Reply {
-    let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
+    let model = model_row(control, scope, &r.required("name")?).await?;
     let source = r.required("source")?;
     let (run, path) = parse_source(&source)?;
     let run = crate::api::runs::run_in_scope(control, scope, &run)
@@ -273,16 +246,13 @@ pub async fn create_version(
         run: Some(run.id.clone()),
         commit: (!run.commit_sha.is_empty()).then(|| run.commit_sha.clone()),
     };
-    let version = store_version(control, &id, &files, &info).await?.number;
-    sqlx::query("UPDATE model_versions SET source = $1 WHERE model_id = $2 AND version = $3")
-        .bind(&source)
-        .bind(&id)
-        .bind(version)
-        .execute(control.db().pool())
-        .await?;
-    Ok(Json(json!({
-        "model_version": version_json(control, &name, &id, version).await?,
-    })))
+    let version = store_version(control, &model.id, &files, &info)
+        .await?
+        .number;
+    store::set_source(control.db(), &model.id, version, &source).await?;
+    reply(ModelVersionOne {
+        model_version: version_of_model(control, &model.name, &model.id, version).await?,
+    })
 }
 
 fn version_number(r: &Request) -> Result<i64, ControlError> {
@@ -294,39 +264,38 @@ fn version_number(r: &Request) -> Result<i64, ControlError> {
 
 /// `model-versions/get`.
 pub async fn get_version(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
-    let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
-    Ok(Json(json!({
-        "model_version": version_json(control, &name, &id, version_number(r)?).await?,
-    })))
+    let model = model_row(control, scope, &r.required("name")?).await?;
+    let number = version_number(r)?;
+    reply(ModelVersionOne {
+        model_version: version_of_model(control, &model.name, &model.id, number).await?,
+    })
 }
 
 /// `model-versions/search`: the versions of `name = '...'` (or of every model).
 pub async fn search_versions(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
     let filter = r.text("filter").unwrap_or_default();
     let matcher = name_filter(&filter)?;
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT m.id, m.name, v.version FROM models m JOIN model_versions v ON v.model_id = m.id \
-         WHERE m.workgroup_id = $1 ORDER BY m.name, v.version DESC",
-    )
-    .bind(&scope.workgroup()?.id)
-    .fetch_all(control.db().pool())
-    .await?;
+    let rows = store::workgroup_versions(control.db(), &scope.workgroup()?.id).await?;
     let limit = r.integer("max_results")?.unwrap_or(1000).clamp(1, 10_000);
-    let mut versions = Vec::new();
-    for (id, name, version) in rows.into_iter().filter(|row| matcher(&row.1)) {
-        if versions.len() as i64 >= limit {
+    let mut model_versions = Vec::new();
+    for row in rows.into_iter().filter(|row| matcher(&row.name)) {
+        if model_versions.len() as i64 >= limit {
             break;
         }
-        versions.push(version_json(control, &name, &id, version).await?);
+        let version = version_of_model(control, &row.name, &row.model_id, row.version).await?;
+        model_versions.push(version);
     }
-    Ok(Json(json!({ "model_versions": versions })))
+    reply(ModelVersions { model_versions })
 }
 
 /// `model-versions/get-download-uri`: where the version came from.
 pub async fn download_uri(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
-    let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
-    let version = version_json(control, &name, &id, version_number(r)?).await?;
-    Ok(Json(json!({ "artifact_uri": version["source"] })))
+    let model = model_row(control, scope, &r.required("name")?).await?;
+    let number = version_number(r)?;
+    let version = version_of_model(control, &model.name, &model.id, number).await?;
+    reply(DownloadUri {
+        artifact_uri: version.source,
+    })
 }
 
 /// `registered-models/alias` (POST): points an alias at a version.
@@ -341,8 +310,8 @@ pub async fn set_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Re
     }
     let id = model_id(control, scope, &model).await?;
     let version = version_of(control, &id, &r.required("version")?).await?;
-    point_alias(control.db(), &id, &alias, &version.id).await?;
-    Ok(Json(json!({})))
+    store::point_alias(control.db(), &id, &alias, &version.id).await?;
+    reply(Empty {})
 }
 
 /// `registered-models/alias` (DELETE).
@@ -350,30 +319,27 @@ pub async fn delete_alias(control: &ControlPlane, scope: &Scope, r: &Request) ->
     let model = kiln_name(&r.required("name")?);
     let alias = r.required("alias")?;
     let id = model_id(control, scope, &model).await?;
-    let deleted = sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
-        .bind(&id)
-        .bind(&alias)
-        .execute(control.db().pool())
-        .await?;
-    if deleted.rows_affected() == 0 {
+    if !store::delete_alias(control.db(), &id, &alias).await? {
         return Err(MlflowError(ControlError::NotFound(format!(
             "alias '{alias}' of {model} not found"
         ))));
     }
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `registered-models/alias` (GET): the version an alias points at.
 pub async fn get_by_alias(control: &ControlPlane, scope: &Scope, r: &Request) -> Reply {
-    let (id, name, _, _) = model_row(control, scope, &r.required("name")?).await?;
+    let model = model_row(control, scope, &r.required("name")?).await?;
     let alias = r.required("alias")?;
-    let version = version_of(control, &id, &alias)
+    let version = version_of(control, &model.id, &alias)
         .await
-        .map_err(|_| ControlError::NotFound(format!("alias '{alias}' of {name} not found")))?
+        .map_err(|_| {
+            ControlError::NotFound(format!("alias '{alias}' of {} not found", model.name))
+        })?
         .version;
-    Ok(Json(json!({
-        "model_version": version_json(control, &name, &id, version).await?,
-    })))
+    reply(ModelVersionOne {
+        model_version: version_of_model(control, &model.name, &model.id, version).await?,
+    })
 }
 
 #[cfg(test)]

@@ -1,16 +1,21 @@
 //! MLflow experiments and runs over Kiln's experiments and runs; params, metrics, tags and
-//! the search of runs.
+//! the search of runs ([`crate::domain::search`] holds MLflow's search language).
 
-use super::{MlflowError, Project, Reply, Request, kiln_name};
+use super::wire::{
+    ArtifactList, Empty, Experiment, ExperimentCreated, ExperimentOne, Experiments, FileInfo,
+    KeyValue, Metric, MetricHistory, Run, RunData, RunInfo, RunInfoOne, RunOne, Runs,
+};
+use super::{MlflowError, Project, Reply, Request, kiln_name, reply};
 use crate::access::Scope;
 use crate::db::{new_id, now_ms};
+use crate::domain::search::{Candidate, Field, mlflow_status, parse_filter, sort_candidates};
 use crate::names::check_name;
-use crate::runs::tracking::{self, Metric, MetricValue, RunData};
-use crate::store::runs::{self as runs_store, RUN_SELECT, RunInsert, RunRow};
+use crate::runs::tracking::{self, MetricValue};
+use crate::store::experiments::{self as experiments_store, ExperimentRow};
+use crate::store::runs::{self as runs_store, RunInsert, RunRow};
 use crate::{ControlError, ControlPlane};
-use axum::Json;
-use serde_json::{Value, json};
-use std::cmp::Ordering;
+use kiln_api::manage::runs::{MetricNumber, RunStatus};
+use serde_json::Value;
 
 /// The name of the experiment MLflow calls `0`.
 const DEFAULT_EXPERIMENT: &str = "default";
@@ -18,16 +23,17 @@ const DEFAULT_EXPERIMENT: &str = "default";
 /// Runs one search returns at most.
 const MAX_RESULTS: usize = 1000;
 
-fn experiment_json(id: &str, name: &str, created: i64) -> Value {
-    json!({
-        "experiment_id": id,
-        "name": name,
-        "artifact_location": format!("mlflow-artifacts:/{id}"),
-        "lifecycle_stage": "active",
-        "creation_time": created,
-        "last_update_time": created,
-        "tags": [],
-    })
+/// An experiment as MLflow shows it.
+fn experiment_of(row: &ExperimentRow) -> Experiment {
+    Experiment {
+        experiment_id: row.id.clone(),
+        name: row.name.clone(),
+        artifact_location: format!("mlflow-artifacts:/{}", row.id),
+        lifecycle_stage: "active",
+        creation_time: row.created_at,
+        last_update_time: row.created_at,
+        tags: Vec::new(),
+    }
 }
 
 /// Creates an experiment with no script (logged to, not executed).
@@ -35,22 +41,18 @@ async fn insert_experiment(
     control: &ControlPlane,
     project: &Project,
     name: &str,
-) -> Result<(String, i64), ControlError> {
+) -> Result<ExperimentRow, ControlError> {
     check_name("experiment", name)?;
-    let id = new_id();
-    let created = now_ms();
-    sqlx::query(
-        "INSERT INTO experiments (id, project_id, name, script, args, target, created_at) \
-         VALUES ($1, $2, $3, '', '[]', 'local', $4)",
-    )
-    .bind(&id)
-    .bind(&project.id)
-    .bind(name)
-    .bind(created)
-    .execute(control.db().pool())
-    .await
-    .map_err(ControlError::exists("experiment", name))?;
-    Ok((id, created))
+    let row = ExperimentRow {
+        id: new_id(),
+        name: name.to_string(),
+        script: String::new(),
+        args: "[]".into(),
+        target: "local".into(),
+        created_at: now_ms(),
+    };
+    experiments_store::insert(control.db(), &project.id, &row).await?;
+    Ok(row)
 }
 
 /// The experiment an MLflow id names in the project: `0` is the project's default one,
@@ -59,55 +61,41 @@ async fn experiment(
     control: &ControlPlane,
     project: &Project,
     id: &str,
-) -> Result<(String, String, i64), ControlError> {
+) -> Result<ExperimentRow, ControlError> {
+    let db = control.db();
     if id == "0" {
-        let found: Option<(String, i64)> = sqlx::query_as(
-            "SELECT id, created_at FROM experiments WHERE project_id = $1 AND name = $2",
-        )
-        .bind(&project.id)
-        .bind(DEFAULT_EXPERIMENT)
-        .fetch_optional(control.db().pool())
-        .await?;
-        let (id, created) = match found {
-            Some(found) => found,
-            None => match insert_experiment(control, project, DEFAULT_EXPERIMENT).await {
-                Ok(made) => made,
-                // Made by a concurrent request meanwhile.
-                Err(ControlError::Conflict(_)) => sqlx::query_as(
-                    "SELECT id, created_at FROM experiments WHERE project_id = $1 AND name = $2",
-                )
-                .bind(&project.id)
-                .bind(DEFAULT_EXPERIMENT)
-                .fetch_one(control.db().pool())
-                .await?,
-                Err(e) => return Err(e),
-            },
+        if let Some(found) = experiments_store::find(db, &project.id, DEFAULT_EXPERIMENT).await? {
+            return Ok(found);
+        }
+        return match insert_experiment(control, project, DEFAULT_EXPERIMENT).await {
+            Ok(made) => Ok(made),
+            // Made by a concurrent request meanwhile.
+            Err(ControlError::Conflict(_)) => {
+                experiments_store::named(db, &project.id, DEFAULT_EXPERIMENT).await
+            }
+            Err(e) => Err(e),
         };
-        return Ok((id, DEFAULT_EXPERIMENT.into(), created));
     }
-    let found: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, created_at FROM experiments WHERE project_id = $1 AND id = $2",
-    )
-    .bind(&project.id)
-    .bind(id)
-    .fetch_optional(control.db().pool())
-    .await?;
-    found.ok_or_else(|| ControlError::NotFound(format!("experiment with id '{id}' not found")))
+    experiments_store::by_id(db, &project.id, id)
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("experiment with id '{id}' not found")))
 }
 
 /// `experiments/create`.
 pub async fn create_experiment(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let name = kiln_name(&r.required("name")?);
-    let (id, _) = insert_experiment(control, project, &name).await?;
-    Ok(Json(json!({ "experiment_id": id })))
+    let row = insert_experiment(control, project, &name).await?;
+    reply(ExperimentCreated {
+        experiment_id: row.id,
+    })
 }
 
 /// `experiments/get`.
 pub async fn get_experiment(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
-    let (id, name, created) = experiment(control, project, &r.required("experiment_id")?).await?;
-    Ok(Json(
-        json!({ "experiment": experiment_json(&id, &name, created) }),
-    ))
+    let row = experiment(control, project, &r.required("experiment_id")?).await?;
+    reply(ExperimentOne {
+        experiment: experiment_of(&row),
+    })
 }
 
 /// `experiments/get-by-name`.
@@ -118,71 +106,45 @@ pub async fn get_experiment_by_name(
 ) -> Reply {
     let wanted = r.required("experiment_name")?;
     let name = kiln_name(&wanted);
-    if name == DEFAULT_EXPERIMENT || wanted == "Default" {
-        return get_experiment_by_id(control, project, "0").await;
-    }
-    let found: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, created_at FROM experiments WHERE project_id = $1 AND name = $2",
-    )
-    .bind(&project.id)
-    .bind(&name)
-    .fetch_optional(control.db().pool())
-    .await?;
-    let (id, name, created) = found
-        .ok_or_else(|| ControlError::NotFound(format!("experiment '{wanted}' does not exist")))?;
-    Ok(Json(
-        json!({ "experiment": experiment_json(&id, &name, created) }),
-    ))
-}
-
-async fn get_experiment_by_id(control: &ControlPlane, project: &Project, id: &str) -> Reply {
-    let (id, name, created) = experiment(control, project, id).await?;
-    Ok(Json(
-        json!({ "experiment": experiment_json(&id, &name, created) }),
-    ))
+    let row = if name == DEFAULT_EXPERIMENT || wanted == "Default" {
+        experiment(control, project, "0").await?
+    } else {
+        experiments_store::find(control.db(), &project.id, &name)
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("experiment '{wanted}' does not exist"))
+            })?
+    };
+    reply(ExperimentOne {
+        experiment: experiment_of(&row),
+    })
 }
 
 /// `experiments/search`: the project's experiments (by name).
 pub async fn search_experiments(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let limit = r.integer("max_results")?.unwrap_or(1000).clamp(1, 50_000);
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, created_at FROM experiments WHERE project_id = $1 ORDER BY name LIMIT $2",
-    )
-    .bind(&project.id)
-    .bind(limit)
-    .fetch_all(control.db().pool())
-    .await?;
+    let rows = experiments_store::list(control.db(), &project.id, "", limit).await?;
     let filter = r.text("filter").unwrap_or_default();
     let wanted = filter
         .strip_prefix("name = ")
         .or_else(|| filter.strip_prefix("name="))
         .map(|v| kiln_name(v.trim().trim_matches(['\'', '"'])));
-    let experiments: Vec<Value> = rows
+    let experiments = rows
         .iter()
-        .filter(|(_, name, _)| wanted.as_ref().is_none_or(|w| w == name))
-        .map(|(id, name, created)| experiment_json(id, name, *created))
+        .filter(|row| wanted.as_ref().is_none_or(|w| *w == row.name))
+        .map(experiment_of)
         .collect();
-    Ok(Json(json!({ "experiments": experiments })))
+    reply(Experiments { experiments })
 }
 
-/// Kiln's run states in MLflow's words.
-fn mlflow_status(status: &str) -> &'static str {
-    match status {
-        "queued" | "preparing" => "SCHEDULED",
-        "running" => "RUNNING",
-        "completed" => "FINISHED",
-        "failed" => "FAILED",
-        _ => "KILLED",
-    }
-}
-
-fn kiln_status(status: &str) -> Result<&'static str, ControlError> {
+/// MLflow's run state as Kiln's.
+fn kiln_status(status: &str) -> Result<RunStatus, ControlError> {
     Ok(match status {
-        "RUNNING" => "running",
-        "SCHEDULED" => "queued",
-        "FINISHED" => "completed",
-        "FAILED" => "failed",
-        "KILLED" => "canceled",
+        "RUNNING" => RunStatus::Running,
+        "SCHEDULED" => RunStatus::Queued,
+        "FINISHED" => RunStatus::Completed,
+        "FAILED" => RunStatus::Failed,
+        "KILLED" => RunStatus::Canceled,
         other => {
             return Err(ControlError::Invalid(format!(
                 "unknown run status '{other}'"
@@ -191,34 +153,55 @@ fn kiln_status(status: &str) -> Result<&'static str, ControlError> {
     })
 }
 
-fn run_info(view: &RunRow) -> Value {
-    json!({
-        "run_id": view.id,
-        "run_uuid": view.id,
-        "run_name": view.display_name(),
-        "experiment_id": view.experiment_id,
-        "user_id": view.created_by,
-        "status": mlflow_status(&view.status),
-        "start_time": view.started_at.unwrap_or(view.created_at),
-        "end_time": view.finished_at,
-        "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", view.experiment_id, view.id),
-        "lifecycle_stage": "active",
-    })
+/// A run's identity and state as MLflow shows them.
+fn run_info(view: &RunRow) -> RunInfo {
+    RunInfo {
+        run_id: view.id.clone(),
+        run_uuid: view.id.clone(),
+        run_name: view.display_name(),
+        experiment_id: view.experiment_id.clone(),
+        user_id: view.created_by.clone(),
+        status: mlflow_status(&view.status),
+        start_time: view.started_at.unwrap_or(view.created_at),
+        end_time: view.finished_at,
+        artifact_uri: format!(
+            "mlflow-artifacts:/{}/{}/artifacts",
+            view.experiment_id, view.id
+        ),
+        lifecycle_stage: "active",
+    }
 }
 
-fn run_json(view: &RunRow, data: &RunData) -> Value {
-    let pairs = |items: &[(String, String)]| -> Vec<Value> {
+/// A stored metric value as MLflow shows it.
+fn metric(m: &MetricValue) -> Metric {
+    Metric {
+        key: m.key.clone(),
+        value: MetricNumber(if m.is_nan { f64::NAN } else { m.value }),
+        timestamp: m.timestamp,
+        step: m.step,
+    }
+}
+
+/// A run with what it logged, as MLflow shows it.
+fn run_of_row(view: &RunRow, data: &tracking::RunData) -> Run {
+    let pairs = |items: &[(String, String)]| {
         items
             .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .map(|(key, value)| KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
             .collect()
     };
-    let metrics: Vec<Value> = data.metrics.iter().map(MetricValue::json).collect();
-    json!({
-        "info": run_info(view),
-        "data": { "metrics": metrics, "params": pairs(&data.params), "tags": pairs(&data.tags) },
-        "inputs": {},
-    })
+    Run {
+        info: run_info(view),
+        data: RunData {
+            metrics: data.metrics.iter().map(metric).collect(),
+            params: pairs(&data.params),
+            tags: pairs(&data.tags),
+        },
+        inputs: Empty {},
+    }
 }
 
 /// The run an MLflow request names, in the project.
@@ -247,7 +230,7 @@ pub async fn create_run(
     r: &Request,
 ) -> Reply {
     let experiment_id = r.text("experiment_id").unwrap_or_else(|| "0".into());
-    let (experiment_id, _, _) = experiment(control, project, &experiment_id).await?;
+    let experiment_id = experiment(control, project, &experiment_id).await?.id;
     let tags = r.pairs("tags")?;
     let run_name = r
         .text("run_name")
@@ -276,7 +259,7 @@ pub async fn create_run(
             commit: &commit,
             target: "external",
             args: "[]",
-            status: "running",
+            status: RunStatus::Running.as_str(),
             created_by: &scope.principal()?.user_id,
             created_at: start,
             started_at: Some(start),
@@ -288,17 +271,20 @@ pub async fn create_run(
         },
     )
     .await?;
-    let id = view.id.clone();
-    tracking::log_batch(control, &id, &[], &[], &tags).await?;
-    let data = tracking::run_data(control.db(), &id).await?;
-    Ok(Json(json!({ "run": run_json(&view, &data) })))
+    tracking::log_batch(control, &view.id, &[], &[], &tags).await?;
+    let data = tracking::run_data(control.db(), &view.id).await?;
+    reply(RunOne {
+        run: run_of_row(&view, &data),
+    })
 }
 
 /// `runs/get`.
 pub async fn get_run(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
     let data = tracking::run_data(control.db(), &view.id).await?;
-    Ok(Json(json!({ "run": run_json(&view, &data) })))
+    reply(RunOne {
+        run: run_of_row(&view, &data),
+    })
 }
 
 /// `runs/update`: status and end time of runs a client logs to (a run Kiln executes ends when
@@ -306,33 +292,27 @@ pub async fn get_run(control: &ControlPlane, project: &Project, r: &Request) -> 
 pub async fn update_run(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
     if let Some(name) = r.text("run_name").filter(|n| !n.is_empty()) {
-        sqlx::query("UPDATE runs SET name = $1 WHERE id = $2")
-            .bind(&name)
-            .bind(&view.id)
-            .execute(control.db().pool())
-            .await?;
+        runs_store::set_name(control.db(), &view.id, &name).await?;
     }
     if !view.executed()
         && let Some(status) = r.text("status")
     {
         let status = kiln_status(&status)?;
-        let end = if crate::runs::is_final(status) {
+        let end = if status.is_final() {
             Some(r.integer("end_time")?.unwrap_or_else(now_ms))
         } else {
             None
         };
-        sqlx::query("UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(end)
-            .bind(&view.id)
-            .execute(control.db().pool())
-            .await?;
+        runs_store::set_status(control.db(), &view.id, status.as_str(), end).await?;
     }
     let view = run_of(control, project, r).await?;
-    Ok(Json(json!({ "run_info": run_info(&view) })))
+    reply(RunInfoOne {
+        run_info: run_info(&view),
+    })
 }
 
-fn metric_of(value: &Value) -> Result<Metric, ControlError> {
+/// A metric of a request, read as Kiln's tracking API reads one.
+fn metric_of(value: &Value) -> Result<tracking::Metric, ControlError> {
     serde_json::from_value(value.clone())
         .map_err(|e| ControlError::Invalid(format!("invalid metric {value}: {e}")))
 }
@@ -340,17 +320,19 @@ fn metric_of(value: &Value) -> Result<Metric, ControlError> {
 /// `runs/log-metric`.
 pub async fn log_metric(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
-    let metric = Metric {
+    let value = r
+        .value("value")
+        .ok_or_else(|| ControlError::Invalid("missing 'value'".into()))?;
+    let value = serde_json::from_value::<MetricNumber>(value.clone())
+        .map_err(|e| ControlError::Invalid(format!("invalid metric value {value}: {e}")))?;
+    let metric = tracking::Metric {
         key: r.required("key")?,
-        value: match r.value("value") {
-            Some(v) => metric_of(&json!({ "key": "k", "value": v }))?.value,
-            None => return Err(MlflowError(ControlError::Invalid("missing 'value'".into()))),
-        },
+        value: value.0,
         timestamp: r.integer("timestamp")?,
         step: r.integer("step")?,
     };
     tracking::log_batch(control, &view.id, &[metric], &[], &[]).await?;
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `runs/log-parameter`.
@@ -358,7 +340,7 @@ pub async fn log_param(control: &ControlPlane, project: &Project, r: &Request) -
     let view = run_of(control, project, r).await?;
     let param = (r.required("key")?, r.text("value").unwrap_or_default());
     tracking::log_batch(control, &view.id, &[], &[param], &[]).await?;
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `runs/set-tag`.
@@ -366,21 +348,17 @@ pub async fn set_tag(control: &ControlPlane, project: &Project, r: &Request) -> 
     let view = run_of(control, project, r).await?;
     let tag = (r.required("key")?, r.text("value").unwrap_or_default());
     if tag.0 == "mlflow.runName" {
-        sqlx::query("UPDATE runs SET name = $1 WHERE id = $2")
-            .bind(&tag.1)
-            .bind(&view.id)
-            .execute(control.db().pool())
-            .await?;
+        runs_store::set_name(control.db(), &view.id, &tag.1).await?;
     }
     tracking::log_batch(control, &view.id, &[], &[], &[tag]).await?;
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `runs/delete-tag`.
 pub async fn delete_tag(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
     tracking::delete_tag(control.db(), &view.id, &r.required("key")?).await?;
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `runs/log-batch`.
@@ -398,7 +376,7 @@ pub async fn log_batch(control: &ControlPlane, project: &Project, r: &Request) -
     let params = r.pairs("params")?;
     let tags = r.pairs("tags")?;
     tracking::log_batch(control, &view.id, &metrics, &params, &tags).await?;
-    Ok(Json(json!({})))
+    reply(Empty {})
 }
 
 /// `metrics/get-history`.
@@ -410,357 +388,27 @@ pub async fn metric_history(control: &ControlPlane, project: &Project, r: &Reque
         .unwrap_or(100_000)
         .clamp(1, 100_000);
     let history = tracking::metric_history(control.db(), &view.id, &key, limit).await?;
-    let metrics: Vec<Value> = history.iter().map(MetricValue::json).collect();
-    Ok(Json(json!({ "metrics": metrics })))
+    reply(MetricHistory {
+        metrics: history.iter().map(metric).collect(),
+    })
 }
 
 /// `artifacts/list`: the tracking API's listing of a run's artifacts.
 pub async fn list_artifacts(control: &ControlPlane, project: &Project, r: &Request) -> Reply {
     let view = run_of(control, project, r).await?;
     let path = r.text("path").unwrap_or_default();
-    let files: Vec<Value> = tracking::list_artifacts(control, &view.id, &path)
+    let files = tracking::list_artifacts(control, &view.id, &path)
         .await?
         .into_iter()
-        .map(|(path, is_dir, size)| super::file_info(&path, is_dir, size))
+        .map(|(path, is_dir, size)| FileInfo::of(path, is_dir, size))
         .collect();
-    Ok(Json(json!({
-        "root_uri": format!("mlflow-artifacts:/{}/{}/artifacts", view.experiment_id, view.id),
-        "files": files,
-    })))
-}
-
-/// What a search clause compares: an attribute, a metric, a param or a tag.
-#[derive(Clone, Debug, PartialEq)]
-enum Field {
-    Attribute(String),
-    Metric(String),
-    Param(String),
-    Tag(String),
-}
-
-/// One `field op value` clause of a filter.
-#[derive(Clone, Debug)]
-struct Clause {
-    field: Field,
-    op: String,
-    values: Vec<Literal>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Literal {
-    Text(String),
-    Number(f64),
-}
-
-/// Splits a filter into tokens: identifiers (with backquoted or quoted keys), strings,
-/// numbers, operators, parentheses and commas.
-fn tokens(filter: &str) -> Result<Vec<String>, ControlError> {
-    let bad = |why: &str| ControlError::Invalid(format!("invalid filter '{filter}': {why}"));
-    let chars: Vec<char> = filter.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '\'' || c == '"' || c == '`' {
-            let end = chars[i + 1..]
-                .iter()
-                .position(|&d| d == c)
-                .ok_or_else(|| bad("an unclosed quote"))?;
-            out.push(chars[i..i + end + 2].iter().collect());
-            i += end + 2;
-        } else if "(),".contains(c) {
-            out.push(c.to_string());
-            i += 1;
-        } else if "=!<>".contains(c) {
-            let two = chars.get(i + 1) == Some(&'=');
-            out.push(chars[i..i + 1 + usize::from(two)].iter().collect());
-            i += 1 + usize::from(two);
-        } else {
-            let start = i;
-            while i < chars.len() {
-                let d = chars[i];
-                if d.is_whitespace() || "(),=!<>".contains(d) {
-                    break;
-                }
-                if (d == '`' || d == '"' || d == '\'') && i > start {
-                    // entity.`key with spaces`
-                    let end = chars[i + 1..]
-                        .iter()
-                        .position(|&e| e == d)
-                        .ok_or_else(|| bad("an unclosed quote"))?;
-                    i += end + 2;
-                    continue;
-                }
-                i += 1;
-            }
-            out.push(chars[start..i].iter().collect());
-        }
-    }
-    Ok(out)
-}
-
-fn unquote(text: &str) -> String {
-    let t = text.trim();
-    for q in ['\'', '"', '`'] {
-        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
-            return t[1..t.len() - 1].to_string();
-        }
-    }
-    t.to_string()
-}
-
-fn field(identifier: &str) -> Result<Field, ControlError> {
-    let (entity, key) = match identifier.split_once('.') {
-        Some((entity, key)) => (entity.to_ascii_lowercase(), unquote(key)),
-        None => ("attributes".into(), unquote(identifier)),
-    };
-    Ok(match entity.as_str() {
-        "metrics" | "metric" => Field::Metric(key),
-        "params" | "param" | "parameters" | "parameter" => Field::Param(key),
-        "tags" | "tag" => Field::Tag(key),
-        "attributes" | "attribute" | "attr" | "run" => Field::Attribute(key),
-        other => {
-            return Err(ControlError::Invalid(format!(
-                "invalid filter: unknown entity '{other}' (metrics, params, tags, attributes)"
-            )));
-        }
+    reply(ArtifactList {
+        root_uri: format!(
+            "mlflow-artifacts:/{}/{}/artifacts",
+            view.experiment_id, view.id
+        ),
+        files,
     })
-}
-
-fn literal(token: &str) -> Result<Literal, ControlError> {
-    if token.starts_with('\'') || token.starts_with('"') {
-        return Ok(Literal::Text(unquote(token)));
-    }
-    token
-        .parse::<f64>()
-        .map(Literal::Number)
-        .map_err(|_| ControlError::Invalid(format!("invalid filter: '{token}' is not a value")))
-}
-
-/// Parses `clause AND clause ...`.
-fn parse_filter(filter: &str) -> Result<Vec<Clause>, ControlError> {
-    let tokens = tokens(filter)?;
-    let mut clauses = Vec::new();
-    let mut i = 0;
-    let bad = |why: String| ControlError::Invalid(format!("invalid filter '{filter}': {why}"));
-    while i < tokens.len() {
-        let field = field(&tokens[i])?;
-        i += 1;
-        let mut op = tokens
-            .get(i)
-            .ok_or_else(|| bad("a comparison is missing".into()))?
-            .to_ascii_uppercase();
-        i += 1;
-        if op == "NOT" {
-            let next = tokens.get(i).map(|t| t.to_ascii_uppercase());
-            if next.as_deref() != Some("IN") {
-                return Err(bad("NOT is only NOT IN".into()));
-            }
-            op = "NOT IN".into();
-            i += 1;
-        }
-        let values = if op == "IN" || op == "NOT IN" {
-            if tokens.get(i).map(String::as_str) != Some("(") {
-                return Err(bad(format!("{op} needs a list in parentheses")));
-            }
-            i += 1;
-            let mut values = Vec::new();
-            while let Some(token) = tokens.get(i) {
-                i += 1;
-                match token.as_str() {
-                    ")" => break,
-                    "," => continue,
-                    value => values.push(literal(value)?),
-                }
-            }
-            values
-        } else {
-            if !["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE"].contains(&op.as_str()) {
-                return Err(bad(format!("unknown comparison '{op}'")));
-            }
-            let value = tokens
-                .get(i)
-                .ok_or_else(|| bad(format!("'{op}' needs a value")))?;
-            i += 1;
-            let value = literal(value)?;
-            if let (true, Literal::Text(pattern)) = (op.ends_with("LIKE"), &value) {
-                check_like(pattern)?;
-            }
-            vec![value]
-        };
-        clauses.push(Clause { field, op, values });
-        match tokens.get(i).map(|t| t.to_ascii_uppercase()) {
-            None => {}
-            Some(and) if and == "AND" => i += 1,
-            Some(other) => return Err(bad(format!("expected AND, found '{other}'"))),
-        }
-    }
-    Ok(clauses)
-}
-
-/// The longest `LIKE` pattern a filter may hold, in characters.
-pub(super) const MAX_LIKE_CHARS: usize = 256;
-
-/// The most wildcards (`%` and `_`) a `LIKE` pattern may hold.
-pub(super) const MAX_LIKE_WILDCARDS: usize = 32;
-
-/// Refuses a `LIKE` pattern longer than [`MAX_LIKE_CHARS`] or with more than
-/// [`MAX_LIKE_WILDCARDS`] wildcards, with the limit named.
-pub(super) fn check_like(pattern: &str) -> Result<(), ControlError> {
-    let chars = pattern.chars().count();
-    if chars > MAX_LIKE_CHARS {
-        return Err(ControlError::Invalid(format!(
-            "a LIKE pattern may hold at most {MAX_LIKE_CHARS} characters, not {chars}"
-        )));
-    }
-    let wildcards = pattern.chars().filter(|c| matches!(c, '%' | '_')).count();
-    if wildcards > MAX_LIKE_WILDCARDS {
-        return Err(ControlError::Invalid(format!(
-            "a LIKE pattern may hold at most {MAX_LIKE_WILDCARDS} wildcards (% and _), not {wildcards}"
-        )));
-    }
-    Ok(())
-}
-
-/// SQL `LIKE` with `%` and `_`, in time linear in the text for each `%` of the pattern (the
-/// matcher goes back only to the last `%`, never further: O(text x pattern) at worst, not
-/// exponential).
-pub(super) fn like(text: &str, pattern: &str, fold: bool) -> bool {
-    let (text, pattern) = if fold {
-        (text.to_lowercase(), pattern.to_lowercase())
-    } else {
-        (text.to_string(), pattern.to_string())
-    };
-    let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    let (mut ti, mut pi) = (0, 0);
-    // After the last `%` seen: where the pattern goes on, and the text position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '%' {
-            star = Some((pi + 1, ti));
-            pi += 1;
-        } else if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
-            ti += 1;
-            pi += 1;
-        } else if let Some((after, tried)) = star {
-            // The last `%` takes one more character.
-            star = Some((after, tried + 1));
-            pi = after;
-            ti = tried + 1;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '%')
-}
-
-/// A run with what it logged, for search.
-struct Candidate {
-    view: RunRow,
-    data: RunData,
-}
-
-impl Candidate {
-    fn get(&self, field: &Field) -> Option<Literal> {
-        match field {
-            Field::Metric(key) => self
-                .data
-                .metrics
-                .iter()
-                .find(|m| m.key == *key)
-                .map(|m| Literal::Number(if m.is_nan { f64::NAN } else { m.value })),
-            Field::Param(key) => self
-                .data
-                .params
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| Literal::Text(v.clone())),
-            Field::Tag(key) => self
-                .data
-                .tags
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| Literal::Text(v.clone())),
-            Field::Attribute(key) => match key.as_str() {
-                "status" => Some(Literal::Text(mlflow_status(&self.view.status).into())),
-                "run_name" | "runName" => Some(Literal::Text(self.view.display_name())),
-                "run_id" | "run_uuid" => Some(Literal::Text(self.view.id.clone())),
-                "user_id" => Some(Literal::Text(self.view.created_by.clone())),
-                "start_time" => Some(Literal::Number(
-                    self.view.started_at.unwrap_or(self.view.created_at) as f64,
-                )),
-                "end_time" => self.view.finished_at.map(|t| Literal::Number(t as f64)),
-                "experiment_id" => Some(Literal::Text(self.view.experiment_id.clone())),
-                _ => None,
-            },
-        }
-    }
-
-    fn matches(&self, clause: &Clause) -> bool {
-        let Some(actual) = self.get(&clause.field) else {
-            return false;
-        };
-        let order = |expected: &Literal| -> Option<Ordering> {
-            match (&actual, expected) {
-                (Literal::Number(a), Literal::Number(b)) => a.partial_cmp(b),
-                (Literal::Text(a), Literal::Text(b)) => Some(a.cmp(b)),
-                (Literal::Number(a), Literal::Text(b)) => {
-                    b.parse::<f64>().ok().and_then(|b| a.partial_cmp(&b))
-                }
-                (Literal::Text(a), Literal::Number(b)) => {
-                    a.parse::<f64>().ok().and_then(|a| a.partial_cmp(b))
-                }
-            }
-        };
-        let expected = &clause.values;
-        match clause.op.as_str() {
-            "IN" => expected.iter().any(|e| order(e) == Some(Ordering::Equal)),
-            "NOT IN" => !expected.iter().any(|e| order(e) == Some(Ordering::Equal)),
-            "LIKE" | "ILIKE" => match (&actual, expected.first()) {
-                (Literal::Text(a), Some(Literal::Text(p))) => like(a, p, clause.op == "ILIKE"),
-                _ => false,
-            },
-            op => match expected.first().and_then(order) {
-                Some(o) => match op {
-                    "=" => o == Ordering::Equal,
-                    "!=" => o != Ordering::Equal,
-                    "<" => o == Ordering::Less,
-                    "<=" => o != Ordering::Greater,
-                    ">" => o == Ordering::Greater,
-                    ">=" => o != Ordering::Less,
-                    _ => false,
-                },
-                None => false,
-            },
-        }
-    }
-}
-
-/// Orders runs by `order` (runs without a value last either way).
-fn sort_candidates(candidates: &mut [Candidate], order: &[(Field, bool)]) {
-    candidates.sort_by(|a, b| {
-        for (field, descending) in order {
-            let (x, y) = (a.get(field), b.get(field));
-            let o = match (x, y) {
-                (Some(Literal::Number(x)), Some(Literal::Number(y))) => {
-                    x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-                }
-                (Some(Literal::Text(x)), Some(Literal::Text(y))) => x.cmp(&y),
-                // Runs without the value come last either way.
-                (Some(_), None) => return Ordering::Less,
-                (None, Some(_)) => return Ordering::Greater,
-                _ => Ordering::Equal,
-            };
-            let o = if *descending { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
 }
 
 /// `runs/search`: runs of the given experiments of the project matching the filter, ordered
@@ -779,7 +427,7 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
         _ => vec![],
     };
     for id in &mut experiment_ids {
-        *id = experiment(control, project, id).await?.0;
+        *id = experiment(control, project, id).await?.id;
     }
     let clauses = parse_filter(&r.text("filter").unwrap_or_default())?;
     let limit = (r.integer("max_results")?.unwrap_or(1000).max(1) as usize).min(MAX_RESULTS);
@@ -794,14 +442,7 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
         .unwrap_or(0);
     let mut candidates = Vec::new();
     for experiment_id in &experiment_ids {
-        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{RUN_SELECT} WHERE r.experiment_id = $1 AND e.project_id = $2"
-        )))
-        .bind(experiment_id)
-        .bind(&project.id)
-        .fetch_all(control.db().pool())
-        .await?;
-        for view in rows {
+        for view in runs_store::of_experiment(control.db(), experiment_id, &project.id).await? {
             let data = tracking::run_data(control.db(), &view.id).await?;
             candidates.push(Candidate { view, data });
         }
@@ -812,7 +453,7 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
             let mut words = item.split_whitespace();
             let name = words.next().unwrap_or("");
             let descending = words.next().is_some_and(|w| w.eq_ignore_ascii_case("DESC"));
-            order.push((field(name)?, descending));
+            order.push((crate::domain::search::field(name)?, descending));
         }
     }
     order.push((Field::Attribute("start_time".into()), true));
@@ -826,17 +467,17 @@ pub async fn search_runs(control: &ControlPlane, project: &Project, r: &Request)
     .await
     .map_err(|e| ControlError::Internal(format!("run search: {e}")))?;
     let total = candidates.len();
-    let runs: Vec<Value> = candidates
+    let runs = candidates
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|c| run_json(&c.view, &c.data))
+        .map(|c| run_of_row(&c.view, &c.data))
         .collect();
-    let mut reply = json!({ "runs": runs });
-    if offset + limit < total {
-        reply["next_page_token"] = json!((offset + limit).to_string());
-    }
-    Ok(Json(reply))
+    let next_page_token = (offset + limit < total).then(|| (offset + limit).to_string());
+    reply(Runs {
+        runs,
+        next_page_token,
+    })
 }
 
 #[cfg(test)]
@@ -844,100 +485,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_parse() {
-        let clauses = parse_filter(
-            "metrics.accuracy > 0.9 AND params.solver = 'lbfgs' and tags.`my tag` IN ('a', 'b') AND attributes.status != 'FAILED'",
-        )
-        .expect("parses");
-        assert_eq!(clauses.len(), 4);
-        assert_eq!(clauses[0].field, Field::Metric("accuracy".into()));
-        assert_eq!(clauses[0].values, vec![Literal::Number(0.9)]);
-        assert_eq!(clauses[2].field, Field::Tag("my tag".into()));
-        assert_eq!(clauses[2].op, "IN");
-        assert_eq!(clauses[2].values.len(), 2);
-        assert!(parse_filter("metrics.a >").is_err());
-        assert!(parse_filter("bogus.a = 1").is_err());
-        assert!(parse_filter("params.a = 'x' OR params.b = 'y'").is_err());
-        assert!(parse_filter("").expect("empty").is_empty());
-    }
-
-    #[test]
-    fn like_matches_as_sql_does() {
-        assert!(like("logistic", "log%", false));
-        assert!(like("logistic", "%IST%", true));
-        assert!(!like("logistic", "%IST%", false));
-        assert!(like("ab", "a_", false));
-        assert!(!like("abc", "a_", false));
-        assert!(like("abc", "%", false));
-        assert!(like("", "%%", false));
-        assert!(!like("", "_", false));
-        assert!(like("mississippi", "%sis%ip_i", false));
-        assert!(!like("mississippi", "%sis%ip_x", false));
-        assert!(like("a%b", "a%b", false));
-        assert!(like("aaa", "%a%a%a%", false));
-        assert!(!like("aa", "%a%a%a%", false));
-    }
-
-    #[test]
-    fn like_agrees_with_a_plain_backtracking_matcher() {
-        fn reference(t: &[char], p: &[char]) -> bool {
-            match p.first() {
-                None => t.is_empty(),
-                Some('%') => (0..=t.len()).any(|i| reference(&t[i..], &p[1..])),
-                Some('_') => !t.is_empty() && reference(&t[1..], &p[1..]),
-                Some(c) => t.first() == Some(c) && reference(&t[1..], &p[1..]),
-            }
-        }
-        // Every text and pattern over a small alphabet, up to lengths 5 and 4.
-        fn all(alphabet: &[char], up_to: usize) -> Vec<String> {
-            let mut out = vec![String::new()];
-            let mut last = vec![String::new()];
-            for _ in 0..up_to {
-                last = last
-                    .iter()
-                    .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
-                    .collect();
-                out.extend(last.iter().cloned());
-            }
-            out
-        }
-        for text in all(&['a', 'b'], 5) {
-            for pattern in all(&['a', 'b', '%', '_'], 4) {
-                let t: Vec<char> = text.chars().collect();
-                let p: Vec<char> = pattern.chars().collect();
-                assert_eq!(
-                    like(&text, &pattern, false),
-                    reference(&t, &p),
-                    "{text} {pattern}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn pathological_like_patterns_are_fast_or_refused() {
-        // 16 pairs of `%_` against a 32-character id: exponential for a backtracking matcher.
-        let pattern = format!("{}!", "%_".repeat(16));
-        assert!(check_like(&pattern).is_ok());
-        assert!(!like(&"a".repeat(32), &pattern, false));
-        let long = "%_".repeat(17);
-        let refused = check_like(&long).expect_err("too many wildcards");
-        assert!(
-            refused.to_string().contains("at most 32 wildcards"),
-            "{refused}"
-        );
-        let refused = check_like(&"x".repeat(300)).expect_err("too long");
-        assert!(
-            refused.to_string().contains("at most 256 characters"),
-            "{refused}"
-        );
-        assert!(parse_filter(&format!("attributes.run_id LIKE '{long}'")).is_err());
-    }
-
-    #[test]
     fn mlflow_names_map_to_kiln_names() {
         assert_eq!(kiln_name("Iris Classifier"), "iris-classifier");
         assert_eq!(kiln_name("/Users/me/exp"), "users-me-exp");
         assert_eq!(kiln_name("ok-name_1.2"), "ok-name_1.2");
+    }
+
+    #[test]
+    fn mlflow_statuses_map_both_ways() {
+        for (mlflow, kiln) in [
+            ("RUNNING", RunStatus::Running),
+            ("SCHEDULED", RunStatus::Queued),
+            ("FINISHED", RunStatus::Completed),
+            ("FAILED", RunStatus::Failed),
+            ("KILLED", RunStatus::Canceled),
+        ] {
+            assert_eq!(kiln_status(mlflow).unwrap(), kiln);
+            assert_eq!(mlflow_status(kiln.as_str()), mlflow);
+        }
+        assert!(kiln_status("DONE").is_err());
     }
 }
