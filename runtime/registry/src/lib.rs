@@ -8,8 +8,11 @@
 //! errors, 5xx) are retried with backoff.
 
 mod address;
+mod credentials;
+mod transfer;
 
 pub use address::{AddressPolicy, Endpoint, is_internal};
+pub use credentials::{Credentials, credentials};
 use futures_util::StreamExt;
 use kiln_image::media::{OCI_INDEX, OCI_MANIFEST, WASM_LAYER};
 use kiln_image::{
@@ -17,11 +20,11 @@ use kiln_image::{
 };
 use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::time::Duration;
 use thiserror::Error;
+use transfer::{Failed, ServedManifest, Transient, append_chunk, shared_http_client};
 
 /// Why a registry operation failed.
 #[derive(Debug, Error)]
@@ -107,213 +110,6 @@ fn is_loopback(registry: &str) -> bool {
         }
     });
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
-}
-
-/// A user name and password for one registry host (`host[:port]`), and no other: the
-/// installation's (`--registry-host`, `--username`, `--password`) and a work group
-/// environment's alike. Every pull and push asks [`credentials`], so whatever reference a work
-/// group names, the password reaches only the host it was given for.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The registry host, `host[:port]` (`docker.io` and its aliases are one host).
-    pub host: String,
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("host", &self.host)
-            .field("username", &self.username)
-            .field("password", &"(hidden)")
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// Whether these credentials are for `registry` (`host[:port]`, as a reference names it).
-    pub fn are_for(&self, registry: &str) -> bool {
-        canonical_host(&self.host) == canonical_host(registry)
-    }
-}
-
-/// A registry host as compared for credentials: lower case, without a scheme or a trailing
-/// slash, Docker Hub's names as one.
-fn canonical_host(host: &str) -> String {
-    let host = host.trim();
-    let host = host
-        .strip_prefix("https://")
-        .or_else(|| host.strip_prefix("http://"))
-        .unwrap_or(host)
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "docker.io" | "registry-1.docker.io" | "index.docker.io" => "index.docker.io".into(),
-        _ => host,
-    }
-}
-
-/// Credentials for a registry: the options' credentials when they are for this registry's
-/// host, else the Docker `config.json` (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, whose entries are per host) when the options allow it, else
-/// anonymous.
-pub fn credentials(registry: &str, options: &RegistryOptions) -> RegistryAuth {
-    if let Some(given) = &options.credentials
-        && given.are_for(registry)
-    {
-        return RegistryAuth::Basic(given.username.clone(), given.password.clone());
-    }
-    if !options.docker_config {
-        return RegistryAuth::Anonymous;
-    }
-    docker_config_auth(registry).unwrap_or(RegistryAuth::Anonymous)
-}
-
-fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
-    use base64::Engine as _;
-    let path = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))?
-        .join("config.json");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(key, value)| {
-        let host = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()?;
-        (host == registry).then_some(value)
-    })?;
-    if let Some(token) = entry.get("registrytoken").and_then(|v| v.as_str()) {
-        return Some(RegistryAuth::Bearer(token.to_string()));
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(entry.get("auth")?.as_str()?)
-        .ok()?;
-    let (user, password) = String::from_utf8(decoded)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_string(), p.to_string()))?;
-    Some(RegistryAuth::Basic(user, password))
-}
-
-/// Adds one piece of a blob being fetched, refusing a blob that grows past its declared size,
-/// and reports the progress.
-fn append_chunk(
-    bytes: &mut Vec<u8>,
-    chunk: &[u8],
-    descriptor: &Descriptor,
-    progress: Progress<'_>,
-) -> Result<(), RegistryError> {
-    if (bytes.len() + chunk.len()) as u64 > descriptor.size {
-        return Err(ImageError::SizeMismatch {
-            digest: descriptor.digest.clone(),
-            declared: descriptor.size,
-            actual: (bytes.len() + chunk.len()) as u64,
-        }
-        .into());
-    }
-    bytes.extend_from_slice(chunk);
-    progress(
-        descriptor.digest.as_str(),
-        bytes.len() as u64,
-        descriptor.size,
-    );
-    Ok(())
-}
-
-/// A failed request, and whether trying again may help (connection errors, timeouts, 5xx, 429).
-trait Transient: std::fmt::Display {
-    fn transient(&self) -> bool;
-}
-
-impl Transient for OciDistributionError {
-    fn transient(&self) -> bool {
-        match self {
-            OciDistributionError::RequestError(e) => {
-                e.is_connect() || e.is_timeout() || e.is_request()
-            }
-            OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-            OciDistributionError::IoError(_) => true,
-            _ => false,
-        }
-    }
-}
-
-/// A failed request made by Kiln itself rather than through `oci-client`.
-struct Failed {
-    transient: bool,
-    message: String,
-}
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl Transient for Failed {
-    fn transient(&self) -> bool {
-        self.transient
-    }
-}
-
-impl From<reqwest::Error> for Failed {
-    fn from(e: reqwest::Error) -> Failed {
-        // reqwest's own text leaves out why (a refused redirect, a DNS answer the policy
-        // dropped): name the causes too.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.contains(&text) {
-                message = format!("{message}: {text}");
-            }
-            source = cause.source();
-        }
-        Failed {
-            transient: !e.is_redirect()
-                && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()),
-            message,
-        }
-    }
-}
-
-impl From<OciDistributionError> for Failed {
-    fn from(e: OciDistributionError) -> Failed {
-        Failed {
-            transient: e.transient(),
-            message: e.to_string(),
-        }
-    }
-}
-
-/// A manifest as the registry served it, read within [`MAX_MANIFEST_BYTES`].
-struct ServedManifest {
-    bytes: Vec<u8>,
-    /// The response's media type, parameters removed.
-    content_type: String,
-    /// `Docker-Content-Digest`, when the registry sent one.
-    digest: Option<String>,
-}
-
-/// The HTTP client of Kiln's own manifest requests, built once per process: building one reads
-/// and parses the system's CA bundle, tens of milliseconds that a deploy should not pay twice.
-fn shared_http_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::limited(5))
-                .build()
-                .unwrap_or_default()
-        })
-        .clone()
 }
 
 /// A client for one registry.
@@ -798,67 +594,4 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_and_loopback() {
-        assert!(is_registry_reference("127.0.0.1:5000/models/iris:1"));
-        assert!(is_registry_reference("oci://ghcr.io/acme/iris@sha256:abc"));
-        assert!(is_registry_reference("localhost/iris:1"));
-        assert!(!is_registry_reference("iris:1"));
-        assert!(!is_registry_reference("models/iris.wasm"));
-        assert!(
-            is_loopback("127.0.0.1:5055") && is_loopback("localhost") && !is_loopback("ghcr.io")
-        );
-        let r = parse_reference("oci://127.0.0.1:5055/models/iris:1").expect("parse");
-        assert_eq!(r.resolve_registry(), "127.0.0.1:5055");
-        assert_eq!(
-            (r.registry(), r.repository(), r.tag()),
-            ("127.0.0.1:5055", "models/iris", Some("1"))
-        );
-    }
-
-    #[test]
-    fn credentials_go_to_their_host_and_no_other() {
-        let options = RegistryOptions {
-            credentials: Some(Credentials {
-                host: "Registry.Example.com:5000".into(),
-                username: "u".into(),
-                password: "p".into(),
-            }),
-            docker_config: false,
-            ..RegistryOptions::default()
-        };
-        let basic = RegistryAuth::Basic("u".into(), "p".into());
-        for same in ["registry.example.com:5000", "REGISTRY.example.com:5000"] {
-            assert_eq!(credentials(same, &options), basic, "{same}");
-        }
-        for other in [
-            "registry.example.com",
-            "registry.example.com:5001",
-            "evil.example.com:5000",
-            "127.0.0.1:5000",
-            "registry.example.com:5000.evil.com",
-        ] {
-            assert_eq!(
-                credentials(other, &options),
-                RegistryAuth::Anonymous,
-                "{other}"
-            );
-        }
-        // Docker Hub's names are one host, as a reference resolves them.
-        let hub = RegistryOptions {
-            credentials: Some(Credentials {
-                host: "docker.io".into(),
-                username: "u".into(),
-                password: "p".into(),
-            }),
-            docker_config: false,
-            ..RegistryOptions::default()
-        };
-        let reference = parse_reference("docker.io/library/python:3").expect("parse");
-        assert_eq!(credentials(reference.resolve_registry(), &hub), basic);
-        assert!(!format!("{:?}", hub.credentials).contains("\"p\""));
-    }
-}
+mod tests;
