@@ -256,4 +256,27 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+
+    /// `docs/cli.md` is the reference of every command and flag, generated from the command
+    /// line itself; `KILN_WRITE_DOCS=1 cargo test -p kiln` writes it again after a change.
+    #[test]
+    fn the_cli_reference_is_the_command_line() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+        let options = clap_markdown::MarkdownOptions::new()
+            .title("CLI reference".to_string())
+            .show_footer(false);
+        let generated = format!(
+            "<!-- Generated from the command line by the test the_cli_reference_is_the_command_line \
+             (runtime/cli/src/main.rs): KILN_WRITE_DOCS=1 cargo test -p kiln writes it again. -->\n\n{}",
+            clap_markdown::help_markdown_custom::<super::Cli>(&options)
+        );
+        if std::env::var_os("KILN_WRITE_DOCS").is_some() {
+            std::fs::write(path, &generated).expect("docs/cli.md is writable");
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == generated,
+            "docs/cli.md is not the command line's reference: run KILN_WRITE_DOCS=1 cargo test -p kiln"
+        );
+    }
 }
