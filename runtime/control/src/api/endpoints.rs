@@ -45,10 +45,7 @@ pub async fn list(
 ) -> Reply<kiln_api::Page<Endpoint>> {
     let wg = &scope.workgroup()?.id;
     let rows = store::list(control.db(), wg, page.after(), page.fetch()).await?;
-    let mut endpoints = Vec::with_capacity(rows.len());
-    for row in rows {
-        endpoints.push(domain::endpoint(&control, wg, row).await?);
-    }
+    let endpoints = domain::endpoints(&control, wg, rows).await?;
     Ok((StatusCode::OK, Json(page.page(endpoints, |e| &e.name))))
 }
 

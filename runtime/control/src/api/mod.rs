@@ -58,7 +58,7 @@ impl Page {
     }
     /// Items per page: 100 unless asked, 1 to 1000.
     pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(100).clamp(1, 1000) as usize
+        crate::domain::page_limit(self.limit)
     }
     /// The lower bound (exclusive) of names.
     pub fn after(&self) -> &str {

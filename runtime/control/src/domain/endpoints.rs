@@ -214,8 +214,29 @@ pub async fn endpoint(
     workgroup_id: &str,
     row: EndpointRow,
 ) -> Result<Endpoint, ControlError> {
-    let settings = EndpointSettings::parse(&row.name, &row.settings)?;
     let states = store::deployment_states(control.db(), workgroup_id).await?;
+    shown(control, row, &states)
+}
+
+/// Endpoints of the work group as the API shows them, its deployments' states read once.
+pub async fn endpoints(
+    control: &ControlPlane,
+    workgroup_id: &str,
+    rows: Vec<EndpointRow>,
+) -> Result<Vec<Endpoint>, ControlError> {
+    let states = store::deployment_states(control.db(), workgroup_id).await?;
+    rows.into_iter()
+        .map(|row| shown(control, row, &states))
+        .collect()
+}
+
+/// An endpoint with its split, given the states of its work group's deployments.
+fn shown(
+    control: &ControlPlane,
+    row: EndpointRow,
+    states: &[store::DeploymentState],
+) -> Result<Endpoint, ControlError> {
+    let settings = EndpointSettings::parse(&row.name, &row.settings)?;
     let mut deployments = Vec::with_capacity(settings.traffic.len());
     for (deployment, weight) in &settings.traffic {
         let mirror_percent = settings

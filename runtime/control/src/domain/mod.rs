@@ -37,6 +37,11 @@ pub fn shown_status(reported: DeploymentStatus, about: i64, generation: i64) -> 
     }
 }
 
+/// Items per page of a listing: 100 unless asked, 1 to 1000.
+pub fn page_limit(asked: Option<u32>) -> usize {
+    asked.unwrap_or(100).clamp(1, 1000) as usize
+}
+
 /// Milliseconds since the epoch as RFC 3339 text, for responses.
 pub fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

@@ -157,6 +157,17 @@ fn state_of(report: &Value) -> String {
     report["state"].as_str().unwrap_or("unknown").to_string()
 }
 
+/// A report as stored: its state, its times (now, where it has none), the monitor's JSON.
+fn stored<'a>(report: &Value, state: &'a str, text: &'a str) -> StoredReport<'a> {
+    let ms = |key: &str| report[key].as_i64().unwrap_or_else(crate::db::now_ms);
+    StoredReport {
+        state,
+        start_ms: ms("start_ms"),
+        end_ms: ms("end_ms"),
+        report: text,
+    }
+}
+
 /// The message of a drift state change: from what to what, which features alert, and the
 /// monitor's error if it failed.
 pub fn state_change(previous: Option<&str>, window: &Value) -> String {
@@ -182,24 +193,11 @@ impl ControlPlane {
         let deployment = store::deployment_anywhere(self.db(), name).await?;
         let id = deployment.id.as_str();
         let previous = store::window_states(self.db(), id, 1).await?.pop();
-        let ms = |v: &Value, key: &str| v[key].as_i64().unwrap_or_else(crate::db::now_ms);
         let (window, cumulative) = (upload.window.to_string(), upload.cumulative.to_string());
-        let stored = |report: &Value, text| StoredReport {
-            state: "",
-            start_ms: ms(report, "start_ms"),
-            end_ms: ms(report, "end_ms"),
-            report: text,
-        };
         let (window_state, cumulative_state) =
             (state_of(&upload.window), state_of(&upload.cumulative));
-        let window_report = StoredReport {
-            state: &window_state,
-            ..stored(&upload.window, &window)
-        };
-        let cumulative_report = StoredReport {
-            state: &cumulative_state,
-            ..stored(&upload.cumulative, &cumulative)
-        };
+        let window_report = stored(&upload.window, &window_state, &window);
+        let cumulative_report = stored(&upload.cumulative, &cumulative_state, &cumulative);
         let reports = (&window_report, &cumulative_report);
         store::record(self.db(), id, reports, KEEP_WINDOWS).await?;
         if previous.as_deref() != Some(window_state.as_str()) {

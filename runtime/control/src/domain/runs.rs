@@ -20,11 +20,6 @@ use serde_json::{Map, Value};
 /// Longest timeout a run may ask for: 30 days.
 pub const MAX_TIMEOUT_S: u64 = 30 * 24 * 3600;
 
-/// Runs per page: 100 unless asked, 1 to 1000.
-fn limit(filter: &RunFilter) -> usize {
-    filter.limit.unwrap_or(100).clamp(1, 1000) as usize
-}
-
 /// A run as the API shows it: empty texts as none, its name given or made.
 pub fn run(row: RunRow) -> Result<Run, ControlError> {
     let status: RunStatus = row.status.parse().map_err(ControlError::Internal)?;
@@ -57,7 +52,7 @@ pub fn run(row: RunRow) -> Result<Run, ControlError> {
 /// A stored metric value as the API shows it: NaN kept.
 pub fn point(m: tracking::MetricValue) -> MetricPoint {
     MetricPoint {
-        value: MetricNumber(if m.is_nan { f64::NAN } else { m.value }),
+        value: MetricNumber(m.number()),
         key: m.key,
         step: m.step,
         timestamp: m.timestamp,
@@ -249,7 +244,7 @@ pub async fn list_for_experiment(
         None => i64::MAX,
     };
     let status = filter.status.map_or("", RunStatus::as_str);
-    let limit = limit(filter);
+    let limit = super::page_limit(filter.limit);
     let rows = store::list_for_experiment(
         control.db(),
         experiment_id,
@@ -285,7 +280,7 @@ pub async fn list_in_workgroup(
         project: filter.project.as_deref().unwrap_or_default(),
         after: (created, &id),
     };
-    let limit = limit(filter);
+    let limit = super::page_limit(filter.limit);
     let rows = store::list_in_workgroup(control.db(), &which, limit as i64 + 1).await?;
     page(rows, limit, |r| format!("{}.{}", r.created_at, r.id))
 }

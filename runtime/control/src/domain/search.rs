@@ -276,7 +276,7 @@ impl Candidate {
                 .metrics
                 .iter()
                 .find(|m| m.key == *key)
-                .map(|m| Literal::Number(if m.is_nan { f64::NAN } else { m.value })),
+                .map(|m| Literal::Number(m.number())),
             Field::Param(key) => self
                 .data
                 .params

@@ -7,7 +7,6 @@
 use crate::names::check_artifact_path;
 use crate::store::tracking as store;
 use crate::{ControlError, ControlPlane};
-use serde_json::{Value, json};
 
 /// Most metrics in one batch.
 pub const MAX_METRICS: usize = 1000;
@@ -21,15 +20,6 @@ pub const MAX_KEY: usize = 250;
 pub const MAX_PARAM_VALUE: usize = 6000;
 /// Longest tag value.
 pub const MAX_TAG_VALUE: usize = 8000;
-
-/// A stored value as JSON: NaN as `"NaN"` (JSON has no NaN).
-pub fn value_json(value: f64, is_nan: bool) -> Value {
-    if is_nan || value.is_nan() {
-        json!("NaN")
-    } else {
-        json!(value)
-    }
-}
 
 /// A key of a parameter, metric or tag, by MLflow's rule: letters, digits, `_ - . / ` and
 /// space, at most 250 characters, not a path that climbs.
@@ -151,16 +141,4 @@ pub async fn list_artifacts(
         }
     }
     Ok(items)
-}
-
-impl MetricValue {
-    /// As Kiln's API shows it.
-    pub fn json(&self) -> Value {
-        json!({
-            "key": self.key,
-            "value": value_json(self.value, self.is_nan),
-            "step": self.step,
-            "timestamp": self.timestamp,
-        })
-    }
 }

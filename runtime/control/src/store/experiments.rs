@@ -60,14 +60,9 @@ pub async fn list(
 
 /// The experiment `name` of a project (404 when there is none).
 pub async fn named(db: &Db, project_id: &str, name: &str) -> Result<ExperimentRow, ControlError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{EXPERIMENT} WHERE project_id = $1 AND name = $2"
-    )))
-    .bind(project_id)
-    .bind(name)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(|| ControlError::NotFound(format!("experiment '{name}' not found")))
+    find(db, project_id, name)
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("experiment '{name}' not found")))
 }
 
 /// The id of the experiment `name` of a project (404 when there is none).

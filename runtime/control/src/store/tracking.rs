@@ -185,6 +185,13 @@ pub struct MetricValue {
     pub timestamp: i64,
 }
 
+impl MetricValue {
+    /// The value as logged: NaN when it was NaN.
+    pub fn number(&self) -> f64 {
+        if self.is_nan { f64::NAN } else { self.value }
+    }
+}
+
 type MetricRow = (String, f64, i64, i64, i64);
 
 fn metric_of((key, value, is_nan, step, timestamp): MetricRow) -> MetricValue {

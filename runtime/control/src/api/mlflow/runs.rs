@@ -176,7 +176,7 @@ fn run_info(view: &RunRow) -> RunInfo {
 fn metric(m: &MetricValue) -> Metric {
     Metric {
         key: m.key.clone(),
-        value: MetricNumber(if m.is_nan { f64::NAN } else { m.value }),
+        value: MetricNumber(m.number()),
         timestamp: m.timestamp,
         step: m.step,
     }
