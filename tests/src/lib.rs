@@ -5,6 +5,7 @@
 //! in the README builds both before `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod contract;
 pub mod load;
 pub mod runs;
 pub mod wrk;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -617,6 +618,7 @@ pub struct Up {
     /// The data directory.
     pub data: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    contract: OnceLock<Option<contract::Contract>>,
 }
 
 impl Up {
@@ -714,6 +716,7 @@ impl Up {
                     admin_token,
                     data: data.to_path_buf(),
                     log,
+                    contract: OnceLock::new(),
                 };
             }
             if let Some(status) = child.try_wait().unwrap() {
@@ -754,12 +757,27 @@ impl Up {
         if bytes.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        call(
+        let reply = call(
             method,
             &format!("{}{path}", self.api),
             &headers,
             bytes.as_deref(),
-        )
+        );
+        if let Some(contract) = self.contract() {
+            contract.check(method, path, &reply);
+        }
+        reply
+    }
+
+    /// The contract of the served API document, which [`Up::api`] checks every answer against
+    /// (none while the server cannot be asked for its document).
+    pub fn contract(&self) -> Option<&contract::Contract> {
+        self.contract
+            .get_or_init(|| {
+                let reply = get(&format!("{}/api/v1/openapi.json", self.api));
+                (reply.status == 200).then(|| contract::Contract::new(&reply.json()))
+            })
+            .as_ref()
     }
 
     /// Like [`Up::api`], asserting a 2xx and returning the JSON.

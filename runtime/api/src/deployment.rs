@@ -7,6 +7,7 @@ use serde_json::Value;
 /// How a deployment scales: with an idle timeout, instances above `min_instances` (default 0)
 /// are released once no prediction ran for that long; the next request starts one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScaleSettings {
     /// Instances kept warm; 0 lets an idle deployment release them.
@@ -68,6 +69,7 @@ impl ScaleSettings {
 /// drift, with what config, over windows of what length. Unset fields fall back (deployment,
 /// then image, then the runtime's defaults).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringSettings {
     /// The monitor component: `default` or an image reference (local store or registry).
@@ -129,6 +131,7 @@ pub fn looks_like_path(name: &str) -> bool {
 
 /// A deployment as the runtime should serve it (`GET /api/v1/runtime/deployments`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredDeployment {
     /// The `{model}` of prediction URLs.
     pub name: String,
@@ -154,6 +157,7 @@ pub struct DesiredDeployment {
 
 /// A runtime's report on one deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StatusReport {
     /// The generation the report is about.
@@ -167,6 +171,7 @@ pub struct StatusReport {
 
 /// The answer to a node's status or drift report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Accepted {
     /// The deployment.
     pub name: String,
@@ -176,6 +181,7 @@ pub struct Accepted {
 
 /// What a runtime did with a deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ServingState {
     /// Serving.
@@ -188,6 +194,7 @@ pub enum ServingState {
 /// (`POST /api/v1/runtime/deployments/{deployment}/drift`). Both are the monitor's own report,
 /// passed on as it wrote it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DriftUpload {
     /// The window.

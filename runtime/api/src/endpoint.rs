@@ -11,6 +11,7 @@ pub const MAX_MIRROR_PERCENT: u32 = 50;
 
 /// A copy of some requests sent to one deployment; its answers are discarded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MirrorSettings {
     /// A deployment of the endpoint.
@@ -22,6 +23,7 @@ pub struct MirrorSettings {
 /// When a rollout goes back: over a window, the watched deployment's share of 5xx answers or
 /// its p99 latency above the threshold (with at least `min_requests` answers).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RollbackPolicy {
     /// Largest share of 5xx answers, 0 to 1.
@@ -77,6 +79,7 @@ impl RollbackPolicy {
 
 /// A weight of an endpoint, as runtimes route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Weighted {
     /// The deployment.
     pub deployment: String,
@@ -86,6 +89,7 @@ pub struct Weighted {
 
 /// An endpoint as runtimes serve it (`GET /api/v1/runtime/endpoints`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredEndpoint {
     /// The `{model}` of prediction URLs.
     pub name: String,
@@ -111,6 +115,7 @@ pub struct DesiredEndpoint {
 /// A runtime's finding that a watched deployment breached the rollback policy
 /// (`POST /api/v1/runtime/endpoints/{endpoint}/rollback`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RollbackReport {
     /// The endpoint generation the runtime judged.
@@ -124,6 +129,7 @@ pub struct RollbackReport {
 /// The answer to a rollback report: whether the weight moved back (a report about an older
 /// generation, or a deployment nobody watches, moves nothing).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RolledBack {
     /// The endpoint.
     pub name: String,

@@ -32,6 +32,8 @@ pub use limits::{Limits, LimitsError};
 /// One page of a listing: `{"items": [...], "next": cursor}`; `next` is absent or null on the
 /// last page.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "{T}Page"))]
 pub struct Page<T> {
     /// This page's items.
     pub items: Vec<T>,

@@ -11,6 +11,7 @@ use std::fmt;
 /// `kiln serve`'s `[limits]` and flags, and what a node resolves; [`Limits::check`] holds its
 /// bounds for all of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory per instance, MiB (1 to 65536).

@@ -503,7 +503,7 @@ fn concrete(path: &str, op: &str, ids: &Ids) -> String {
         .replace("{project}", "p")
         .replace("{commit}", "main")
         .replace("{experiment}", "e")
-        .replace("{run}", "1")
+        .replace("{number}", "1")
         .replace("{model}", "m")
         .replace("{version}", "1")
         .replace("{path}", "weights.json")
@@ -640,6 +640,11 @@ fn authorization_matrix(db: Database) {
         operations.len() * tokens.len() + DELETE_ORDER.len()
     );
     assert!(operations.len() >= 69 && tokens.len() == 11);
+    // Every answer above was checked against the served document (`Up::api` does it), and
+    // every read that answers JSON answered at least once, inside its schema.
+    let contract = up.contract().expect("the served document");
+    assert_eq!(contract.unchecked_reads(), Vec::<String>::new());
+    assert!(contract.checked() >= 60, "{}", contract.checked());
 }
 
 #[test]

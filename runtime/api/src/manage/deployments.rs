@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 /// `POST .../workgroups/{workgroup}/deployments`: a new deployment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewDeployment {
     /// Its name, unique in the installation (endpoints' names included).
@@ -33,6 +34,7 @@ pub struct NewDeployment {
 /// field). A new image, or new limits, loads next to the old version, which serves until the
 /// new one passed its checks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentUpdate {
     /// Another image of the work group.
@@ -51,6 +53,7 @@ pub struct DeploymentUpdate {
 
 /// A deployment's prediction URLs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Urls {
     /// Open Inference Protocol inference.
     pub infer: String,
@@ -77,6 +80,7 @@ impl Urls {
 
 /// Two keys, shown once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Keys {
     /// The primary key.
     pub primary: String,
@@ -88,6 +92,7 @@ pub struct Keys {
 
 /// The endpoint a new deployment joined, at what weight.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Joined {
     /// The endpoint.
     pub name: String,
@@ -97,6 +102,7 @@ pub struct Joined {
 
 /// The answer to a new deployment: it is pending until a runtime node reports on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentCreated {
     /// Its name.
     pub name: String,
@@ -122,6 +128,7 @@ pub struct DeploymentCreated {
 
 /// Where a deployment is, as its runtime nodes report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentStatus {
     /// Its current generation has not been reported on yet.
@@ -166,6 +173,7 @@ impl FromStr for DeploymentStatus {
 
 /// When to retrain: an experiment submitted as a run once a drift alert holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetrainPolicy {
     /// A project of the work group.
@@ -193,6 +201,7 @@ fn default_cooldown() -> u64 {
 
 /// A retraining policy with who set it (its runs are submitted as them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OwnedPolicy {
     /// The policy as given.
     #[serde(flatten)]
@@ -203,6 +212,7 @@ pub struct OwnedPolicy {
 
 /// A deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deployment {
     /// Its name.
     pub name: String,
@@ -234,6 +244,7 @@ pub struct Deployment {
 
 /// A deployment's or an endpoint's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyName {
     /// The first key.
@@ -254,6 +265,7 @@ impl KeyName {
 
 /// `POST .../{deployments|endpoints}/{name}/keys`: which key to regenerate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Regenerate {
     /// The key.
@@ -262,6 +274,7 @@ pub struct Regenerate {
 
 /// A regenerated key, shown once; the other key keeps working.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewKey {
     /// The deployment or endpoint.
     pub name: String,

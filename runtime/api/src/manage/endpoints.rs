@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// `POST .../workgroups/{workgroup}/endpoints`: a new endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// Its name, unique in the installation (deployments' names included).
@@ -36,6 +37,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// `PATCH .../endpoints/{endpoint}`: what is given changes; `null` removes a mirror or policy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdate {
     /// New weights.
@@ -62,6 +64,7 @@ pub struct EndpointUpdate {
 
 /// Where a routed deployment is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoutedStatus {
     /// Its current generation has not been reported on yet.
@@ -76,6 +79,7 @@ pub enum RoutedStatus {
 
 /// A deployment an endpoint routes to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Routed {
     /// The deployment.
     pub name: String,
@@ -93,6 +97,7 @@ pub struct Routed {
 
 /// An endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Endpoint {
     /// Its name.
     pub name: String,
@@ -118,6 +123,7 @@ pub struct Endpoint {
 
 /// The answer to a new endpoint: it, with its two keys shown this once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointCreated {
     /// The endpoint.
     #[serde(flatten)]
@@ -128,6 +134,7 @@ pub struct EndpointCreated {
 
 /// Something that happened to an endpoint: created, traffic, mirror, policy, rollback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointEvent {
     /// What kind of change.
     pub kind: String,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST .../projects/{project}/experiments`: a new experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewExperiment {
     /// The experiment's name, unique in its project.
@@ -27,6 +28,7 @@ fn local() -> String {
 
 /// An experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Experiment {
     /// The project it belongs to.
     pub project: String,

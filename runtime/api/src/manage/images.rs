@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// `POST .../workgroups/{workgroup}/images`: a new image, by `reference` or built from
 /// `manifest` (one of the two).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewImage {
     /// The image's name, unique in its work group.
@@ -26,6 +27,7 @@ pub struct NewImage {
 
 /// An image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Image {
     /// The image's name.
     pub name: String,
@@ -46,6 +48,7 @@ pub struct Image {
 
 /// What an image holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageKind {
     /// A Kiln model image: a scoring component with model files, schema, sample and baseline.
@@ -77,6 +80,7 @@ impl std::str::FromStr for ImageKind {
 
 /// `POST .../workgroups/{workgroup}/manifests`: a new manifest over a model version's files.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewManifest {
     /// The manifest's name, unique in its work group.
@@ -92,6 +96,7 @@ pub struct NewManifest {
 
 /// A manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Manifest {
     /// The manifest's name.
     pub name: String,
@@ -107,6 +112,7 @@ pub struct Manifest {
 
 /// The answer to registering a manifest: what was checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ManifestChecked {
     /// The manifest's name.
     pub name: String,

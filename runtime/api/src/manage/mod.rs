@@ -29,6 +29,7 @@ pub const SHOWN_ONCE: &str = "shown once: store it now";
 
 /// The answer to a delete: what was deleted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deleted {
     /// The name (or id) of what was deleted.
     pub name: String,
@@ -38,6 +39,7 @@ pub struct Deleted {
 
 /// The answer to removing a member (from a team, or a work group).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Removed {
     /// The user's name.
     pub user: String,

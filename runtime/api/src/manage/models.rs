@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// `POST .../workgroups/{workgroup}/models`: a new model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewModel {
     /// The model's name, unique in its work group.
@@ -18,6 +19,7 @@ pub struct NewModel {
 
 /// A model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Model {
     /// The model's name.
     pub name: String,
@@ -32,6 +34,7 @@ pub struct Model {
 
 /// A model with its aliases (`GET .../models/{model}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelDetail {
     /// The model.
     #[serde(flatten)]
@@ -43,6 +46,7 @@ pub struct ModelDetail {
 /// `?description=&run=&commit=`: the notes and lineage of a version registered from a tar of
 /// its files (`POST .../models/{model}/versions`, `Content-Type: application/x-tar`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
     /// What the version is.
@@ -59,6 +63,7 @@ pub struct NewVersion {
 /// `POST .../models/{model}/versions/from-run`: the next version from a run's artifacts; its
 /// lineage names the run and the run's commit.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VersionFromRun {
     /// The run's id.
@@ -72,6 +77,7 @@ pub struct VersionFromRun {
 
 /// A file of a version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelFile {
     /// Its path in the version.
     pub path: String,
@@ -83,6 +89,7 @@ pub struct ModelFile {
 
 /// A version as a listing shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VersionSummary {
     /// Its number, from 1.
     pub version: i64,
@@ -98,6 +105,7 @@ pub struct VersionSummary {
 
 /// A version with its files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelVersion {
     /// The model.
     pub model: String,
@@ -110,6 +118,7 @@ pub struct ModelVersion {
 
 /// `PUT .../models/{model}/aliases/{alias}`: the version an alias points at.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AliasTarget {
     /// The version's number.
@@ -118,6 +127,7 @@ pub struct AliasTarget {
 
 /// An alias and the version it points at.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Alias {
     /// The model.
     pub model: String,
@@ -129,6 +139,7 @@ pub struct Alias {
 
 /// The answer to deleting an alias.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AliasDeleted {
     /// The model.
     pub model: String,

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 /// retraining policy (absent or `null` removes it). Runtimes switch monitors without
 /// reloading the model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringUpdate {
     /// The monitor, its config and window.
@@ -24,6 +25,7 @@ pub struct MonitoringUpdate {
 
 /// The answer to a monitoring update: what the deployment now uses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Monitored {
     /// The deployment.
     pub name: String,
@@ -36,6 +38,7 @@ pub struct Monitored {
 /// `?window=`: which report (`latest`, the default; `cumulative`; or how many windows back
 /// from the latest, 0 = latest).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WindowQuery {
     /// The window.
@@ -45,6 +48,7 @@ pub struct WindowQuery {
 
 /// A closed window, as the list of a drift report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DriftWindow {
     /// When it opened (RFC 3339).
     pub start: String,
@@ -58,6 +62,7 @@ pub struct DriftWindow {
 /// wrote it (per feature: statistics, verdict, data quality), with its times as RFC 3339 and
 /// the deployment's closed windows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DriftReport {
     /// `window` or `cumulative`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +86,7 @@ pub struct DriftReport {
 
 /// Something that happened to a deployment: a drift state change, a retraining run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentEvent {
     /// `drift` or `retraining`.
     pub kind: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST .../workgroups/{workgroup}/projects`: a new project.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// The project's name, unique in its work group.
@@ -16,6 +17,7 @@ pub struct NewProject {
 
 /// A project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Project {
     /// The project's name.
     pub name: String,
@@ -28,6 +30,7 @@ pub struct Project {
 /// The answer to a push (`POST .../projects/{project}/commits`, a tar of the working tree):
 /// the commit it made on `main`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Pushed {
     /// The project.
     pub project: String,
@@ -39,6 +42,7 @@ pub struct Pushed {
 
 /// A commit of `main`, as its history lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Commit {
     /// The commit's full SHA-1.
     pub commit: String,
@@ -52,6 +56,7 @@ pub struct Commit {
 
 /// The files of one commit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CommitFiles {
     /// The project.
     pub project: String,

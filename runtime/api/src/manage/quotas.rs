@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// A work group's quota, as it applies: its own settings over the installation's defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Quota {
     /// Deployments it holds.
     pub deployments: u64,
@@ -30,6 +31,7 @@ impl Default for Quota {
 /// `PUT .../workgroups/{workgroup}/quota`: what is given is set, `null` returns it to the
 /// installation's default, and what is absent stays as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QuotaChange {
     /// Deployments it holds.

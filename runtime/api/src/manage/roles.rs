@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A role in a team.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TeamRole {
     /// Sees the team and the work groups it has a role in.
@@ -17,6 +18,7 @@ pub enum TeamRole {
 
 /// A role in a work group, the security boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum WorkgroupRole {
     /// Reads everything in the work group.

@@ -11,6 +11,7 @@ use std::str::FromStr;
 /// `POST .../experiments/{experiment}/runs`: a new run; what is left out comes from the
 /// experiment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
     /// A commit of the project (default: the head of `main`).
@@ -39,6 +40,7 @@ pub struct NewRun {
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Waiting for its target.
@@ -108,6 +110,7 @@ impl FromStr for RunStatus {
 
 /// A run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Run {
     /// The run's id (32 hex digits).
     pub id: String,
@@ -171,6 +174,23 @@ impl<'de> Deserialize<'de> for MetricNumber {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for MetricNumber {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MetricNumber".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A number, or \"NaN\", \"Infinity\" or \"-Infinity\"",
+            "oneOf": [
+                { "type": "number" },
+                { "type": "string", "enum": ["NaN", "Infinity", "-Infinity"] },
+            ],
+        })
+    }
+}
+
 /// A metric value as a JSON number or as the strings protobuf's JSON uses for non-finite ones
 /// (for `#[serde(deserialize_with)]`).
 pub fn metric_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -193,6 +213,7 @@ pub fn metric_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D
 /// What a run logged: its params and tags, and each metric's latest value (highest step,
 /// then latest timestamp), each by key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunData {
     /// Parameters.
     pub params: BTreeMap<String, String>,
@@ -204,6 +225,7 @@ pub struct RunData {
 
 /// A run with what it logged (`GET .../runs/{run}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunDetail {
     /// The run.
     #[serde(flatten)]
@@ -214,6 +236,7 @@ pub struct RunDetail {
 
 /// The answer to `POST .../runs/{run}/cancel`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Canceled {
     /// The run, as it is now.
     #[serde(flatten)]
@@ -224,6 +247,7 @@ pub struct Canceled {
 
 /// `?status=&project=&limit=&after=`: which runs a listing shows, newest first.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunFilter {
     /// Runs per page (default 100, at most 1000).
@@ -242,6 +266,7 @@ pub struct RunFilter {
 
 /// `?offset=&follow=`: where a run's log starts, and whether to follow it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Start at this byte.
@@ -254,6 +279,7 @@ pub struct LogQuery {
 
 /// A metric value to log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewMetric {
     /// Its name.
     pub key: String,
@@ -271,6 +297,7 @@ pub struct NewMetric {
 /// stored as text) and metric values, recorded all together or not at all. A run's params
 /// cannot change once set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
     /// Parameters (at most 100).
@@ -286,6 +313,7 @@ pub struct LogBatch {
 
 /// The answer to a batch: how much of each it recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Logged {
     /// The run's id.
     pub run: String,
@@ -299,6 +327,7 @@ pub struct Logged {
 
 /// One logged value of a metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MetricPoint {
     /// The metric's name.
     pub key: String,
@@ -312,6 +341,7 @@ pub struct MetricPoint {
 
 /// `GET .../runs/{run}/metrics/{key}`: every value of a metric, by step then timestamp.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MetricHistory {
     /// The metric's name.
     pub key: String,
@@ -321,6 +351,7 @@ pub struct MetricHistory {
 
 /// `?path=`: a directory of a run's artifacts (default: the top).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactDir {
     /// The directory, relative to the run's artifacts.
@@ -330,6 +361,7 @@ pub struct ArtifactDir {
 
 /// An entry of a run's artifact directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Artifact {
     /// Its path, relative to the run's artifacts.
     pub path: String,
@@ -341,6 +373,7 @@ pub struct Artifact {
 
 /// `GET .../runs/{run}/artifacts`: a directory's entries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Artifacts {
     /// Its entries.
     pub items: Vec<Artifact>,
@@ -348,6 +381,7 @@ pub struct Artifacts {
 
 /// The answer to `PUT .../runs/{run}/artifacts/{path}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Uploaded {
     /// The run's id.
     pub run: String,

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 /// `POST .../targets`: a new execution target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTarget {
     /// The target's name in the work group.
@@ -21,6 +22,7 @@ pub struct NewTarget {
 
 /// An execution target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Target {
     /// The target's name.
     pub name: String,
@@ -34,6 +36,7 @@ pub struct Target {
 
 /// The answer to `POST .../targets/{target}/test`: whether its executor can run anything.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetCheck {
     /// The target's name.
     pub name: String,
@@ -47,6 +50,7 @@ pub struct TargetCheck {
 
 /// An environment's registry, as given.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     /// `host[:port]`: the one host its credentials are sent to.
@@ -61,6 +65,7 @@ pub struct RegistrySettings {
 
 /// `POST .../environments`: a new environment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewEnvironment {
     /// The environment's name in the work group.
@@ -88,6 +93,7 @@ pub struct NewEnvironment {
 
 /// An environment's registry, as shown: never its password.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnvironmentRegistry {
     /// `host[:port]`.
     pub host: String,
@@ -99,6 +105,7 @@ pub struct EnvironmentRegistry {
 
 /// An environment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Environment {
     /// The environment's name.
     pub name: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/teams`: a new team; the caller becomes its owner.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
     /// The team's name.
@@ -16,6 +17,7 @@ pub struct NewTeam {
 
 /// A team, with the caller's role in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Team {
     /// The team's name.
     pub name: String,
@@ -29,6 +31,7 @@ pub struct Team {
 
 /// A member of a team.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TeamMember {
     /// The user's name.
     pub user: String,
@@ -38,6 +41,7 @@ pub struct TeamMember {
 
 /// `PUT /api/v1/teams/{team}/members/{user}`: a member's role (only owners make owners).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TeamMembership {
     /// The role.

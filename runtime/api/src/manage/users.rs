@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/whoami`: who the token belongs to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Whoami {
     /// The user's name.
     pub name: String,
@@ -13,6 +14,7 @@ pub struct Whoami {
 
 /// `POST /api/v1/users`: a new user.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The user's name.
@@ -29,6 +31,7 @@ pub struct NewUser {
 
 /// The answer to [`NewUser`]: the user and its first token, shown once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedUser {
     /// The user's name.
     pub name: String,
@@ -42,6 +45,7 @@ pub struct CreatedUser {
 
 /// A token's value as issued: shown once, never again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IssuedToken {
     /// The token's id (to list or revoke it).
     pub id: String,
@@ -53,6 +57,7 @@ pub struct IssuedToken {
 
 /// A user, as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     /// The user's name.
     pub name: String,
@@ -66,6 +71,7 @@ pub struct User {
 
 /// `PATCH /api/v1/users/{user}`: a change to a user.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     /// Disable (every token of the user answers 401) or enable the user again.
@@ -75,6 +81,7 @@ pub struct UserChange {
 
 /// A token, as listed: never its value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Token {
     /// The token's id.
     pub id: String,
@@ -92,6 +99,7 @@ pub struct Token {
 
 /// `POST /api/v1/tokens`: a new token of the caller's.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The token's name.
@@ -104,6 +112,7 @@ pub struct NewToken {
 
 /// The answer to [`NewToken`]: the token, shown once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedToken {
     /// The token's id.
     pub id: String,
@@ -119,6 +128,7 @@ pub struct CreatedToken {
 
 /// The answer to a revocation: the token, and every token minted from it, revoked with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Revoked {
     /// The token's id.
     pub id: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/teams/{team}/workgroups`: a new work group of the team.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkgroup {
     /// The work group's name, unique in its team.
@@ -16,6 +17,7 @@ pub struct NewWorkgroup {
 
 /// A work group, with the caller's role in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Workgroup {
     /// The team it belongs to.
     pub team: String,
@@ -31,6 +33,7 @@ pub struct Workgroup {
 
 /// A member of a work group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkgroupMember {
     /// The user's name.
     pub user: String,
@@ -41,6 +44,7 @@ pub struct WorkgroupMember {
 /// `PUT .../workgroups/{workgroup}/members/{user}`: a member's role; the user must be a member
 /// of the team.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkgroupMembership {
     /// The role.

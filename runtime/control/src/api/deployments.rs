@@ -1,13 +1,14 @@
 //! Deployments: an image served as a web service, with limits, keys and a status the runtime
 //! reports. Names are unique in the installation: they are the `{model}` of prediction URLs.
 
+use super::Query;
 use super::keys::{KeyReply, rotate_key};
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::deployments as domain;
 use crate::store::deployments::{self as store, Keyed};
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

@@ -5,6 +5,7 @@
 //! returns a rolled-out deployment's weight to 0 when its error rate or p99 breaches a threshold
 //! ([`crate::domain::endpoints`] holds the rules).
 
+use super::Query;
 use super::keys::{KeyReply, rotate_key};
 use super::{JsonBody, Page};
 use crate::access::Scope;
@@ -12,7 +13,7 @@ use crate::domain::endpoints as domain;
 use crate::store::deployments::Keyed;
 use crate::store::endpoints as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

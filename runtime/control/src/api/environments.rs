@@ -2,13 +2,14 @@
 //! a named bundle of an OCI registry with its credentials (the password sealed at rest and never
 //! returned), an artifact store, execution targets and runtime nodes.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::targets as domain;
 use crate::runs::targets::{self, check_reach};
 use crate::store::targets as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

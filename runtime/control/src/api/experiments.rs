@@ -2,13 +2,14 @@
 //! An experiment made by a tracking client (the mlflow package) has no script: its runs are
 //! logged to, not executed. Runs are in [`super::runs`].
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::experiments as domain;
 use crate::store::experiments as store;
 use crate::store::projects::project_id;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

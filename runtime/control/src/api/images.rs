@@ -2,12 +2,13 @@
 //! when registered ([`crate::domain::images`] says how references resolve and who may use
 //! what is in the local store).
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::images as domain;
 use crate::store::images as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

@@ -1,12 +1,13 @@
 //! Manifests: the recipe of an image over the files of a registered model version
 //! ([`crate::domain::manifests`] checks them and builds their images).
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::manifests as domain;
 use crate::store::manifests as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;

@@ -23,7 +23,8 @@ pub mod workgroups;
 pub use crate::domain::time;
 
 use crate::ControlError;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -40,12 +41,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A query string whose problems (unknown or missing parameters, values of the wrong type)
+/// become the control plane's JSON errors, like [`JsonBody`]'s.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ControlError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ControlError::Invalid(rejection.body_text()))?;
+        Ok(Query(value))
+    }
+}
+
 /// `?limit=&after=`: pages of at most `limit` items (default 100, at most 1000) after the name
 /// `after`, in name order.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
-    /// Items per page.
+    /// Items per page: 100 unless asked, 1 to 1000.
     pub limit: Option<u32>,
     /// The last name of the previous page.
     pub after: Option<String>,

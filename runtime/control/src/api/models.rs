@@ -1,6 +1,7 @@
 //! Models, their versions (files in the artifact store, lineage to a run and a commit) and
 //! aliases such as `production`.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::models::{self as domain};
@@ -9,7 +10,7 @@ use crate::store::models as store;
 use crate::uploads::{require_tar, spool_upload, tar_index};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};

@@ -3,10 +3,11 @@
 //! records what runtimes report and applies the retraining policy).
 
 use super::JsonBody;
+use super::Query;
 use crate::access::Scope;
 use crate::domain::monitoring as domain;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::Page;

@@ -1,5 +1,6 @@
 //! Projects: the logical container for the work of a solution, inside a work group.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::projects as domain;
@@ -7,7 +8,7 @@ use crate::store::projects as store;
 use crate::uploads::{require_tar, spool_upload};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use kiln_api::manage::Deleted;
@@ -68,9 +69,10 @@ pub async fn delete(
 }
 
 /// A push's message.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushInfo {
+    /// The commit message.
     #[serde(default)]
     message: Option<String>,
 }

@@ -3,6 +3,7 @@
 //! followed live.
 
 use super::JsonBody;
+use super::Query;
 use crate::access::Scope;
 use crate::domain::runs::{self as domain, Submitter};
 use crate::runs::log;
@@ -11,7 +12,7 @@ use crate::store::projects::project_id;
 use crate::store::runs::RunRow;
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};

@@ -1,11 +1,12 @@
 //! Teams, the top-level tenant, and their members.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::teams as domain;
 use crate::store::teams as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::teams::{NewTeam, Team, TeamMember, TeamMembership};

@@ -3,13 +3,14 @@
 //! The MLflow-compatible API in [`super::mlflow`] writes through the same functions.
 
 use super::JsonBody;
+use super::Query;
 use super::runs::run_in_scope;
 use crate::access::Scope;
 use crate::domain::runs as domain;
 use crate::runs::tracking::{self, artifact_area, check_artifact, check_key};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};

@@ -4,6 +4,7 @@
 //! (every token of a disabled user answers 401 until the user is enabled again), and a token
 //! only mints tokens that expire no later than itself.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::auth::issue_token;
@@ -11,7 +12,7 @@ use crate::db::{new_id, now_ms};
 use crate::domain::users as domain;
 use crate::store::users as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::SHOWN_ONCE;

@@ -1,11 +1,12 @@
 //! Work groups, the unit of sharing and the security boundary, and their members.
 
+use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::workgroups as domain;
 use crate::store::workgroups as store;
 use crate::{ControlError, ControlPlane};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kiln_api::manage::workgroups::{NewWorkgroup, Workgroup, WorkgroupMember, WorkgroupMembership};

@@ -1,9 +1,9 @@
 //! Health, the API document, who am I, tokens, users, teams and their members.
 
+use super::doc::Answer;
 use super::{Route, TEAM, health, openapi_route};
 use crate::api::{teams, users};
 use crate::auth::TeamRole as T;
-use axum::routing::{delete, get, patch, post, put};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::{Admin, Open, Team, User};
@@ -52,7 +52,8 @@ pub(super) fn routes() -> Vec<Route> {
             User,
             Json,
             post(users::create_token)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             DELETE,
             "/api/v1/tokens/{token}",
@@ -79,7 +80,8 @@ pub(super) fn routes() -> Vec<Route> {
             Admin,
             Json,
             post(users::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             PATCH,
             "/api/v1/users/{user}",
@@ -124,7 +126,8 @@ pub(super) fn routes() -> Vec<Route> {
             User,
             Json,
             post(teams::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             TEAM,
@@ -160,7 +163,8 @@ pub(super) fn routes() -> Vec<Route> {
             Team(T::Admin),
             Json,
             put(teams::put_member)
-        ),
+        )
+        .answers(Answer::Upsert),
         route!(
             DELETE,
             "/api/v1/teams/{team}/members/{user}",

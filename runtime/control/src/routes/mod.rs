@@ -10,7 +10,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// What a route's request body is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,14 +39,37 @@ pub struct Route {
     pub access: Access,
     /// The request body.
     pub body: Body,
+    /// The group of routes it belongs to in the API document.
+    pub tag: &'static str,
+    /// Its schemas and what a success answers.
+    pub doc: doc::Doc,
     handler: MethodRouter<ControlPlane>,
+}
+
+impl Route {
+    /// The route, answering `answer` on success instead of `200` with JSON.
+    #[must_use]
+    pub fn answers(mut self, answer: doc::Answer) -> Route {
+        self.doc.answer = answer;
+        self
+    }
+
+    /// The route, documented with the query parameters of `Q` (for a handler that reads its
+    /// query string itself).
+    #[must_use]
+    pub fn query<Q: schemars::JsonSchema>(mut self) -> Route {
+        self.doc.query = Some(|generator| generator.subschema_for::<Q>());
+        self
+    }
 }
 
 const TEAM: &str = "/api/v1/teams/{team}";
 const WG: &str = "/api/v1/teams/{team}/workgroups/{workgroup}";
 
+/// One row of the table. The handler documents itself: its JSON answer, JSON body and query
+/// string are read off its signature ([`doc::of`]).
 macro_rules! route {
-    ($method:ident, $path:expr, $op:literal, $summary:literal, $access:expr, $body:ident, $handler:expr) => {
+    ($method:ident, $path:expr, $op:literal, $summary:literal, $access:expr, $body:ident, $router:ident($handler:path)) => {
         $crate::routes::Route {
             method: ::axum::http::Method::$method,
             path: $path,
@@ -54,10 +77,15 @@ macro_rules! route {
             summary: $summary,
             access: $access,
             body: $crate::routes::Body::$body,
-            handler: $handler,
+            tag: "",
+            doc: $crate::routes::doc::of(&$handler),
+            handler: ::axum::routing::$router($handler),
         }
     };
 }
+
+pub mod doc;
+mod openapi;
 
 mod identity;
 mod models;
@@ -80,11 +108,26 @@ pub fn table() -> Vec<Route> {
         targets::routes,
         runtime::routes,
     ];
-    parts.into_iter().flat_map(|routes| routes()).collect()
+    parts
+        .into_iter()
+        .zip(openapi::TAGS)
+        .flat_map(|(routes, (tag, _))| {
+            routes()
+                .into_iter()
+                .map(move |route| Route { tag, ..route })
+        })
+        .collect()
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /api/v1/health`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Health {
+    /// Always `ok`: the control plane answers.
+    status: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 async fn openapi_route() -> Json<Value> {
@@ -123,88 +166,4 @@ pub fn router(control: ControlPlane) -> Router {
         .with_state(control)
 }
 
-/// The OpenAPI 3.1 document of the management API, made from the route table. Each operation
-/// carries `x-kiln-access`, the access it needs.
-pub fn openapi() -> Value {
-    let mut paths = Map::new();
-    for route in table() {
-        let parameters: Vec<Value> = route
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| {
-                json!({
-                    "name": name.trim_start_matches('*'),
-                    "in": "path",
-                    "required": true,
-                    "schema": { "type": "string" },
-                })
-            })
-            .collect();
-        let mut operation = json!({
-            "operationId": route.operation,
-            "summary": route.summary,
-            "tags": [route.path.split('/').nth(3).unwrap_or("api")],
-            "parameters": parameters,
-            "x-kiln-access": route.access.label(),
-            "responses": {
-                "200": { "description": "OK", "content": { "application/json": {} } },
-                "400": { "$ref": "#/components/responses/Error" },
-                "401": { "$ref": "#/components/responses/Error" },
-                "403": { "$ref": "#/components/responses/Error" },
-                "404": { "$ref": "#/components/responses/Error" },
-            },
-        });
-        if route.access == Access::Open {
-            operation["security"] = json!([]);
-        }
-        match route.body {
-            Body::Empty => {}
-            Body::Json => {
-                operation["requestBody"] = json!({
-                    "required": true,
-                    "content": { "application/json": { "schema": { "type": "object" } } },
-                });
-            }
-            Body::Tar => {
-                operation["requestBody"] = json!({
-                    "required": true,
-                    "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } },
-                });
-            }
-            Body::Bytes => {
-                operation["requestBody"] = json!({
-                    "required": true,
-                    "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
-                });
-            }
-        }
-        let entry = paths
-            .entry(route.path.replace("{*", "{"))
-            .or_insert_with(|| json!({}));
-        entry[route.method.as_str().to_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Kiln control plane",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Teams, work groups, projects, models, images and deployments. Authenticate with `Authorization: Bearer <token>`.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
-            "responses": {
-                "Error": {
-                    "description": "An error",
-                    "content": { "application/json": { "schema": {
-                        "type": "object",
-                        "properties": { "error": { "type": "string" } },
-                        "required": ["error"],
-                    } } },
-                },
-            },
-        },
-        "security": [{ "token": [] }],
-    })
-}
+pub use openapi::openapi;

@@ -1,9 +1,9 @@
 //! Models and their versions, manifests and images.
 
 use super::Route;
+use super::doc::Answer;
 use crate::api::{images, manifests, models};
 use crate::auth::WorkgroupRole as W;
-use axum::routing::{delete, get, post, put};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Workgroup;
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(models::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}",
@@ -61,7 +62,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Tar,
             post(models::create_version)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             POST,
             "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions/from-run",
@@ -70,7 +72,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(models::create_version_from_run)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/versions/{version}",
@@ -88,7 +91,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(models::get_file)
-        ),
+        )
+        .answers(Answer::Bytes),
         route!(
             PUT,
             "/api/v1/teams/{team}/workgroups/{workgroup}/models/{model}/aliases/{alias}",
@@ -124,7 +128,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(manifests::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/manifests/{manifest}",
@@ -160,7 +165,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(images::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/images/{image}",

@@ -1,9 +1,9 @@
 //! Projects, their commits, experiments and the runs of an experiment.
 
 use super::Route;
+use super::doc::Answer;
 use crate::api::{experiments, projects, runs};
 use crate::auth::WorkgroupRole as W;
-use axum::routing::{delete, get, post};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Workgroup;
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(projects::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}",
@@ -52,7 +53,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Tar,
             post(projects::push)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/commits",
@@ -88,7 +90,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(experiments::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}",
@@ -124,10 +127,11 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(runs::submit)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
-            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}/runs/{run}",
+            "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/experiments/{experiment}/runs/{number}",
             "getRun",
             "A run",
             Workgroup(W::Reader),

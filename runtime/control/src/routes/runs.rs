@@ -1,9 +1,9 @@
 //! Runs: status, logs, tracking, artifacts, and the MLflow-compatible API.
 
 use super::Route;
+use super::doc::Answer;
 use crate::api::{mlflow, runs, tracking};
 use crate::auth::WorkgroupRole as W;
-use axum::routing::{delete, get, post, put};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Workgroup;
@@ -34,7 +34,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Empty,
             post(runs::cancel)
-        ),
+        )
+        .answers(Answer::Accepted),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/logs",
@@ -43,7 +44,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(runs::logs)
-        ),
+        )
+        .answers(Answer::Text),
         route!(
             POST,
             "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/log-batch",
@@ -79,7 +81,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Bytes,
             put(tracking::put_artifact)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/runs/{run}/artifacts/{*path}",
@@ -88,7 +91,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(tracking::get_artifact)
-        ),
+        )
+        .answers(Answer::Bytes),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
@@ -97,7 +101,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(mlflow::dispatch)
-        ),
+        )
+        .answers(Answer::Mlflow),
         route!(
             POST,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
@@ -106,7 +111,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Json,
             post(mlflow::dispatch)
-        ),
+        )
+        .answers(Answer::Mlflow),
         route!(
             DELETE,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow/{*op}",
@@ -115,7 +121,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Empty,
             delete(mlflow::dispatch)
-        ),
+        )
+        .answers(Answer::Mlflow),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts",
@@ -124,7 +131,9 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(mlflow::list_artifacts)
-        ),
+        )
+        .answers(Answer::Mlflow)
+        .query::<mlflow::wire::ArtifactsQuery>(),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts/{*path}",
@@ -133,7 +142,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Reader),
             Empty,
             get(mlflow::artifact)
-        ),
+        )
+        .answers(Answer::Bytes),
         route!(
             PUT,
             "/api/v1/teams/{team}/workgroups/{workgroup}/projects/{project}/mlflow/api/2.0/mlflow-artifacts/artifacts/{*path}",
@@ -142,6 +152,7 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Bytes,
             put(mlflow::artifact)
-        ),
+        )
+        .answers(Answer::Mlflow),
     ]
 }

@@ -2,7 +2,6 @@
 
 use super::Route;
 use crate::api::{endpoints, runtime};
-use axum::routing::{get, post};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Runtime;

@@ -1,9 +1,9 @@
 //! Deployments and endpoints: keys, monitoring, drift and events.
 
 use super::Route;
+use super::doc::Answer;
 use crate::api::{deployments, endpoints, monitoring};
 use crate::auth::WorkgroupRole as W;
-use axum::routing::{delete, get, patch, post, put};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Workgroup;
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(deployments::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/deployments/{deployment}",
@@ -70,7 +71,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(endpoints::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/endpoints/{endpoint}",

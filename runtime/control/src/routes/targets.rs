@@ -1,9 +1,9 @@
 //! Run targets and environments.
 
 use super::Route;
+use super::doc::Answer;
 use crate::api::environments;
 use crate::auth::WorkgroupRole as W;
-use axum::routing::{delete, get, post};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::Workgroup;
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Owner),
             Json,
             post(environments::create_target)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/targets/{target}",
@@ -70,7 +71,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Contributor),
             Json,
             post(environments::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             "/api/v1/teams/{team}/workgroups/{workgroup}/environments/{environment}",

@@ -1,9 +1,9 @@
 //! Work groups, their quotas and members.
 
+use super::doc::Answer;
 use super::{Route, WG};
 use crate::api::{quotas, workgroups};
 use crate::auth::{TeamRole as T, WorkgroupRole as W};
-use axum::routing::{delete, get, post, put};
 
 pub(super) fn routes() -> Vec<Route> {
     use crate::access::Access::{Admin, Team, Workgroup};
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<Route> {
             Team(T::Admin),
             Json,
             post(workgroups::create)
-        ),
+        )
+        .answers(Answer::Created),
         route!(
             GET,
             WG,
@@ -79,7 +80,8 @@ pub(super) fn routes() -> Vec<Route> {
             Workgroup(W::Owner),
             Json,
             put(workgroups::put_member)
-        ),
+        )
+        .answers(Answer::Upsert),
         route!(
             DELETE,
             "/api/v1/teams/{team}/workgroups/{workgroup}/members/{user}",

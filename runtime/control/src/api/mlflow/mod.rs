@@ -16,7 +16,7 @@
 
 mod registry;
 mod runs;
-mod wire;
+pub(crate) mod wire;
 
 use crate::access::Scope;
 use crate::auth::WorkgroupRole;

@@ -285,3 +285,12 @@ pub struct DownloadUri {
     /// Where the version's files came from.
     pub artifact_uri: String,
 }
+
+/// The query of the artifact listing (`GET .../mlflow-artifacts/artifacts?path=`), for the API
+/// document: the handler reads it with MLflow's own request rules.
+#[derive(schemars::JsonSchema)]
+#[expect(dead_code, reason = "only its schema is read")]
+pub struct ArtifactsQuery {
+    /// The directory: `EXPERIMENT_ID/RUN_ID/artifacts`, then a path under the run's artifacts.
+    pub path: String,
+}
