@@ -18,6 +18,48 @@ sys.path.insert(0, str(REPO / "examples" / "iris"))
 import train  # noqa: E402  (the example's own training script)
 
 
+class KilnUp:
+    """`kiln up` on a fresh data directory, ephemeral ports."""
+
+    def __init__(self, data):
+        binary = os.environ.get("KILN_BIN", str(REPO / "target" / "debug" / "kiln"))
+        self.proc = subprocess.Popen(
+            [binary, "up", "--data-dir", str(data), "--api-addr", "127.0.0.1:0",
+             "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+             "--cache-dir", str(REPO / "target" / "test-cache"),
+             # The admin of this test installation lets work groups reach loopback registries.
+             "--allow-network", "127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.log, self.api, self.token = [], None, None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                self.log.append(line)
+                if "shown once" in line:
+                    self.token = line.split()[-1]
+                match = re.search(r"kiln up: API (http://\S+),", line)
+                if match:
+                    self.api = match.group(1)
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(120):
+            self.proc.kill()
+            raise RuntimeError("kiln up did not start:\n" + "".join(self.log))
+
+    def call(self, method, path, **kwargs):
+        response = requests.request(method, self.api + path,
+                                    headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 class Kiln:
     def __init__(self, args):
         binary = os.environ.get("KILN_BIN", str(REPO / "target" / "debug" / "kiln"))

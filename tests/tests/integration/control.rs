@@ -682,6 +682,17 @@ fn hostile_paths_and_bad_input(db: Database) {
         &admin,
         Some(&json!({ "name": "m" })),
     );
+    // A bad query string is refused with a JSON error, like a bad body.
+    for (query, says) in [
+        ("runs?status=bogus", "unknown variant `bogus`"),
+        ("runs?limit=many", "limit"),
+        ("models?colour=red", "unknown field `colour`"),
+        ("runs/x/logs?offset=-1", "offset"),
+    ] {
+        let reply = up.api("GET", &format!("{WG}/{query}"), Some(&admin), None);
+        assert_eq!(reply.status, 400, "{query}");
+        assert!(reply.error().contains(says), "{query}: {}", reply.error());
+    }
     let upload = |files: &[(&str, &[u8])]| {
         call(
             "POST",

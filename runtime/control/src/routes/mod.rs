@@ -86,6 +86,7 @@ macro_rules! route {
 
 pub mod doc;
 mod openapi;
+pub mod reference;
 
 mod identity;
 mod models;

@@ -8,8 +8,9 @@
 use super::doc::Answer;
 use super::{Body, Route, table};
 use crate::access::Access;
-use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
+use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 /// The tags of the document, in the order of the table, with what each holds.
@@ -33,6 +34,61 @@ pub const TAGS: [(&str, &str); 8] = [
          only with a runtime node's token. Not for clients.",
     ),
 ];
+
+/// A `oneOf` of string constants (what schemars writes for an enum whose variants carry doc
+/// comments) as a plain `enum`, the form every generator reads, the variants' comments kept in
+/// the description.
+fn plain_enum(schema: &mut Schema) {
+    let Some(choices) = schema.get("oneOf").and_then(Value::as_array) else {
+        return;
+    };
+    let values: Option<Vec<(Value, Option<String>)>> = choices
+        .iter()
+        .map(|choice| {
+            if choice["type"] != "string" {
+                return None;
+            }
+            let value = choice.get("const").cloned()?;
+            let said = choice["description"].as_str().map(str::to_string);
+            Some((value, said))
+        })
+        .collect();
+    let Some(values) = values else {
+        return;
+    };
+    let said: Vec<String> = values
+        .iter()
+        .filter_map(|(value, said)| {
+            let said = said.as_ref()?.trim_end_matches('.');
+            Some(format!("`{}`: {said}", value.as_str()?))
+        })
+        .collect();
+    let mut description = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !said.is_empty() {
+        if !description.is_empty() {
+            description.push_str(if description.ends_with('.') {
+                " "
+            } else {
+                ". "
+            });
+        }
+        description.push_str(&said.join("; "));
+        description.push('.');
+    }
+    schema.remove("oneOf");
+    schema.insert("type".into(), json!("string"));
+    schema.insert(
+        "enum".into(),
+        Value::Array(values.into_iter().map(|(value, _)| value).collect()),
+    );
+    if !description.is_empty() {
+        schema.insert("description".into(), json!(description));
+    }
+}
 
 fn binary(content_type: &str) -> Value {
     json!({ content_type: { "schema": { "type": "string", "format": "binary" } } })
@@ -65,6 +121,21 @@ fn not_null(mut schema: Value) -> Value {
     schema
 }
 
+/// What a path parameter names.
+fn described(name: &str) -> String {
+    match name {
+        "run" => "The run's id (32 hex digits)".into(),
+        "number" => "The run's number in its experiment, from 1".into(),
+        "version" => "A version number, or an alias".into(),
+        "commit" => "A commit id, or a branch such as main".into(),
+        "token" => "The token's id".into(),
+        "key" => "The metric's key".into(),
+        "alias" => "The alias".into(),
+        "workgroup" => "The work group's name".into(),
+        other => format!("The {other}'s name"),
+    }
+}
+
 fn parameters(route: &Route, requests: &mut SchemaGenerator) -> Vec<Value> {
     let mut parameters: Vec<Value> = route
         .path
@@ -75,13 +146,18 @@ fn parameters(route: &Route, requests: &mut SchemaGenerator) -> Vec<Value> {
                 "name": rest,
                 "in": "path",
                 "required": true,
-                "description": "The rest of the path: it may hold '/', as it is or as %2F",
+                "description": if rest == "op" {
+                    "MLflow's operation, such as runs/create: it may hold '/', as it is or as %2F"
+                } else {
+                    "The rest of the path: it may hold '/', as it is or as %2F"
+                },
                 "schema": { "type": "string" },
             }),
             None => json!({
                 "name": name,
                 "in": "path",
                 "required": true,
+                "description": described(name),
                 "schema": { "type": "string" },
             }),
         })
@@ -218,6 +294,7 @@ pub fn openapi() -> Value {
             s.definitions_path = "/components/schemas".into();
             s.meta_schema = None;
         })
+        .with_transform(RecursiveTransform(plain_enum))
         .into_generator();
     let mut requests = SchemaSettings::draft2020_12()
         .for_deserialize()
@@ -225,6 +302,7 @@ pub fn openapi() -> Value {
             s.inline_subschemas = true;
             s.meta_schema = None;
         })
+        .with_transform(RecursiveTransform(plain_enum))
         .into_generator();
     let mut paths = Map::new();
     for route in table() {
