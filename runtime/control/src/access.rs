@@ -121,15 +121,31 @@ async fn resolve(
     params: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Scope, ControlError> {
+    if access == Access::Open {
+        return Ok(Scope {
+            principal: None,
+            team: None,
+            workgroup: None,
+        });
+    }
+    let principal = authenticate(control.db(), headers).await?;
+    scope(control, principal, access, params).await
+}
+
+/// The scope of a known principal for a route's access and path parameters: the checks of
+/// [`authorize`] after authentication, for callers that authenticate otherwise (a web
+/// session).
+pub async fn scope(
+    control: &ControlPlane,
+    principal: Principal,
+    access: Access,
+    params: &HashMap<String, String>,
+) -> Result<Scope, ControlError> {
     let mut scope = Scope {
         principal: None,
         team: None,
         workgroup: None,
     };
-    if access == Access::Open {
-        return Ok(scope);
-    }
-    let principal = authenticate(control.db(), headers).await?;
     if principal.only_workgroup.is_some() && !matches!(access, Access::Workgroup(_)) {
         return Err(ControlError::Forbidden(
             "a run's token acts only in its run's work group".into(),

@@ -82,14 +82,41 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Principal, Con
     let token = bearer(headers).ok_or_else(|| {
         ControlError::Unauthorized("a token is required: Authorization: Bearer <token>".into())
     })?;
-    let row: Option<TokenOwner> = sqlx::query_as(
-        "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id, t.id, \
-         u.disabled_at, u.is_runtime, p.revoked_at FROM tokens t JOIN users u ON u.id = t.user_id \
-         LEFT JOIN tokens p ON p.id = t.parent_id WHERE t.digest = $1",
-    )
-    .bind(digest(token))
-    .fetch_optional(db.pool())
-    .await?;
+    principal(db, TokenBy::Digest(&digest(token))).await
+}
+
+/// How a token is found: by the digest of its value (a request's), or by its id (a web
+/// session's, which holds the id of the token it was opened with).
+#[derive(Clone, Copy, Debug)]
+pub enum TokenBy<'a> {
+    /// The SHA-256 of the token's value.
+    Digest(&'a str),
+    /// The token's id.
+    Id(&'a str),
+}
+
+/// The principal of a token, by the rules of [`authenticate`].
+pub async fn principal(db: &Db, by: TokenBy<'_>) -> Result<Principal, ControlError> {
+    macro_rules! select {
+        ($key:literal) => {
+            concat!(
+                "SELECT u.id, u.name, u.is_admin, t.expires_at, t.revoked_at, t.workgroup_id, ",
+                "t.id, u.disabled_at, u.is_runtime, p.revoked_at FROM tokens t ",
+                "JOIN users u ON u.id = t.user_id LEFT JOIN tokens p ON p.id = t.parent_id ",
+                "WHERE ",
+                $key,
+                " = $1"
+            )
+        };
+    }
+    let (query, value) = match by {
+        TokenBy::Digest(digest) => (select!("t.digest"), digest),
+        TokenBy::Id(id) => (select!("t.id"), id),
+    };
+    let row: Option<TokenOwner> = sqlx::query_as(query)
+        .bind(value)
+        .fetch_optional(db.pool())
+        .await?;
     let invalid = || ControlError::Unauthorized("the token is invalid, expired or revoked".into());
     let (
         user_id,

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token parents",
         include_str!("../migrations/0009_token_parents.sql"),
     ),
+    (
+        10,
+        "web sessions",
+        include_str!("../migrations/0010_web_sessions.sql"),
+    ),
 ];
 
 /// An advisory lock key for migrations on PostgreSQL ("kiln" in ASCII).

@@ -18,6 +18,7 @@ pub mod routes;
 pub mod runs;
 pub mod secrets;
 pub mod store;
+pub mod ui;
 pub mod uploads;
 
 pub use artifacts::ArtifactStore;

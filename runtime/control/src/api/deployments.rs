@@ -6,6 +6,7 @@ use super::keys::{KeyReply, rotate_key};
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::deployments as domain;
+use crate::domain::listings;
 use crate::store::deployments::{self as store, Keyed};
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, State};
@@ -34,13 +35,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Deployment>> {
-    let wg = &scope.workgroup()?.id;
-    let rows = store::list(control.db(), wg, page.after(), page.fetch()).await?;
-    let deployments = rows
-        .into_iter()
-        .map(|row| domain::deployment(&control, row))
-        .collect::<Result<_, _>>()?;
-    Ok((StatusCode::OK, Json(page.page(deployments, |d| &d.name))))
+    let deployments = listings::deployments(&control, scope.workgroup()?, &page).await?;
+    Ok((StatusCode::OK, Json(deployments)))
 }
 
 /// `GET .../deployments/{deployment}`.

@@ -10,6 +10,7 @@ use super::keys::{KeyReply, rotate_key};
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::endpoints as domain;
+use crate::domain::listings;
 use crate::store::deployments::Keyed;
 use crate::store::endpoints as store;
 use crate::{ControlError, ControlPlane};
@@ -44,10 +45,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Endpoint>> {
-    let wg = &scope.workgroup()?.id;
-    let rows = store::list(control.db(), wg, page.after(), page.fetch()).await?;
-    let endpoints = domain::endpoints(&control, wg, rows).await?;
-    Ok((StatusCode::OK, Json(page.page(endpoints, |e| &e.name))))
+    let endpoints = listings::endpoints(&control, scope.workgroup()?, &page).await?;
+    Ok((StatusCode::OK, Json(endpoints)))
 }
 
 /// `GET .../endpoints/{endpoint}`.

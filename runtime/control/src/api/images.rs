@@ -6,6 +6,7 @@ use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
 use crate::domain::images as domain;
+use crate::domain::listings;
 use crate::store::images as store;
 use crate::{ControlError, ControlPlane};
 use axum::extract::{Path, State};
@@ -33,13 +34,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Image>> {
-    let wg = &scope.workgroup()?.id;
-    let rows = store::list(control.db(), wg, page.after(), page.fetch()).await?;
-    let images = rows
-        .into_iter()
-        .map(domain::image)
-        .collect::<Result<_, _>>()?;
-    Ok((StatusCode::OK, Json(page.page(images, |i| &i.name))))
+    let images = listings::images(&control, scope.workgroup()?, &page).await?;
+    Ok((StatusCode::OK, Json(images)))
 }
 
 /// `GET .../images/{image}`.

@@ -25,7 +25,6 @@ pub use crate::domain::time;
 use crate::ControlError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// A JSON body whose problems (wrong content type, bad JSON, unknown or missing fields, too
@@ -57,46 +56,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// `?limit=&after=`: pages of at most `limit` items (default 100, at most 1000) after the name
-/// `after`, in name order.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    /// Items per page: 100 unless asked, 1 to 1000.
-    pub limit: Option<u32>,
-    /// The last name of the previous page.
-    pub after: Option<String>,
-}
-
-impl Page {
-    /// The row limit to query: one more than the page, to know whether another follows.
-    pub fn fetch(&self) -> i64 {
-        self.limit() as i64 + 1
-    }
-    /// Items per page: 100 unless asked, 1 to 1000.
-    pub fn limit(&self) -> usize {
-        crate::domain::page_limit(self.limit)
-    }
-    /// The lower bound (exclusive) of names.
-    pub fn after(&self) -> &str {
-        self.after.as_deref().unwrap_or("")
-    }
-    /// The typed page of rows fetched with [`Page::fetch`]: at most `limit` items, and the
-    /// cursor (`key` of the last item) when more follow.
-    pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> &str) -> kiln_api::Page<T> {
-        let next = self
-            .cut(&mut items)
-            .then(|| items.last().map(|i| key(i).to_string()))
-            .flatten();
-        kiln_api::Page { items, next }
-    }
-    /// Cuts rows fetched with [`Page::fetch`] to the page; true when more follow.
-    fn cut<T>(&self, items: &mut Vec<T>) -> bool {
-        let more = items.len() > self.limit();
-        items.truncate(self.limit());
-        more
-    }
-}
+pub use crate::domain::listings::Page;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
+use crate::domain::listings;
 use crate::domain::models::{self as domain};
 use crate::names::check_artifact_path;
 use crate::store::models as store;
@@ -47,15 +48,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Model>> {
-    let rows = store::list(
-        control.db(),
-        &scope.workgroup()?.id,
-        page.after(),
-        page.fetch(),
-    )
-    .await?;
-    let models = rows.into_iter().map(domain::model).collect();
-    Ok((StatusCode::OK, Json(page.page(models, |m| &m.name))))
+    let models = listings::models(&control, scope.workgroup()?, &page).await?;
+    Ok((StatusCode::OK, Json(models)))
 }
 
 /// `GET .../models/{model}`: with its aliases.

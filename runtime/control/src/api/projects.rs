@@ -3,8 +3,8 @@
 use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
+use crate::domain::listings;
 use crate::domain::projects as domain;
-use crate::store::projects as store;
 use crate::uploads::{require_tar, spool_upload};
 use crate::{ControlError, ControlPlane};
 use axum::body::Body;
@@ -33,13 +33,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Project>> {
-    let wg = scope.workgroup()?;
-    let rows = store::list(control.db(), &wg.id, page.after(), page.fetch()).await?;
-    let projects = rows.into_iter().map(domain::project).collect();
-    Ok((
-        StatusCode::OK,
-        Json(page.page(projects, |p: &Project| &p.name)),
-    ))
+    let projects = listings::projects(&control, scope.workgroup()?, &page).await?;
+    Ok((StatusCode::OK, Json(projects)))
 }
 
 /// `GET .../projects/{project}`.

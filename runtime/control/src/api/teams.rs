@@ -3,6 +3,7 @@
 use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
+use crate::domain::listings;
 use crate::domain::teams as domain;
 use crate::store::teams as store;
 use crate::{ControlError, ControlPlane};
@@ -30,20 +31,8 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Team>> {
-    let p = scope.principal()?;
-    let rows = store::list_for(
-        control.db(),
-        &p.user_id,
-        p.admin,
-        page.after(),
-        page.fetch(),
-    )
-    .await?;
-    let teams = rows
-        .into_iter()
-        .map(domain::listed)
-        .collect::<Result<_, _>>()?;
-    Ok((StatusCode::OK, Json(page.page(teams, |t: &Team| &t.name))))
+    let teams = listings::teams(&control, scope.principal()?, &page).await?;
+    Ok((StatusCode::OK, Json(teams)))
 }
 
 /// `GET /api/v1/teams/{team}`.

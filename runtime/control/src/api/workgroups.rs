@@ -3,6 +3,7 @@
 use super::Query;
 use super::{JsonBody, Page};
 use crate::access::Scope;
+use crate::domain::listings;
 use crate::domain::workgroups as domain;
 use crate::store::workgroups as store;
 use crate::{ControlError, ControlPlane};
@@ -31,19 +32,9 @@ pub async fn list(
     Extension(scope): Extension<Scope>,
     Query(page): Query<Page>,
 ) -> Reply<kiln_api::Page<Workgroup>> {
-    let user = &scope.principal()?.user_id;
-    let workgroups = domain::list(
-        control.db(),
-        scope.team()?,
-        user,
-        page.after(),
-        page.fetch(),
-    )
-    .await?;
-    Ok((
-        StatusCode::OK,
-        Json(page.page(workgroups, |w: &Workgroup| &w.name)),
-    ))
+    let caller = scope.principal()?;
+    let workgroups = listings::workgroups(&control, scope.team()?, caller, &page).await?;
+    Ok((StatusCode::OK, Json(workgroups)))
 }
 
 /// `GET /api/v1/teams/{team}/workgroups/{workgroup}`.

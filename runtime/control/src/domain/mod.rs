@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod endpoints;
 pub mod experiments;
 pub mod images;
+pub mod listings;
 pub mod manifests;
 pub mod models;
 pub mod monitoring;

@@ -156,6 +156,7 @@ pub fn router(control: ControlPlane) -> Router {
         router = router.route(route.path, handler);
     }
     router
+        .merge(crate::ui::router())
         .fallback(|| async { ControlError::NotFound("no such route".into()).into_response() })
         .method_not_allowed_fallback(|| async {
             (

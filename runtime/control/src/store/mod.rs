@@ -12,6 +12,7 @@ pub mod projects;
 pub mod quotas;
 pub mod runner;
 pub mod runs;
+pub mod sessions;
 pub mod settings;
 pub mod targets;
 pub mod teams;
