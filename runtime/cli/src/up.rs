@@ -292,6 +292,7 @@ async fn up(args: UpArgs) -> Result<()> {
         database = ?db.backend(),
         "kiln up: API {scheme}://{api_addr}, predictions {scheme}://{addr}, metrics {scheme}://{metrics_addr}/metrics"
     );
+    tracing::info!("kiln up: web UI {scheme}://{api_addr}/ (sign in with an API token)");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
