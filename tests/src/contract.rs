@@ -93,7 +93,7 @@ impl Contract {
                     "components": self.components,
                 });
                 Arc::new(jsonschema::validator_for(&schema).unwrap_or_else(|e| {
-                    panic!("the API document's schema for {key} does not compile: {e}")
+                    panic!("the API document's schema {key} does not compile: {e}")
                 }))
             })
             .clone()
@@ -153,8 +153,8 @@ impl Contract {
                 String::from_utf8_lossy(&reply.body)
             )
         });
-        let key = format!("{id} {}", reply.status);
-        let validator = self.validator(&key, schema);
+        // One validator per schema: the error schemas every operation shares compile once.
+        let validator = self.validator(&schema.to_string(), schema);
         let errors: Vec<String> = validator
             .iter_errors(&body)
             .map(|e| format!("{e} at {}", e.instance_path()))

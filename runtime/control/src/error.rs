@@ -44,6 +44,18 @@ pub enum ControlError {
 }
 
 impl ControlError {
+    /// What a client is told: the error's text, but for an internal error, which is logged
+    /// here and told only that it was.
+    pub fn public_message(&self) -> String {
+        match self {
+            ControlError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                "internal error (logged on the server)".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -115,13 +127,7 @@ impl From<BytesRejection> for ControlError {
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            ControlError::Internal(detail) => {
-                tracing::error!("internal error: {detail}");
-                "internal error (logged on the server)".to_string()
-            }
-            other => other.to_string(),
-        };
+        let message = self.public_message();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -19,7 +19,7 @@ use std::future::Future;
 /// Writes the schema of one type into a generator, returning it or a `$ref` to it.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+pub(super) fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 

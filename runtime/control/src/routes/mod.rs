@@ -58,7 +58,7 @@ impl Route {
     /// query string itself).
     #[must_use]
     pub fn query<Q: schemars::JsonSchema>(mut self) -> Route {
-        self.doc.query = Some(|generator| generator.subschema_for::<Q>());
+        self.doc.query = Some(doc::schema_of::<Q>);
         self
     }
 }

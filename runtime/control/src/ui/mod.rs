@@ -110,13 +110,7 @@ impl From<ControlError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        let message = match &self.0 {
-            ControlError::Internal(detail) => {
-                tracing::error!("internal error: {detail}");
-                "internal error (logged on the server)".to_string()
-            }
-            other => other.to_string(),
-        };
+        let message = self.0.public_message();
         let page = ErrorPage {
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
